@@ -1,0 +1,26 @@
+"""The ``paydesk`` command line: one Typer app, one module per command group.
+
+Each module exposes ``register(app)``; heavy imports happen inside the commands so
+``paydesk --help`` stays fast and production commands never import the sandbox.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from paydesk.cli import sandbox as sandbox_cli
+
+app = typer.Typer(
+    name="paydesk",
+    help="Paydesk: payment gateway and Admin Center backend on Stripe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+sandbox_cli.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``paydesk`` console script."""
+    app()
