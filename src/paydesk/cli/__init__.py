@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from paydesk.cli import config as config_cli
+from paydesk.cli import demo as demo_cli
 from paydesk.cli import sandbox as sandbox_cli
+from paydesk.cli import serve as serve_cli
 
 app = typer.Typer(
     name="paydesk",
@@ -18,7 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-sandbox_cli.register(app)
+for module in (serve_cli, demo_cli, config_cli, sandbox_cli):
+    module.register(app)
 
 
 def main() -> None:

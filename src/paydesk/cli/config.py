@@ -1,0 +1,53 @@
+"""``paydesk config check``: the effective configuration, secrets masked."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from paydesk.cli.common import settings_or_exit
+from paydesk.settings import mask
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``config`` group to ``app``."""
+    group = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+    app.add_typer(group, name="config")
+
+    @group.command("check")
+    def check() -> None:
+        """Validate the environment and print the effective configuration (secrets masked)."""
+        from sqlalchemy.engine import make_url
+
+        from paydesk.db.engine import normalize_url
+        from paydesk.stripe_gateway import pinned_api_version
+
+        settings = settings_or_exit()
+        secret = settings.stripe_secret_key
+        url = make_url(normalize_url(settings.database_url.get_secret_value()))
+        rows = [
+            ("PAYDESK_ENV", settings.env),
+            ("key mode", settings.key_mode or "(no key)"),
+            ("Stripe API version (pinned by SDK)", pinned_api_version()),
+            ("STRIPE_SECRET_KEY", mask(secret.get_secret_value() if secret else None)),
+            ("STRIPE_PUBLISHABLE_KEY", mask(settings.stripe_publishable_key)),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                ", ".join(mask(s.get_secret_value()) for s in settings.stripe_webhook_secrets)
+                or "(not set)",
+            ),
+            ("STRIPE_PRICE_FREE", settings.stripe_price_free or "(not set)"),
+            ("STRIPE_PRICE_PREMIUM", settings.stripe_price_premium or "(not set)"),
+            ("STRIPE_PRICE_ENTERPRISE", settings.stripe_price_enterprise or "(not set)"),
+            ("PAYDESK_STRIPE_API_BASE", settings.stripe_api_base or "(Stripe)"),
+            ("PAYDESK_DATABASE_URL", url.render_as_string(hide_password=True)),
+            ("PAYDESK_HOST:PAYDESK_PORT", f"{settings.host}:{settings.port}"),
+            ("PAYDESK_LOG_FORMAT / LEVEL", f"{settings.log_format} / {settings.log_level}"),
+        ]
+        table = Table(title="Paydesk configuration: OK", show_lines=False)
+        table.add_column("setting")
+        table.add_column("value")
+        for name, value in rows:
+            table.add_row(name, value)
+        Console(width=120).print(table)

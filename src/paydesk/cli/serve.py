@@ -1,0 +1,41 @@
+"""``paydesk serve`` and ``paydesk migrate``."""
+
+from __future__ import annotations
+
+import typer
+
+from paydesk.cli.common import settings_or_exit
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``migrate`` to ``app``."""
+
+    @app.command("serve")
+    def serve(
+        host: str | None = typer.Option(None, help="Address to listen on [PAYDESK_HOST]."),
+        port: int | None = typer.Option(None, help="Port to listen on [PAYDESK_PORT]."),
+        workers: int = typer.Option(1, min=1, help="Worker processes."),
+    ) -> None:
+        """Serve the Paydesk API. Refuses to start on a configuration error."""
+        import uvicorn
+
+        from paydesk.web import create_app
+
+        settings = settings_or_exit()
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            server_header=False,
+        )
+
+    @app.command("migrate")
+    def migrate() -> None:
+        """Upgrade the database (PAYDESK_DATABASE_URL) to the newest schema."""
+        from paydesk.db.migrate import head_revision, upgrade_to_head
+
+        settings = settings_or_exit()
+        upgrade_to_head(settings.database_url.get_secret_value())
+        typer.echo(f"database at revision {head_revision()}")

@@ -1,0 +1,255 @@
+"""Typed settings, read once from the environment and passed in.
+
+Nothing here is a module-level global: ``load_settings(os.environ)`` builds a
+frozen ``Settings`` that the CLI hands to the app, the worker and the gateway.
+Every secret-bearing variable also accepts a ``NAME_FILE`` variant holding a path
+(how Kubernetes mounts secrets); setting both is an error.
+
+The key-mode guard lives here too: Stripe keys carry their mode in their prefix,
+and a mismatch between the keys, or between the keys and ``PAYDESK_ENV``, stops
+the process before it listens. Error messages name the variable and the rule,
+never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from paydesk.errors import ConfigurationError
+
+Environment = Literal["development", "staging", "production"]
+KeyMode = Literal["test", "live"]
+LogFormat = Literal["json", "console"]
+
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "staging", "production")
+
+_SECRET_KEY = re.compile(r"^(?:sk|rk)_(test|live)_[A-Za-z0-9]{10,247}$")
+_PUBLISHABLE_KEY = re.compile(r"^pk_(test|live)_[A-Za-z0-9]{10,247}$")
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/=]{10,247}$")
+_PRICE_ID = re.compile(r"^price_[A-Za-z0-9]{1,250}$")
+
+# Variables that may instead be given as NAME_FILE (a path to a mounted secret).
+FILE_VARIABLES = (
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "PAYDESK_DATABASE_URL",
+)
+
+DEFAULT_DATABASE_PATH = Path("var") / "paydesk.db"
+
+
+class Settings(BaseModel):
+    """Everything Paydesk reads from its environment, validated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: Environment = "development"
+    database_url: SecretStr = SecretStr(f"sqlite:///{DEFAULT_DATABASE_PATH}")
+    stripe_secret_key: SecretStr | None = None
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secrets: tuple[SecretStr, ...] = ()
+    stripe_price_free: str | None = None
+    stripe_price_premium: str | None = None
+    stripe_price_enterprise: str | None = None
+    stripe_api_base: str | None = None
+    stripe_debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = "console"
+
+    @property
+    def key_mode(self) -> KeyMode | None:
+        """``test`` or ``live`` as the secret key's prefix says; None without a key."""
+        if self.stripe_secret_key is None:
+            return None
+        return _mode_of(self.stripe_secret_key.get_secret_value(), _SECRET_KEY)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is an embedded SQLite file."""
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+
+def _mode_of(value: str, pattern: re.Pattern[str]) -> KeyMode | None:
+    match = pattern.match(value)
+    if match is None:
+        return None
+    return "live" if match.group(1) == "live" else "test"
+
+
+def _resolve_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment with every ``NAME_FILE`` replaced by the file's content."""
+    resolved = dict(environ)
+    for name in FILE_VARIABLES:
+        file_var = f"{name}_FILE"
+        path = environ.get(file_var)
+        if not path:
+            continue
+        if environ.get(name):
+            raise ConfigurationError(name, f"set either {name} or {file_var}, not both")
+        try:
+            resolved[name] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(file_var, "the file cannot be read") from exc
+    return resolved
+
+
+def _check_secret_key(value: str, env: Environment) -> None:
+    var = "STRIPE_SECRET_KEY"
+    if value.startswith("pk_"):
+        raise ConfigurationError(
+            var, "a publishable key (pk_…) was given where a secret key (sk_… or rk_…) belongs"
+        )
+    mode = _mode_of(value, _SECRET_KEY)
+    if mode is None:
+        raise ConfigurationError(
+            var, "malformed key: expected sk_test_…, rk_test_…, sk_live_… or rk_live_…"
+        )
+    _check_mode_for_env(var, mode, env)
+
+
+def _check_mode_for_env(var: str, mode: KeyMode, env: Environment) -> None:
+    if env == "production" and mode == "test":
+        raise ConfigurationError(var, "production refuses test-mode keys; use a live key")
+    if env != "production" and mode == "live":
+        raise ConfigurationError(var, f"{env} refuses live-mode keys; use a test key")
+
+
+def _check_publishable_key(value: str, env: Environment, mode_of_key: KeyMode | None) -> None:
+    var = "STRIPE_PUBLISHABLE_KEY"
+    if value.startswith(("sk_", "rk_")):
+        raise ConfigurationError(
+            var, "a secret key was given where the publishable key (pk_…) belongs"
+        )
+    mode = _mode_of(value, _PUBLISHABLE_KEY)
+    if mode is None:
+        raise ConfigurationError(var, "malformed key: expected pk_test_… or pk_live_…")
+    _check_mode_for_env(var, mode, env)
+    if mode_of_key is not None and mode != mode_of_key:
+        raise ConfigurationError(
+            var, "its mode differs from STRIPE_SECRET_KEY's; both must be test or both live"
+        )
+
+
+def _parse_webhook_secrets(raw: str) -> tuple[SecretStr, ...]:
+    # Several comma-separated secrets are accepted while an endpoint secret is rolled.
+    secrets = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for secret in secrets:
+        if not _WEBHOOK_SECRET.match(secret):
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET", "malformed secret: expected whsec_… (comma-separated)"
+            )
+    return tuple(SecretStr(secret) for secret in secrets)
+
+
+def _parse_bool(var: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"", "0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(var, "expected a boolean (1/0, true/false)")
+
+
+def _parse_port(var: str, raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigurationError(var, "expected a TCP port between 1 and 65535")
+    return int(raw)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read, check and return the settings from ``environ`` (usually ``os.environ``).
+
+    Raises ``ConfigurationError`` naming the first variable that breaks a rule.
+    """
+    env_vars = _resolve_files(environ)
+    env_raw = env_vars.get("PAYDESK_ENV", "development").strip() or "development"
+    if env_raw not in ENVIRONMENTS:
+        raise ConfigurationError("PAYDESK_ENV", "expected development, staging or production")
+    env: Environment = env_raw
+
+    secret = env_vars.get("STRIPE_SECRET_KEY", "").strip() or None
+    if secret is not None:
+        _check_secret_key(secret, env)
+    elif env != "development":
+        raise ConfigurationError("STRIPE_SECRET_KEY", f"required in {env}")
+    mode_of_key = _mode_of(secret, _SECRET_KEY) if secret else None
+
+    publishable = env_vars.get("STRIPE_PUBLISHABLE_KEY", "").strip() or None
+    if publishable is not None:
+        _check_publishable_key(publishable, env, mode_of_key)
+
+    webhook_secrets = _parse_webhook_secrets(env_vars.get("STRIPE_WEBHOOK_SECRET", ""))
+
+    prices: dict[str, str | None] = {}
+    for tier in ("FREE", "PREMIUM", "ENTERPRISE"):
+        var = f"STRIPE_PRICE_{tier}"
+        value = env_vars.get(var, "").strip() or None
+        if value is not None and not _PRICE_ID.match(value):
+            raise ConfigurationError(var, "malformed price id: expected price_…")
+        prices[tier.lower()] = value
+
+    api_base = env_vars.get("PAYDESK_STRIPE_API_BASE", "").strip().rstrip("/") or None
+    if api_base is not None:
+        if mode_of_key == "live":
+            raise ConfigurationError(
+                "PAYDESK_STRIPE_API_BASE",
+                "an alternative Stripe API address is refused with live keys",
+            )
+        if not api_base.startswith(("http://", "https://")):
+            raise ConfigurationError("PAYDESK_STRIPE_API_BASE", "expected an http(s):// URL")
+
+    log_format_raw = env_vars.get("PAYDESK_LOG_FORMAT", "").strip()
+    if log_format_raw and log_format_raw not in ("json", "console"):
+        raise ConfigurationError("PAYDESK_LOG_FORMAT", "expected json or console")
+    log_format: LogFormat = (
+        log_format_raw  # type: ignore[assignment]  # checked just above
+        if log_format_raw
+        else ("console" if env == "development" else "json")
+    )
+
+    database_url = env_vars.get("PAYDESK_DATABASE_URL", "").strip() or (
+        f"sqlite:///{DEFAULT_DATABASE_PATH}"
+    )
+
+    return Settings(
+        env=env,
+        database_url=SecretStr(database_url),
+        stripe_secret_key=SecretStr(secret) if secret else None,
+        stripe_publishable_key=publishable,
+        stripe_webhook_secrets=webhook_secrets,
+        stripe_price_free=prices["free"],
+        stripe_price_premium=prices["premium"],
+        stripe_price_enterprise=prices["enterprise"],
+        stripe_api_base=api_base,
+        stripe_debug=_parse_bool("PAYDESK_STRIPE_DEBUG", env_vars.get("PAYDESK_STRIPE_DEBUG", "")),
+        host=env_vars.get("PAYDESK_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        port=_parse_port("PAYDESK_PORT", env_vars.get("PAYDESK_PORT", "8000").strip() or "8000"),
+        log_level=(env_vars.get("PAYDESK_LOG_LEVEL", "INFO").strip() or "INFO").upper(),
+        log_format=log_format,
+    )
+
+
+def mask(value: str | None) -> str:
+    """Show the kind of a secret (its prefix) and nothing that identifies it."""
+    if not value:
+        return "(not set)"
+    for prefix in (
+        "sk_test_",
+        "sk_live_",
+        "rk_test_",
+        "rk_live_",
+        "pk_test_",
+        "pk_live_",
+        "whsec_",
+    ):
+        if value.startswith(prefix):
+            return f"{prefix}****"
+    return "****"

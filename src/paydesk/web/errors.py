@@ -1,0 +1,173 @@
+"""The one place that maps errors to HTTP responses.
+
+Every error body has the same shape::
+
+    {"error": {"code": "...", "message": "...", "field": "..." | null, "request_id": "..."}}
+
+Domain code raises ``PaydeskError`` subclasses; framework errors (unknown route,
+malformed JSON, failed validation) and database outages are folded into the same
+shape here, so a client can always rely on ``error.code``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paydesk import errors
+from paydesk.logs import get_logger, redact_text
+
+log = get_logger(__name__)
+
+STATUS_BY_ERROR: tuple[tuple[type[errors.PaydeskError], int], ...] = (
+    # Most specific first: the first match wins.
+    (errors.InvalidInput, 422),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.AuthenticationRequired, 401),
+    (errors.PermissionDenied, 403),
+    (errors.PaymentFailed, 402),
+    (errors.RateLimited, 429),
+    (errors.ServiceUnavailable, 503),
+    (errors.ConfigurationError, 503),
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_required",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def status_for(error: errors.PaydeskError) -> int:
+    """The HTTP status of a Paydesk error."""
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 400
+
+
+def error_body(
+    request: Request, code: str, message: str, field: str | None = None, **details: Any
+) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    body: dict[str, Any] = {
+        "code": code,
+        # Messages may quote the request (a path, a value); never echo a secret back.
+        "message": redact_text(message),
+        "field": field,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    body.update(details)
+    return {"error": body}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **details: Any,
+) -> JSONResponse:
+    """A JSON error response in the common shape."""
+    return JSONResponse(
+        error_body(request, code, message, field, **details),
+        status_code=status,
+        headers=dict(headers) if headers else None,
+    )
+
+
+def _field_of(location: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _paydesk_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.PaydeskError)
+    status = status_for(exc)
+    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    return error_response(
+        request, status, exc.code, exc.message, exc.field, headers=headers, **exc.details
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = list(exc.errors())
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return error_response(request, 400, "malformed_json", "The request body is not valid JSON.")
+    first = problems[0] if problems else {}
+    field = _field_of(first.get("loc", ()))
+    message = str(first.get("msg", "Invalid input."))
+    if field:
+        message = f"{field}: {message}"
+    fields = [
+        {"field": _field_of(problem.get("loc", ())), "message": str(problem.get("msg", ""))}
+        for problem in problems
+    ]
+    return error_response(request, 422, "invalid_input", message, field, errors=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"No route for {request.method} {request.url.path}."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail)
+    return error_response(request, exc.status_code, code, message, headers=exc.headers)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database_unavailable", error_type=type(exc).__name__)
+    return error_response(
+        request,
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def internal_error_body(request_id: str) -> bytes:
+    """Body of the 500 answer to an unexpected exception; reveals nothing about it.
+
+    Used by ``RequestContextMiddleware``, which catches what no handler did.
+    """
+    body = {
+        "error": {
+            "code": "internal_error",
+            "message": "An unexpected error occurred.",
+            "field": None,
+            "request_id": request_id,
+        }
+    }
+    return json.dumps(body).encode()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping above on ``app``."""
+    app.add_exception_handler(errors.PaydeskError, _paydesk_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _database_error)
+    app.add_exception_handler(InterfaceError, _database_error)

@@ -1,0 +1,52 @@
+"""Engine settings per backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from paydesk.db.engine import SQLITE_BUSY_TIMEOUT_MS, create_engine, normalize_url
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'sub' / 'x.db'}")
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert (
+                connection.execute(text("PRAGMA busy_timeout")).scalar() == SQLITE_BUSY_TIMEOUT_MS
+            )
+        assert (tmp_path / "sub" / "x.db").exists()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'fk.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+            connection.execute(
+                text("CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id))")
+            )
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text("INSERT INTO child (id, p) VALUES (1, 42)"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:///var/x.db", "sqlite:///var/x.db"),
+    ],
+)
+def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
+    assert normalize_url(given) == expected
