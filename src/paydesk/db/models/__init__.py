@@ -1,6 +1,19 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
 from paydesk.db.models.base import Base
+from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
+from paydesk.db.models.payments import Dispute, Payment, Refund
+from paydesk.db.models.subscriptions import Invoice, Subscription
 
-__all__ = ["Base", "Customer"]
+__all__ = [
+    "Base",
+    "Customer",
+    "Dispute",
+    "Invoice",
+    "Payment",
+    "Price",
+    "Product",
+    "Refund",
+    "Subscription",
+]
