@@ -15,8 +15,9 @@ from paydesk.sandbox.billing import dunning, payments, settings, shapes, totals
 from paydesk.sandbox.billing.common import changed, snapshot
 from paydesk.sandbox.billing.money import format_amount
 from paydesk.sandbox.billing.outbox import emit
-from paydesk.sandbox.errors import StripeError, invalid_request
-from paydesk.sandbox.state import Json, SandboxState
+from paydesk.sandbox.errors import StripeError, card_error, invalid_request
+from paydesk.sandbox.money import MINIMUMS
+from paydesk.sandbox.state import Json, SandboxState, clone
 
 FINALIZE_DELAY = 3_600  # Stripe finalizes renewal invoices about an hour after creating them
 
@@ -189,12 +190,17 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
     customer = state.get("customer", invoice["customer"], label="customer")
     balance = int(customer.get("balance") or 0)
     result = totals.compute((line["amount"] for line in invoice["lines"]["data"]), balance)
+    ending_balance, amount_due = result.ending_balance, result.amount_due
+    if 0 < amount_due < MINIMUMS.get(invoice["currency"], 1):
+        # Stripe cannot charge less than the currency's minimum: it carries the amount
+        # over to the customer's balance and marks this invoice paid.
+        ending_balance, amount_due = ending_balance + amount_due, 0
     invoice["starting_balance"] = result.starting_balance
-    invoice["ending_balance"] = result.ending_balance
-    invoice["amount_due"] = invoice["amount_remaining"] = result.amount_due
-    if result.balance_applied:
+    invoice["ending_balance"] = ending_balance
+    invoice["amount_due"] = invoice["amount_remaining"] = amount_due
+    if ending_balance != balance:
         before = snapshot(customer)
-        customer["balance"] = result.ending_balance
+        customer["balance"] = ending_balance
         state.emit("customer.updated", customer, changed(before, customer))
     invoice["number"] = _next_number(state, customer)
     invoice["status"] = "open"
@@ -313,19 +319,35 @@ def attempt_payment(
     intent = current_intent(state, invoice)
     if intent is None or intent["status"] in ("succeeded", "canceled"):
         intent = open_payment(state, invoice, now, pm)
-    outcome = payments.confirm_intent(
-        state, intent["id"], payment_method=pm, off_session=off_session
-    )
     invoice["attempt_count"] += 1
     invoice["attempted"] = True
+    # The payment_intent.* listeners (see invoices.py) react to payments confirmed by
+    # clients; this flag tells them that this attempt handles its own outcome.
+    marker = state.private_of(intent["id"])
+    marker["billing_attempt"] = True
+    try:
+        outcome = payments.confirm_intent(
+            state, intent["id"], payment_method=pm, off_session=off_session
+        )
+    finally:
+        marker.pop("billing_attempt", None)
     if outcome.succeeded:
         mark_paid(state, invoice, now, payment_intent=outcome.payment_intent)
         return None
-    error = outcome.error or invalid_request(
-        "This customer has no attached payment source or default payment method. Please "
-        "consider adding a default payment method.",
-        code="invoice_no_payment_method_types",
-    )
+    if outcome.requires_action:
+        error: StripeError = card_error(
+            "invoice_payment_intent_requires_action",
+            "This payment requires additional user action before it can be completed "
+            "successfully. Payment can be completed using the PaymentIntent associated with "
+            "the invoice.",
+            extra={"payment_intent": clone(outcome.payment_intent)},
+        )
+    else:
+        error = outcome.error or invalid_request(
+            "This customer has no attached payment source or default payment method. Please "
+            "consider adding a default payment method.",
+            code="invoice_no_payment_method_types",
+        )
     record_failure(state, invoice, now, before, requires_action=outcome.requires_action)
     return error
 

@@ -2,6 +2,8 @@
 
 Invoices are paid with real sandbox PaymentIntents, so the core's test-card
 outcomes and payment events (``payment_intent.*``, ``charge.*``) apply unchanged.
+The PaymentIntent no longer names its invoice (removed in 2025-03-31.basil); the
+link is the InvoicePayment, plus a private note on the intent for the success hook.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paydesk.sandbox.errors import StripeError
+from paydesk.sandbox.resources import payment_intents as core
 from paydesk.sandbox.state import Json, SandboxState
 
 
@@ -22,6 +25,12 @@ class Outcome:
     error: StripeError | None
 
 
+def invoice_of_intent(state: SandboxState, intent_id: str) -> str | None:
+    """The invoice a PaymentIntent was created for, if any."""
+    value = state.private_of(intent_id).get("invoice")
+    return str(value) if value else None
+
+
 def create_intent(
     state: SandboxState,
     *,
@@ -33,16 +42,34 @@ def create_intent(
     invoice_id: str,
 ) -> Json:
     """An unconfirmed PaymentIntent for an invoice (emits ``payment_intent.created``)."""
-    raise NotImplementedError
+    intent = core.create_intent(
+        state,
+        amount=amount,
+        currency=currency,
+        customer=customer_id,
+        payment_method=payment_method,
+        description=description,
+        payment_method_types=["card"],
+    )
+    state.private_of(intent["id"])["invoice"] = invoice_id
+    return intent
 
 
 def confirm_intent(
     state: SandboxState, intent_id: str, *, payment_method: str | None, off_session: bool
 ) -> Outcome:
     """Confirm the PaymentIntent the way Stripe charges an invoice."""
-    raise NotImplementedError
+    intent = core.get_intent(state, intent_id)
+    new_pm = payment_method if payment_method != intent["payment_method"] else None
+    error = core.confirm_intent(state, intent, payment_method=new_pm, off_session=off_session)
+    return Outcome(
+        payment_intent=intent,
+        succeeded=intent["status"] == "succeeded",
+        requires_action=intent["status"] == "requires_action",
+        error=error,
+    )
 
 
 def cancel_intent(state: SandboxState, intent_id: str, *, reason: str) -> None:
     """Cancel an invoice's PaymentIntent (voided invoice)."""
-    raise NotImplementedError
+    core.cancel_intent(state, core.get_intent(state, intent_id), reason)

@@ -1,0 +1,148 @@
+"""What happens between a test clock's old and new frozen time.
+
+Advancing runs every due billing action of the clock's customers in time order —
+renewals, trial ends, cancellations at period end, draft finalization and payment
+about an hour after a renewal, payment retries, expiry of unpaid first invoices —
+with the clock set to each action's moment, so objects and events carry the times
+they would have had in Stripe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from paydesk.sandbox.billing import invoicing, lifecycle, periods
+from paydesk.sandbox.billing.common import snapshot
+from paydesk.sandbox.state import Json, SandboxState
+
+MAX_STEPS = 10_000  # guards against a bug looping forever inside one request
+
+
+@dataclass(frozen=True)
+class Action:
+    """One due step: when, in which order among equal times, and what to run."""
+
+    at: int
+    rank: int
+    target_id: str
+    run: Callable[[SandboxState, Json, int], None]
+    kind: str
+
+
+def _customers_on(state: SandboxState, clock_id: str) -> set[str]:
+    return {c["id"] for c in state.store("customer").values() if c.get("test_clock") == clock_id}
+
+
+def _subscription_actions(state: SandboxState, subscription: Json) -> list[Action]:
+    sid = subscription["id"]
+    status = subscription["status"]
+    if status == "incomplete":
+        return [Action(subscription["created"] + lifecycle.INCOMPLETE_EXPIRY, 0, sid,
+                       lifecycle.expire_incomplete, "expire")]  # fmt: skip
+    if status not in lifecycle.ACTIVE_LIKE:
+        return []
+    actions: list[Action] = []
+    period_end = lifecycle.current_period(subscription)[1]
+    cancel_at = subscription["cancel_at"]
+    if cancel_at is not None and cancel_at <= period_end:
+        actions.append(Action(cancel_at, 0, sid, _cancel_scheduled, "cancel"))
+        return actions
+    if status == "trialing" and subscription["trial_end"] is not None:
+        warned = state.private_of(sid).get("trial_warned")
+        if not warned:
+            notice = subscription["trial_end"] - lifecycle.TRIAL_WILL_END_NOTICE
+            actions.append(Action(notice, 1, sid, lifecycle.maybe_warn_trial_end, "trial_notice"))
+        actions.append(Action(subscription["trial_end"], 2, sid, lifecycle.end_trial, "trial_end"))
+        return actions
+    actions.append(Action(period_end, 3, sid, _renew, "renew"))
+    return actions
+
+
+def _cancel_scheduled(state: SandboxState, subscription: Json, now: int) -> None:
+    lifecycle.cancel(state, subscription, now, reason="cancellation_requested")
+
+
+def _renew(state: SandboxState, subscription: Json, now: int) -> None:
+    lifecycle.renew(state, subscription, now)
+
+
+def _invoice_actions(invoice: Json) -> list[Action]:
+    iid = invoice["id"]
+    if invoice["status"] == "draft" and invoice["automatically_finalizes_at"] is not None:
+        return [Action(invoice["automatically_finalizes_at"], 4, iid, _finalize, "finalize")]
+    if (
+        invoice["status"] == "open"
+        and invoice["next_payment_attempt"] is not None
+        and invoice["collection_method"] == "charge_automatically"
+    ):
+        return [Action(invoice["next_payment_attempt"], 5, iid, _retry, "retry")]
+    return []
+
+
+def _finalize(state: SandboxState, invoice: Json, now: int) -> None:
+    if invoice["billing_reason"] == "manual" and invoicing.subscription_of(state, invoice) is None:
+        invoicing.finalize(state, invoice, now)
+        if (
+            invoice["status"] == "open"
+            and invoice["collection_method"] == "charge_automatically"
+            and invoicing.payment_method_for(state, invoice, None) is not None
+        ):
+            invoicing.attempt_payment(state, invoice, now)
+        return
+    lifecycle.finalize_and_collect(state, invoice, now)
+
+
+def _retry(state: SandboxState, invoice: Json, now: int) -> None:
+    subscription = invoicing.subscription_of(state, invoice)
+    if subscription is not None and subscription["status"] in lifecycle.ENDED:
+        invoice["next_payment_attempt"] = None
+        return
+    if invoicing.payment_method_for(state, invoice, None) is None:
+        before = snapshot(invoice)
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        invoicing.record_failure(state, invoice, now, before)
+        return
+    invoicing.attempt_payment(state, invoice, now)
+
+
+def due_actions(state: SandboxState, clock_id: str, until: int) -> list[Action]:
+    """Every action of the clock's customers due at or before ``until``, earliest first."""
+    customers = _customers_on(state, clock_id)
+    actions: list[Action] = []
+    for subscription in state.store("subscription").values():
+        if subscription["customer"] in customers:
+            actions.extend(_subscription_actions(state, subscription))
+    for invoice in state.store("invoice").values():
+        if invoice["customer"] in customers:
+            actions.extend(_invoice_actions(invoice))
+    due = [a for a in actions if a.at <= until]
+    due.sort(key=lambda a: (a.at, a.rank))
+    return due
+
+
+def advance(state: SandboxState, clock: Json, target: int) -> None:
+    """Run everything due up to ``target``, then leave the clock at ``target``."""
+    for _ in range(MAX_STEPS):
+        due = due_actions(state, clock["id"], target)
+        if not due:
+            break
+        action = due[0]
+        moment = max(action.at, int(clock["frozen_time"]))
+        clock["frozen_time"] = moment
+        store = "subscription" if action.target_id.startswith("sub_") else "invoice"
+        obj = state.store(store)[action.target_id]
+        action.run(state, obj, moment)
+    clock["frozen_time"] = target
+
+
+def shortest_interval_limit(state: SandboxState, clock_id: str, frozen_time: int) -> int:
+    """How far the clock may go: two intervals of its shortest subscription (else 2 years)."""
+    customers = _customers_on(state, clock_id)
+    limits = [
+        periods.boundary(frozen_time, *lifecycle.billing_interval(s), 2)
+        for s in state.store("subscription").values()
+        if s["customer"] in customers and s["status"] not in lifecycle.ENDED
+    ]
+    return min(limits) if limits else periods.boundary(frozen_time, "year", 2, 1)
