@@ -1,0 +1,1 @@
+"""Resource modules of the payments half (one module per Stripe resource)."""

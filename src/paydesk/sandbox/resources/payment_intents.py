@@ -1,0 +1,604 @@
+"""``/v1/payment_intents``: the status machine of reference §2.
+
+The internal functions (:func:`create_intent`, :func:`confirm_intent`,
+:func:`complete_authentication`) are what the billing half calls for invoice
+payments; the HTTP handlers are thin wrappers around them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paydesk.sandbox.cards import Result, card_outcome
+from paydesk.sandbox.errors import (
+    StripeError,
+    card_error,
+    invalid_request,
+    parameter_missing,
+    unexpected_state,
+)
+from paydesk.sandbox.listing import created_filter, paginate
+from paydesk.sandbox.money import check_amount, check_currency
+from paydesk.sandbox.params import Params
+from paydesk.sandbox.routing import Ctx, Router
+from paydesk.sandbox.state import SandboxState, clone
+
+Json = dict[str, Any]
+router = Router()
+
+CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+CANCELABLE = (*CONFIRMABLE, "requires_capture", "processing")
+AUTH_FAILURE_MESSAGE = (
+    "The provided PaymentMethod has failed authentication. You can provide payment_method_data "
+    "or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+
+
+def get_intent(state: SandboxState, intent_id: str, param: str = "id") -> Json:
+    """A PaymentIntent or 404 ``No such payment_intent``."""
+    return state.get("payment_intent", intent_id, label="payment_intent", param=param)
+
+
+def create_intent(
+    state: SandboxState,
+    *,
+    amount: int,
+    currency: str,
+    customer: str | None = None,
+    payment_method: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+    capture_method: str = "automatic",
+    setup_future_usage: str | None = None,
+    payment_method_types: list[str] | None = None,
+    receipt_email: str | None = None,
+    shipping: Json | None = None,
+    statement_descriptor: str | None = None,
+    statement_descriptor_suffix: str | None = None,
+    confirmation_method: str = "automatic",
+    automatic_payment_methods: Json | None = None,
+) -> Json:
+    """Store a new PaymentIntent (validating amount/currency, resolving the
+    customer and PaymentMethod) and emit ``payment_intent.created``.
+
+    ``payment_method`` may be an id or a test id like ``pm_card_visa``. Without
+    ``payment_method_types`` automatic payment methods are enabled, as in Stripe.
+    """
+    currency = check_currency(currency)
+    check_amount(amount, currency)
+    if customer is not None:
+        from paydesk.sandbox.resources.customers import get_customer
+
+        get_customer(state, customer, param="customer")
+    pm_id = None
+    if payment_method is not None:
+        from paydesk.sandbox.resources.payment_methods import resolve
+
+        pm_id = resolve(state, payment_method)["id"]
+    if payment_method_types is None and automatic_payment_methods is None:
+        automatic_payment_methods = {"allow_redirects": "always", "enabled": True}
+    intent_id = state.new_id("pi")
+    intent: Json = {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": automatic_payment_methods,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": capture_method,
+        "client_secret": f"{intent_id}_secret_{state.new_id('s', 25)[2:]}",
+        "confirmation_method": confirmation_method,
+        "created": state.now_for_customer(customer),
+        "currency": currency,
+        "customer": customer,
+        "customer_account": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "managed_payments": None,
+        "metadata": metadata or {},
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": pm_id,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {
+            "card": {
+                "installments": None,
+                "mandate_options": None,
+                "network": None,
+                "request_three_d_secure": "automatic",
+            }
+        },
+        "payment_method_types": payment_method_types or ["card"],
+        "processing": None,
+        "receipt_email": receipt_email,
+        "review": None,
+        "setup_future_usage": setup_future_usage,
+        "shipping": shipping,
+        "source": None,
+        "statement_descriptor": statement_descriptor,
+        "statement_descriptor_suffix": statement_descriptor_suffix,
+        "status": "requires_confirmation" if pm_id else "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    state.add(intent)
+    state.emit("payment_intent.created", intent)
+    return intent
+
+
+def confirm_intent(
+    state: SandboxState,
+    intent: Json,
+    *,
+    payment_method: str | None = None,
+    off_session: bool = False,
+    return_url: str | None = None,
+    base_url: str = "http://127.0.0.1:12111",
+) -> StripeError | None:
+    """Attempt the payment. Returns None on success or ``requires_action``; on a
+    decline returns the 402 card error (the intent is then
+    ``requires_payment_method`` with ``last_payment_error``) without raising, so
+    callers decide whether to raise it.
+
+    ``off_session=True`` (renewals) turns "needs 3-D Secure" into an
+    ``authentication_required`` decline. Raises 400 for an intent that cannot be
+    confirmed.
+    """
+    from paydesk.sandbox.resources.payment_methods import resolve
+
+    if intent["status"] not in CONFIRMABLE:
+        raise unexpected_state(
+            f"You cannot confirm this PaymentIntent because it has a status of "
+            f"{intent['status']}. Only a PaymentIntent with one of the following statuses may be "
+            f"confirmed: {', '.join(CONFIRMABLE)}."
+        )
+    if payment_method is not None:
+        intent["payment_method"] = resolve(state, payment_method)["id"]
+    pm_id = intent["payment_method"]
+    if pm_id is None:
+        raise unexpected_state(
+            "You cannot confirm this PaymentIntent because it's missing a payment method. "
+            "Update the PaymentIntent with a payment method and then confirm it again."
+        )
+    pm = state.store("payment_method")[pm_id]
+    if intent["customer"] is not None and pm["customer"] not in (None, intent["customer"]):
+        raise invalid_request(
+            f"The provided PaymentMethod {pm_id} belongs to another customer.",
+            param="payment_method",
+        )
+    if pm["customer"] is not None and intent["customer"] is None:
+        raise invalid_request(
+            f"The provided PaymentMethod {pm_id} was previously used with a PaymentIntent "
+            "without Customer attachment, shared with a connected account without Customer "
+            "attachment, or was detached from a Customer. It may not be used again. To use a "
+            "PaymentMethod multiple times, you must attach it to a Customer first.",
+            param="payment_method",
+        )
+    if return_url is not None:
+        state.private_of(intent["id"])["return_url"] = return_url
+    state.private_of(intent["id"])["base_url"] = base_url
+    intent["last_payment_error"] = None
+    return _attempt(state, intent, pm, off_session=off_session, authenticated=False)
+
+
+def _attempt(
+    state: SandboxState, intent: Json, pm: Json, *, off_session: bool, authenticated: bool
+) -> StripeError | None:
+    from paydesk.sandbox.resources.payment_methods import card_of
+
+    card = card_of(state, pm)
+    private = state.private_of(pm["id"])
+    outcome = card_outcome(
+        card,
+        off_session=off_session,
+        set_up=bool(private.get("set_up")),
+        authenticated=authenticated,
+    )
+    if outcome.result is Result.REQUIRES_ACTION:
+        intent["status"] = "requires_action"
+        intent["next_action"] = _next_action(state, intent)
+        state.emit("payment_intent.requires_action", intent)
+        return None
+    from paydesk.sandbox.resources.charges import new_charge
+
+    manual = intent["capture_method"] == "manual"
+    charge = new_charge(state, intent, pm, decline=outcome.decline, capture=not manual)
+    intent["latest_charge"] = charge["id"]
+    intent["next_action"] = None
+    if outcome.decline is not None:
+        decline = outcome.decline
+        error = card_error(
+            decline.code,
+            decline.message,
+            decline_code=decline.decline_code,
+            extra={"charge": charge["id"]},
+        )
+        intent["status"] = "requires_payment_method"
+        intent["payment_method"] = None
+        intent["last_payment_error"] = {
+            "charge": charge["id"],
+            "code": decline.code,
+            "decline_code": decline.decline_code,
+            "doc_url": "https://stripe.com/docs/error-codes/" + decline.code.replace("_", "-"),
+            "message": decline.message,
+            "payment_method": pm,
+            "type": "card_error",
+        }
+        state.emit("charge.failed", charge)
+        state.emit("payment_intent.payment_failed", intent)
+        error.extra["payment_intent"] = clone(intent)
+        error.extra["payment_method"] = pm
+        return error
+    _on_success(state, intent, pm, charge, manual)
+    return None
+
+
+def _on_success(state: SandboxState, intent: Json, pm: Json, charge: Json, manual: bool) -> None:
+    from paydesk.sandbox.resources.payment_methods import attach, card_of
+
+    if intent["customer"] is not None and intent["setup_future_usage"] is not None:
+        customer = state.store("customer").get(intent["customer"])
+        if customer is not None and pm["customer"] is None:
+            attach(state, pm, customer)
+        state.private_of(pm["id"])["set_up"] = True
+    if manual:
+        intent["status"] = "requires_capture"
+        intent["amount_capturable"] = intent["amount"]
+        state.emit("charge.succeeded", charge)
+        state.emit("payment_intent.amount_capturable_updated", intent)
+    else:
+        intent["status"] = "succeeded"
+        intent["amount_received"] = intent["amount"]
+        state.emit("charge.succeeded", charge)
+        state.emit("payment_intent.succeeded", intent)
+        dispute_kind = card_of(state, pm).dispute
+        if dispute_kind is not None:
+            from paydesk.sandbox.resources.disputes import open_dispute
+
+            open_dispute(state, charge, dispute_kind)
+
+
+def _next_action(state: SandboxState, intent: Json) -> Json:
+    private = state.private_of(intent["id"])
+    return_url = private.get("return_url")
+    if return_url is not None:
+        return {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "url": f"{private['base_url']}/_sandbox/3ds/{intent['id']}",
+                "return_url": return_url,
+            },
+        }
+    return {
+        "type": "use_stripe_sdk",
+        "use_stripe_sdk": {
+            "type": "stripe_3ds2_fingerprint",
+            "three_d_secure_2_source": state.new_id("src"),
+            "directory_server_name": "visa",
+            "merchant": "acct_sandbox",
+            "server_transaction_id": state.new_id("txn3ds"),
+            "three_ds_method_url": "",
+            "three_ds_optimizations": "",
+        },
+    }
+
+
+def complete_authentication(state: SandboxState, intent: Json, *, succeed: bool) -> Json:
+    """Finish the 3-D Secure challenge of a ``requires_action`` intent, as the
+    Complete / Fail buttons of the test page do."""
+    if intent["status"] != "requires_action":
+        raise unexpected_state(
+            f"This PaymentIntent is not awaiting authentication (status {intent['status']})."
+        )
+    pm = state.store("payment_method")[intent["payment_method"]]
+    if succeed:
+        _attempt(state, intent, pm, off_session=False, authenticated=True)
+        return intent
+    intent["status"] = "requires_payment_method"
+    intent["next_action"] = None
+    intent["payment_method"] = None
+    intent["last_payment_error"] = {
+        "code": "payment_intent_authentication_failure",
+        "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+        "message": AUTH_FAILURE_MESSAGE,
+        "payment_method": pm,
+        "type": "invalid_request_error",
+    }
+    state.emit("payment_intent.payment_failed", intent)
+    return intent
+
+
+def capture_intent(state: SandboxState, intent: Json, amount: int | None = None) -> Json:
+    """Capture a ``requires_capture`` intent (all or ``amount`` of it)."""
+    if intent["status"] != "requires_capture":
+        raise unexpected_state(
+            f"This PaymentIntent could not be captured because it has a status of "
+            f"{intent['status']}. Only a PaymentIntent with one of the following statuses may "
+            "be captured: requires_capture."
+        )
+    to_capture = intent["amount_capturable"] if amount is None else amount
+    if not 0 < to_capture <= intent["amount_capturable"]:
+        raise invalid_request(
+            "The amount_to_capture must be greater than zero and at most the amount capturable.",
+            param="amount_to_capture",
+            code="amount_too_large",
+        )
+    charge = state.store("charge")[intent["latest_charge"]]
+    charge["captured"] = True
+    charge["amount_captured"] = to_capture
+    charge["balance_transaction"] = state.new_id("txn")
+    intent["amount_received"] = to_capture
+    intent["amount_capturable"] = 0
+    intent["status"] = "succeeded"
+    state.emit("charge.captured", charge)
+    state.emit("payment_intent.succeeded", intent)
+    return intent
+
+
+def cancel_intent(state: SandboxState, intent: Json, reason: str | None = None) -> Json:
+    """Cancel an intent that has not succeeded (reason e.g. ``void_invoice``)."""
+    if intent["status"] not in CANCELABLE:
+        raise unexpected_state(
+            f"You cannot cancel this PaymentIntent because it has a status of "
+            f"{intent['status']}. Only a PaymentIntent with one of the following statuses may be "
+            f"canceled: {', '.join(CANCELABLE)}."
+        )
+    if intent["status"] == "requires_capture":
+        # Releasing an authorization: no Refund object since 2025-03-31.basil.
+        charge = state.store("charge")[intent["latest_charge"]]
+        charge["amount_refunded"] = charge["amount"]
+        charge["refunded"] = True
+        intent["amount_capturable"] = 0
+    intent["status"] = "canceled"
+    intent["canceled_at"] = state.now_for_customer(intent["customer"])
+    intent["cancellation_reason"] = reason
+    intent["next_action"] = None
+    state.emit("payment_intent.canceled", intent)
+    return intent
+
+
+# ---- HTTP ---------------------------------------------------------------------
+_SHARED = {
+    "amount",
+    "currency",
+    "customer",
+    "description",
+    "metadata",
+    "payment_method",
+    "payment_method_types",
+    "receipt_email",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "capture_method",
+    "payment_method_options",
+    "payment_method_data",
+    "transfer_group",
+    "application_fee_amount",
+    "transfer_data",
+    "excluded_payment_method_types",
+    "payment_method_configuration",
+}
+_CONFIRM = {
+    "payment_method",
+    "return_url",
+    "off_session",
+    "receipt_email",
+    "setup_future_usage",
+    "shipping",
+    "payment_method_options",
+    "payment_method_types",
+    "mandate_data",
+    "mandate",
+    "error_on_requires_action",
+    "use_stripe_sdk",
+    "capture_method",
+    "payment_method_data",
+    "radar_options",
+    "confirmation_token",
+    "client_secret",
+}
+_CREATE = (
+    _SHARED
+    | _CONFIRM
+    | {
+        "confirm",
+        "automatic_payment_methods",
+        "confirmation_method",
+        "on_behalf_of",
+    }
+)
+
+
+def _shipping(p: Params) -> Json | None:
+    from paydesk.sandbox.resources.customers import shipping
+
+    return shipping(p.sub("shipping"))
+
+
+def _automatic(p: Params) -> Json | None:
+    sub = p.sub("automatic_payment_methods")
+    if sub is None:
+        return None
+    enabled = sub.boolean("enabled")
+    if enabled is None:
+        raise parameter_missing("automatic_payment_methods[enabled]")
+    redirects = sub.enum("allow_redirects", ("always", "never")) or "always"
+    return {"allow_redirects": redirects, "enabled": enabled}
+
+
+def _confirm_from_params(ctx: Ctx, intent: Json, p: Params) -> Json:
+    off_session = p.raw("off_session") not in (None, "", "false")
+    if p.boolean("error_on_requires_action"):
+        off_session = True
+    return_url = p.string("return_url")
+    auto = intent["automatic_payment_methods"]
+    if (
+        auto is not None
+        and auto.get("enabled")
+        and auto.get("allow_redirects") != "never"
+        and return_url is None
+        and not off_session
+    ):
+        raise invalid_request(
+            "This PaymentIntent is configured to accept payment methods enabled in your "
+            "Dashboard. Because some of these payment methods might redirect your customer off "
+            "of your page, you must provide a `return_url`. If you don't want to accept "
+            "redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` "
+            "and `automatic_payment_methods[allow_redirects]` to `never` when creating Setup "
+            "Intents and Payment Intents.",
+            param="return_url",
+        )
+    error = confirm_intent(
+        ctx.state,
+        intent,
+        payment_method=p.string("payment_method"),
+        off_session=off_session,
+        return_url=return_url,
+        base_url=ctx.base_url,
+    )
+    if error is not None:
+        raise error
+    return intent
+
+
+@router.post("/v1/payment_intents", params=_CREATE)
+def create_payment_intent(ctx: Ctx) -> Json:
+    """Create (and with ``confirm=true`` confirm) a PaymentIntent."""
+    p = ctx.params
+    amount = p.required_integer("amount")
+    currency = p.required_string("currency")
+    confirm = p.boolean("confirm", default=False)
+    intent = create_intent(
+        ctx.state,
+        amount=amount,
+        currency=currency,
+        customer=p.string("customer"),
+        payment_method=p.string("payment_method"),
+        description=p.string("description"),
+        metadata=p.metadata(),
+        capture_method=p.enum("capture_method", CAPTURE_METHODS) or "automatic",
+        setup_future_usage=p.enum("setup_future_usage", ("on_session", "off_session")),
+        payment_method_types=p.strings("payment_method_types"),
+        receipt_email=p.string("receipt_email"),
+        shipping=_shipping(p),
+        statement_descriptor=p.string("statement_descriptor"),
+        statement_descriptor_suffix=p.string("statement_descriptor_suffix"),
+        confirmation_method=p.enum("confirmation_method", ("automatic", "manual")) or "automatic",
+        automatic_payment_methods=_automatic(p),
+    )
+    if confirm:
+        confirm_params = Params({k: v for k, v in p.data.items() if k != "payment_method"})
+        return _confirm_from_params(ctx, intent, confirm_params)
+    return intent
+
+
+@router.get("/v1/payment_intents/{id}", params={"client_secret"})
+def retrieve_payment_intent(ctx: Ctx) -> Json:
+    """One PaymentIntent."""
+    return get_intent(ctx.state, ctx.path["id"])
+
+
+@router.post("/v1/payment_intents/{id}", params=_SHARED)
+def update_payment_intent(ctx: Ctx) -> Json:
+    """Update a PaymentIntent that is not yet processed."""
+    state, p = ctx.state, ctx.params
+    intent = get_intent(state, ctx.path["id"])
+    if intent["status"] not in (*CONFIRMABLE, "requires_capture") or (
+        intent["status"] == "requires_capture" and ("amount" in p or "currency" in p)
+    ):
+        raise unexpected_state(
+            f"This PaymentIntent's status ({intent['status']}) does not allow this update."
+        )
+    currency = check_currency(p.string("currency") or intent["currency"])
+    amount = p.integer("amount")
+    if amount is not None or "currency" in p:
+        check_amount(amount if amount is not None else intent["amount"], currency)
+    customer = p.string("customer")
+    if customer is not None:
+        from paydesk.sandbox.resources.customers import get_customer
+
+        get_customer(state, customer, param="customer")
+        intent["customer"] = customer
+    if amount is not None:
+        intent["amount"] = amount
+    intent["currency"] = currency
+    for key in (
+        "description",
+        "receipt_email",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+    ):
+        if key in p:
+            intent[key] = p.string(key)
+    if "setup_future_usage" in p:
+        intent["setup_future_usage"] = p.enum("setup_future_usage", ("on_session", "off_session"))
+    if "capture_method" in p:
+        intent["capture_method"] = p.enum("capture_method", CAPTURE_METHODS) or "automatic"
+    if "shipping" in p:
+        intent["shipping"] = _shipping(p)
+    if "payment_method_types" in p:
+        intent["payment_method_types"] = p.strings("payment_method_types") or ["card"]
+    intent["metadata"] = p.metadata(intent["metadata"])
+    pm_value = p.string("payment_method")
+    if pm_value is not None:
+        from paydesk.sandbox.resources.payment_methods import resolve
+
+        intent["payment_method"] = resolve(state, pm_value)["id"]
+        intent["status"] = "requires_confirmation"
+    return intent
+
+
+@router.post("/v1/payment_intents/{id}/confirm", params=_CONFIRM)
+def confirm_payment_intent(ctx: Ctx) -> Json:
+    """Confirm: succeed, decline (402) or ask for 3-D Secure."""
+    intent = get_intent(ctx.state, ctx.path["id"])
+    return _confirm_from_params(ctx, intent, ctx.params)
+
+
+@router.post(
+    "/v1/payment_intents/{id}/capture",
+    params={
+        "amount_to_capture",
+        "metadata",
+        "final_capture",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "application_fee_amount",
+        "transfer_data",
+    },
+)
+def capture_payment_intent(ctx: Ctx) -> Json:
+    """Capture a ``requires_capture`` PaymentIntent."""
+    intent = get_intent(ctx.state, ctx.path["id"])
+    intent["metadata"] = ctx.params.metadata(intent["metadata"])
+    return capture_intent(ctx.state, intent, ctx.params.integer("amount_to_capture"))
+
+
+@router.post("/v1/payment_intents/{id}/cancel", params={"cancellation_reason"})
+def cancel_payment_intent(ctx: Ctx) -> Json:
+    """Cancel a PaymentIntent that has not succeeded."""
+    intent = get_intent(ctx.state, ctx.path["id"])
+    reason = ctx.params.enum("cancellation_reason", CANCELLATION_REASONS)
+    return cancel_intent(ctx.state, intent, reason)
+
+
+@router.list("/v1/payment_intents", params={"customer", "created"})
+def list_payment_intents(ctx: Ctx) -> Json:
+    """Newest first; filters ``customer`` and ``created``."""
+    items: Any = ctx.state.iter_newest_first("payment_intent")
+    customer = ctx.params.string("customer")
+    if customer is not None:
+        items = (i for i in items if i["customer"] == customer)
+    return paginate(ctx, created_filter(ctx, items))
