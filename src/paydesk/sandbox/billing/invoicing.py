@@ -414,7 +414,11 @@ def mark_paid(state: SandboxState, invoice: Json, now: int, *, payment_intent: J
         and subscription["latest_invoice"] == invoice["id"]
         and subscription["status"] in ("incomplete", "past_due", "unpaid")
     ):
-        lifecycle_set_status(state, subscription, "active")
+        if state.private_of(subscription["id"]).get("creating"):
+            # Paid while being created: customer.subscription.created carries "active".
+            subscription["status"] = "active"
+        else:
+            lifecycle_set_status(state, subscription, "active")
 
 
 def void(state: SandboxState, invoice: Json, now: int) -> None:

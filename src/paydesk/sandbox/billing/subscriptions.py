@@ -273,11 +273,14 @@ def create(ctx: Ctx) -> Json:
 
     state.add(subscription)
     with held(state):
+        state.private_of(subscription_id)["creating"] = True
         try:
             _start(ctx, subscription, behavior, trial_end, anchor, now)
         except BaseException:
             _forget(state, subscription)
             raise
+        finally:
+            state.private_of(subscription_id).pop("creating", None)
     return subscription
 
 
