@@ -4,7 +4,6 @@ from collections.abc import Callable
 
 import pytest
 import stripe
-
 from tests.sandbox.billing.helpers import customer_with_card, monthly_price
 
 

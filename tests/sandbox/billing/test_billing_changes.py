@@ -1,0 +1,183 @@
+"""Price changes with prorations, cancellation, pause and resume through the SDK.
+
+Times are driven by test clocks so proration amounts are exact: the subscription
+starts 2026-01-01 (a 31-day period) and changes on 2026-01-16 with 16 days left.
+"""
+
+from collections.abc import Callable
+
+import pytest
+import stripe
+from tests.sandbox.billing.helpers import advance, at, clocked_subscription, monthly_price
+
+# 16 of 31 days left, rounded half-up to whole cents.
+CREDIT_999 = -516  # 999 × 16 / 31 = 515.6
+DEBIT_2999 = 1548  # 2999 × 16 / 31 = 1547.9
+
+
+def _change_price(
+    client: stripe.StripeClient, sub: stripe.Subscription, amount: int, behavior: str
+) -> stripe.Subscription:
+    new_price = monthly_price(client, amount, "Enterprise")
+    return client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": sub["items"].data[0].id, "price": new_price.id}],
+            "proration_behavior": behavior,  # type: ignore[typeddict-item]
+        },
+    )
+
+
+def _pending(client: stripe.StripeClient, customer_id: str) -> list[int]:
+    items = client.v1.invoice_items.list(params={"customer": customer_id, "pending": True})
+    return sorted(i.amount for i in items.data)
+
+
+def test_create_prorations_wait_for_next_invoice(client: stripe.StripeClient) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    advance(client, clock.id, at(2026, 1, 16))
+    updated = _change_price(client, sub, 2999, "create_prorations")
+    assert updated["items"].data[0].price.unit_amount == 2999
+    assert updated.latest_invoice == sub.latest_invoice  # nothing invoiced yet
+    assert _pending(client, customer.id) == [CREDIT_999, DEBIT_2999]
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewal = client.v1.invoices.retrieve(
+        str(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    )
+    assert renewal.billing_reason == "subscription_cycle"
+    assert sorted(line.amount for line in renewal.lines.data) == [CREDIT_999, DEBIT_2999, 2999]
+    assert renewal.total == 2999 + CREDIT_999 + DEBIT_2999
+    assert renewal.status == "paid"
+    assert _pending(client, customer.id) == []
+
+
+def test_always_invoice_charges_the_difference_now(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    advance(client, clock.id, at(2026, 1, 16))
+    updated = _change_price(client, sub, 2999, "always_invoice")
+    invoice = client.v1.invoices.retrieve(str(updated.latest_invoice))
+    assert invoice.id != sub.latest_invoice
+    assert invoice.billing_reason == "subscription_update"
+    assert invoice.status == "paid"
+    assert invoice.amount_paid == CREDIT_999 + DEBIT_2999
+    assert all(
+        line.parent.invoice_item_details is not None and line.parent.invoice_item_details.proration
+        for line in invoice.lines.data
+    )
+    assert "customer.subscription.updated" in event_types()
+
+
+def test_proration_none_creates_no_items(client: stripe.StripeClient) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    advance(client, clock.id, at(2026, 1, 16))
+    _change_price(client, sub, 2999, "none")
+    assert _pending(client, customer.id) == []
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewal = client.v1.invoices.retrieve(
+        str(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    )
+    assert renewal.total == 2999
+
+
+def test_downgrade_credit_goes_to_customer_balance(client: stripe.StripeClient) -> None:
+    clock, customer, sub = clocked_subscription(client, amount=2999)
+    advance(client, clock.id, at(2026, 1, 16))
+    updated = _change_price(client, sub, 999, "always_invoice")
+    invoice = client.v1.invoices.retrieve(str(updated.latest_invoice))
+    net = -DEBIT_2999 - CREDIT_999  # credit for 2999, debit for 999
+    assert invoice.total == net < 0
+    assert invoice.amount_due == 0
+    assert invoice.status == "paid"
+    assert client.v1.customers.retrieve(customer.id).balance == net
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewal = client.v1.invoices.retrieve(
+        str(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    )
+    assert renewal.starting_balance == net
+    # The credit (10.32) exceeds the 9.99 renewal: nothing is charged, 0.33 stays as credit.
+    assert renewal.amount_due == 0
+    assert renewal.status == "paid"
+    assert client.v1.customers.retrieve(customer.id).balance == 999 + net == -33
+
+
+def test_update_metadata_reports_previous_attributes(client: stripe.StripeClient) -> None:
+    _clock, _customer, sub = clocked_subscription(client)
+    client.v1.subscriptions.update(sub.id, params={"metadata": {"foo": "bar"}})
+    events = client.v1.events.list(params={"type": "customer.subscription.updated"})
+    assert events.data[0].data.object["metadata"].to_dict() == {"foo": "bar"}
+    previous = events.data[0].data.previous_attributes
+    assert previous is not None
+    assert previous.to_dict() == {"metadata": {}}
+
+
+def test_unknown_item_id_is_rejected(client: stripe.StripeClient) -> None:
+    _clock, _customer, sub = clocked_subscription(client)
+    price = monthly_price(client, 2999)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.subscriptions.update(
+            sub.id, params={"items": [{"id": "si_missing", "price": price.id}]}
+        )
+    assert err.value.param == "items[0][id]"
+
+
+def test_cancel_now(client: stripe.StripeClient, event_types: Callable[[], list[str]]) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    canceled = client.v1.subscriptions.cancel(sub.id)
+    assert canceled.status == "canceled"
+    assert canceled.canceled_at == clock.frozen_time
+    assert canceled.ended_at == clock.frozen_time
+    assert "customer.subscription.deleted" in event_types()
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.cancel(sub.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+
+
+def test_cancel_at_period_end_then_undo_then_end(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    period_end = sub["items"].data[0].current_period_end
+    flagged = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    assert flagged.cancel_at_period_end is True
+    assert flagged.cancel_at == period_end
+    assert flagged.status == "active"
+    undone = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": False})
+    assert (undone.cancel_at_period_end, undone.cancel_at) == (False, None)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    ended = client.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled"
+    assert ended.ended_at == period_end
+    assert "customer.subscription.deleted" in event_types()
+    # No renewal invoice for a subscription that ended at its period end.
+    assert ended.latest_invoice == sub.latest_invoice
+
+
+def test_pause_and_resume(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    paused = client.v1.subscriptions.pause(sub.id, params={"type": "subscription"})
+    assert paused.status == "paused"
+    assert "customer.subscription.paused" in event_types()
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.resume(
+            client.v1.subscriptions.create(
+                params={
+                    "customer": str(sub.customer),
+                    "items": [{"price": sub["items"].data[0].price.id}],
+                }
+            ).id
+        )
+    advance(client, clock.id, at(2026, 2, 10))
+    # Paused subscriptions do not renew.
+    assert client.v1.subscriptions.retrieve(sub.id).latest_invoice == sub.latest_invoice
+    resumed = client.v1.subscriptions.resume(sub.id)
+    assert resumed.status == "active"
+    assert resumed["items"].data[0].current_period_start == at(2026, 2, 10)
+    invoice = client.v1.invoices.retrieve(str(resumed.latest_invoice))
+    assert (invoice.status, invoice.amount_paid) == ("paid", 999)
+    assert "customer.subscription.resumed" in event_types()
