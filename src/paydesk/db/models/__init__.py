@@ -3,6 +3,7 @@
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
+from paydesk.db.models.events import StripeEvent, WebhookRejection
 from paydesk.db.models.payments import Dispute, Payment, Refund
 from paydesk.db.models.subscriptions import Invoice, Subscription
 
@@ -15,5 +16,7 @@ __all__ = [
     "Price",
     "Product",
     "Refund",
+    "StripeEvent",
     "Subscription",
+    "WebhookRejection",
 ]

@@ -1,0 +1,68 @@
+"""The webhook inbox: every Stripe event received once, and every delivery refused.
+
+``stripe_events`` is written by the endpoint (one row per Stripe event id, the raw
+payload kept verbatim) and worked off by ``paydesk worker``, which records the
+outcome on the same row. ``webhook_rejections`` records deliveries that failed
+verification — never their payload — so suspicious traffic can be counted and
+alerted on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from paydesk.db.models.base import Base, utcnow
+
+EVENT_STATUSES = ("pending", "processed", "failed", "ignored")
+
+
+class StripeEvent(Base):
+    """A Stripe event as received, and what the worker made of it.
+
+    ``status``: ``pending`` (stored, not yet applied, or waiting for a retry at
+    ``next_attempt_at``), ``processed``, ``failed`` (parked after the attempt
+    limit; ``paydesk events replay --failed`` brings it back) or ``ignored``
+    (a type Paydesk does not handle; kept for the record).
+    """
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        Index("ix_stripe_events_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(128), index=True)
+    api_version: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    object_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="webhook")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processing_ms: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(255))
+
+
+class WebhookRejection(Base):
+    """A delivery refused before storage: when, why and from where (no payload)."""
+
+    __tablename__ = "webhook_rejections"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    body_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(String(255))
