@@ -1,0 +1,107 @@
+"""Refunds: validated against the payment's current state before Stripe is asked."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from stripe.params import RefundCreateParams
+
+from paydesk.billing.mirror import apply_refund
+from paydesk.billing.payments import get_payment, refresh_payment
+from paydesk.db.models import Refund
+from paydesk.errors import Conflict, InvalidInput, NotFound
+from paydesk.money import Money
+from paydesk.stripe_gateway import StripeGateway
+from paydesk.stripe_gateway.gateway import operation_key
+
+REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+MAX_NOTE_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund of ``amount`` minor units (None: everything still refundable)."""
+
+    payment_id: str
+    requested_by: str
+    amount: int | None = None
+    reason: str | None = None
+    note: str | None = None
+    # The caller's idempotency key (form token, Idempotency-Key header); without one,
+    # the key is derived from the request and the refunds already made.
+    request_key: str | None = None
+
+
+def get_refund(session: Session, refund_id: str) -> Refund:
+    """A mirrored refund by id, or ``NotFound``."""
+    row = session.scalars(select(Refund).where(Refund.stripe_id == refund_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"No such refund: '{refund_id}'.", code="refund_not_found")
+    return row
+
+
+def _validate(request: RefundRequest) -> None:
+    if request.reason is not None and request.reason not in REASONS:
+        raise InvalidInput(f"reason must be one of {', '.join(REASONS)}.", field="reason")
+    if request.amount is not None and request.amount <= 0:
+        raise InvalidInput("The refund amount must be a positive integer.", field="amount")
+    if request.note is not None and len(request.note) > MAX_NOTE_LENGTH:
+        raise InvalidInput(f"The note is limited to {MAX_NOTE_LENGTH} characters.", field="note")
+    if not request.requested_by:
+        raise InvalidInput("Who asked for the refund must be recorded.", field="requested_by")
+
+
+def refund_payment(session: Session, gateway: StripeGateway, request: RefundRequest) -> Refund:
+    """Refund a succeeded payment fully or partly, recording who asked and why."""
+    _validate(request)
+    get_payment(session, request.payment_id)  # NotFound before any Stripe call
+    payment = refresh_payment(session, gateway, request.payment_id)
+    if payment.status != "succeeded":
+        if payment.status in ("requires_payment_method", "canceled") and payment.failure_code:
+            message = (
+                "This payment was declined, so no money was taken and there is nothing to refund."
+            )
+            code = "payment_declined"
+        else:
+            message = f"The payment is {payment.status}; only succeeded payments can be refunded."
+            code = "payment_not_refundable"
+        raise Conflict(message, code=code, field="payment_id")
+    refundable = payment.amount_received - payment.amount_refunded
+    if refundable <= 0:
+        raise Conflict("The payment has already been fully refunded.", code="already_refunded")
+    amount = request.amount if request.amount is not None else refundable
+    if amount > refundable:
+        raise InvalidInput(
+            f"The refund amount ({Money(amount, payment.currency).format()}) is more than what "
+            f"is still refundable ({Money(refundable, payment.currency).format()}).",
+            code="amount_too_large",
+            field="amount",
+        )
+    params: RefundCreateParams = {
+        "payment_intent": payment.stripe_id,
+        "amount": amount,
+        "metadata": {"requested_by": request.requested_by},
+    }
+    if request.reason:
+        params["reason"] = request.reason
+    request_key = request.request_key or _derived_key(session, request, amount)
+    refund = gateway.create_refund(
+        params, key=operation_key("refund", payment.stripe_id, request_key)
+    )
+    row, _ = apply_refund(
+        session, refund, int(time.time()), note=request.note, requested_by=request.requested_by
+    )
+    refresh_payment(session, gateway, payment.stripe_id)
+    return row
+
+
+def _derived_key(session: Session, request: RefundRequest, amount: int) -> str:
+    done = session.scalar(
+        select(func.count())
+        .select_from(Refund)
+        .where(Refund.payment_intent_id == request.payment_id)
+    )
+    return f"auto:{amount}:{request.reason}:{done}"

@@ -1,0 +1,344 @@
+"""Every call Paydesk makes to Stripe.
+
+One ``stripe.StripeClient`` per gateway, built from settings: the SDK's pinned
+API version, ``max_network_retries`` 3, a 30 s timeout, telemetry off. Every
+mutating call takes an ``idempotency_key`` that the domain derives from the
+business operation, so a retried request or a double click is one operation at
+Stripe. Results are plain dicts; errors are Paydesk errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import stripe
+from stripe.params import (
+    CustomerCreateParams,
+    EventListParams,
+    PaymentIntentConfirmParams,
+    PaymentIntentCreateParams,
+    PriceCreateParams,
+    ProductCreateParams,
+    RefundCreateParams,
+    SubscriptionCreateParams,
+    SubscriptionUpdateParams,
+    WebhookEndpointCreateParams,
+)
+
+from paydesk.errors import ConfigurationError
+from paydesk.settings import Settings
+from paydesk.stripe_gateway.errors import translate
+from paydesk.stripe_gateway.http import ObservedRequestsClient, Observer
+
+MAX_NETWORK_RETRIES = 3
+TIMEOUT_SECONDS = 30.0
+
+Json = dict[str, Any]
+
+
+def pinned_api_version() -> str:
+    """The Stripe API version the installed SDK pins (sent on every request)."""
+    return str(stripe.api_version)
+
+
+def operation_key(operation: str, *parts: object) -> str:
+    """An idempotency key for one business operation (≤ 255 chars, no raw input)."""
+    digest = hashlib.sha256("\x1f".join([operation, *map(str, parts)]).encode()).hexdigest()
+    return f"paydesk-{operation}-{digest[:40]}"
+
+
+def _raise(exc: stripe.StripeError) -> NoReturn:
+    raise translate(exc) from exc
+
+
+def _plain(obj: stripe.StripeObject) -> Json:
+    return obj.to_dict(recursive=True)
+
+
+class StripeGateway:
+    """Typed access to the Stripe API operations Paydesk uses."""
+
+    def __init__(self, client: stripe.StripeClient, *, live: bool) -> None:
+        self._client = client
+        self.live = live
+
+    # -- customers ---------------------------------------------------------------
+    def create_customer(
+        self, *, email: str | None, name: str | None, metadata: dict[str, str], key: str
+    ) -> Json:
+        """Create a customer."""
+        params: CustomerCreateParams = {"metadata": metadata}
+        if email:
+            params["email"] = email
+        if name:
+            params["name"] = name
+        try:
+            return _plain(self._client.v1.customers.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_customer(self, customer_id: str) -> Json:
+        """Retrieve a customer (a deleted one comes back with ``deleted: true``)."""
+        try:
+            return _plain(self._client.v1.customers.retrieve(customer_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def attach_payment_method(self, payment_method: str, customer_id: str, *, key: str) -> Json:
+        """Attach a payment method (or a test ``pm_card_…`` id) to a customer."""
+        try:
+            return _plain(
+                self._client.v1.payment_methods.attach(
+                    payment_method, {"customer": customer_id}, {"idempotency_key": key}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def set_default_payment_method(
+        self, customer_id: str, payment_method: str, *, key: str
+    ) -> Json:
+        """Make ``payment_method`` the customer's default for invoices."""
+        try:
+            return _plain(
+                self._client.v1.customers.update(
+                    customer_id,
+                    {"invoice_settings": {"default_payment_method": payment_method}},
+                    {"idempotency_key": key},
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- payments ----------------------------------------------------------------
+    def create_payment_intent(self, params: PaymentIntentCreateParams, *, key: str) -> Json:
+        """Create (and, with ``confirm``, confirm) a PaymentIntent; expands the charge."""
+        params = {**params, "expand": ["latest_charge", "payment_method"]}
+        try:
+            return _plain(self._client.v1.payment_intents.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def confirm_payment_intent(
+        self, intent_id: str, params: PaymentIntentConfirmParams, *, key: str
+    ) -> Json:
+        """Confirm a PaymentIntent."""
+        params = {**params, "expand": ["latest_charge", "payment_method"]}
+        try:
+            return _plain(
+                self._client.v1.payment_intents.confirm(intent_id, params, {"idempotency_key": key})
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def capture_payment_intent(self, intent_id: str, amount: int | None, *, key: str) -> Json:
+        """Capture an authorised PaymentIntent (all of it, or ``amount``)."""
+        try:
+            return _plain(
+                self._client.v1.payment_intents.capture(
+                    intent_id,
+                    {"amount_to_capture": amount, "expand": ["latest_charge", "payment_method"]}
+                    if amount is not None
+                    else {"expand": ["latest_charge", "payment_method"]},
+                    {"idempotency_key": key},
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def cancel_payment_intent(self, intent_id: str, *, key: str) -> Json:
+        """Cancel a PaymentIntent that has not succeeded."""
+        try:
+            return _plain(
+                self._client.v1.payment_intents.cancel(
+                    intent_id, {"expand": ["latest_charge"]}, {"idempotency_key": key}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_payment_intent(self, intent_id: str) -> Json:
+        """Retrieve a PaymentIntent with its latest charge and payment method."""
+        try:
+            return _plain(
+                self._client.v1.payment_intents.retrieve(
+                    intent_id, {"expand": ["latest_charge", "payment_method"]}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- refunds -----------------------------------------------------------------
+    def create_refund(self, params: RefundCreateParams, *, key: str) -> Json:
+        """Refund all or part of a payment."""
+        try:
+            return _plain(self._client.v1.refunds.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_refund(self, refund_id: str) -> Json:
+        """Retrieve a refund."""
+        try:
+            return _plain(self._client.v1.refunds.retrieve(refund_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_charge(self, charge_id: str) -> Json:
+        """Retrieve a charge."""
+        try:
+            return _plain(self._client.v1.charges.retrieve(charge_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_dispute(self, dispute_id: str) -> Json:
+        """Retrieve a dispute."""
+        try:
+            return _plain(self._client.v1.disputes.retrieve(dispute_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- catalog -----------------------------------------------------------------
+    def prices_by_lookup_keys(self, lookup_keys: list[str]) -> list[Json]:
+        """Active prices with these lookup keys."""
+        try:
+            page = self._client.v1.prices.list(
+                {"lookup_keys": lookup_keys, "active": True, "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+        return [_plain(price) for price in page.data]
+
+    def retrieve_price(self, price_id: str) -> Json:
+        """Retrieve a price with its product."""
+        try:
+            return _plain(self._client.v1.prices.retrieve(price_id, {"expand": ["product"]}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_product(self, product_id: str) -> Json:
+        """Retrieve a product."""
+        try:
+            return _plain(self._client.v1.products.retrieve(product_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def create_product(self, params: ProductCreateParams, *, key: str) -> Json:
+        """Create a product."""
+        try:
+            return _plain(self._client.v1.products.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def create_price(self, params: PriceCreateParams, *, key: str) -> Json:
+        """Create a price."""
+        try:
+            return _plain(self._client.v1.prices.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- subscriptions -----------------------------------------------------------
+    _SUBSCRIPTION_EXPAND = ("latest_invoice.confirmation_secret", "latest_invoice.payments")
+
+    def create_subscription(self, params: SubscriptionCreateParams, *, key: str) -> Json:
+        """Create a subscription; expands what the front end needs to confirm payment."""
+        params = {**params, "expand": list(self._SUBSCRIPTION_EXPAND)}
+        try:
+            return _plain(self._client.v1.subscriptions.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def update_subscription(
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, key: str
+    ) -> Json:
+        """Update a subscription (tier change, cancel at period end, undo)."""
+        params = {**params, "expand": list(self._SUBSCRIPTION_EXPAND)}
+        try:
+            return _plain(
+                self._client.v1.subscriptions.update(
+                    subscription_id, params, {"idempotency_key": key}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def cancel_subscription(self, subscription_id: str, *, key: str) -> Json:
+        """Cancel a subscription now."""
+        try:
+            return _plain(
+                self._client.v1.subscriptions.cancel(subscription_id, {}, {"idempotency_key": key})
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_subscription(self, subscription_id: str) -> Json:
+        """Retrieve a subscription."""
+        try:
+            return _plain(
+                self._client.v1.subscriptions.retrieve(
+                    subscription_id, {"expand": list(self._SUBSCRIPTION_EXPAND)}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_invoice(self, invoice_id: str) -> Json:
+        """Retrieve an invoice with its payments."""
+        try:
+            return _plain(self._client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- events and webhook endpoints --------------------------------------------
+    def iter_events(self, params: EventListParams) -> Iterator[Json]:
+        """Every event matching ``params``, newest first, across pages."""
+        try:
+            page = self._client.v1.events.list({**params, "limit": 100})
+            for event in page.auto_paging_iter():
+                yield _plain(event)
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_event(self, event_id: str) -> Json:
+        """Retrieve an event."""
+        try:
+            return _plain(self._client.v1.events.retrieve(event_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def create_webhook_endpoint(self, params: WebhookEndpointCreateParams, *, key: str) -> Json:
+        """Register a webhook endpoint; the result holds its secret (shown once)."""
+        try:
+            return _plain(
+                self._client.v1.webhook_endpoints.create(params, {"idempotency_key": key})
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def list_webhook_endpoints(self) -> list[Json]:
+        """Every registered webhook endpoint."""
+        try:
+            page = self._client.v1.webhook_endpoints.list({"limit": 100})
+            return [_plain(endpoint) for endpoint in page.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+
+def build_gateway(settings: Settings, *, observers: list[Observer] | None = None) -> StripeGateway:
+    """The gateway for ``settings``; ``ConfigurationError`` when no secret key is set."""
+    if settings.stripe_secret_key is None:
+        raise ConfigurationError("STRIPE_SECRET_KEY", "required to talk to Stripe")
+    # The SDK reads this module-level flag per request; Paydesk never sends telemetry.
+    stripe.enable_telemetry = False
+    http_client = ObservedRequestsClient(
+        timeout=TIMEOUT_SECONDS, debug=settings.stripe_debug, observers=list(observers or [])
+    )
+    base_addresses: Any = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    client = stripe.StripeClient(
+        settings.stripe_secret_key.get_secret_value(),
+        base_addresses=base_addresses,
+        max_network_retries=MAX_NETWORK_RETRIES,
+        http_client=http_client,
+    )
+    return StripeGateway(client, live=settings.key_mode == "live")
