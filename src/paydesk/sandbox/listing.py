@@ -80,3 +80,12 @@ def created_filter(ctx: Ctx, items: Iterable[Json], key: str = "created") -> Ite
         )
 
     return (o for o in items if keep(o))
+
+
+def matching(ctx: Ctx, items: Iterable[Json], *keys: str) -> Iterable[Json]:
+    """Keep objects whose field equals each given string parameter of the same
+    name (``?customer=cus_…&payment_intent=pi_…``); absent parameters don't filter."""
+    wanted = [(k, v) for k in keys if (v := ctx.params.string(k)) is not None]
+    if not wanted:
+        return items
+    return (o for o in items if all(o.get(k) == v for k, v in wanted))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from paydesk.sandbox.cards import Decline
-from paydesk.sandbox.listing import created_filter, paginate
+from paydesk.sandbox.listing import created_filter, matching, paginate
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState
 
@@ -170,8 +170,5 @@ def update_charge(ctx: Ctx) -> Json:
 def list_charges(ctx: Ctx) -> Json:
     """Newest first; filters ``customer``, ``payment_intent``, ``created``."""
     items: Any = ctx.state.iter_newest_first("charge")
-    for key in ("customer", "payment_intent"):
-        value = ctx.params.string(key)
-        if value is not None:
-            items = (c for c in items if c[key] == value)
+    items = matching(ctx, items, "customer", "payment_intent")
     return paginate(ctx, created_filter(ctx, items))

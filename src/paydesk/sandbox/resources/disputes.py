@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from paydesk.sandbox.errors import invalid_request
-from paydesk.sandbox.listing import created_filter, paginate
+from paydesk.sandbox.listing import created_filter, matching, paginate
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState, changed_attributes, clone
 
@@ -231,8 +231,5 @@ def close_dispute(ctx: Ctx) -> Json:
 def list_disputes(ctx: Ctx) -> Json:
     """Newest first; filters ``charge``, ``payment_intent``, ``created``."""
     items: Any = ctx.state.iter_newest_first("dispute")
-    for key in ("charge", "payment_intent"):
-        value = ctx.params.string(key)
-        if value is not None:
-            items = (d for d in items if d[key] == value)
+    items = matching(ctx, items, "charge", "payment_intent")
     return paginate(ctx, created_filter(ctx, items))

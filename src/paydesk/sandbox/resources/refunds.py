@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from paydesk.sandbox.errors import invalid_request, parameter_missing
-from paydesk.sandbox.listing import created_filter, paginate
+from paydesk.sandbox.listing import created_filter, matching, paginate
 from paydesk.sandbox.money import format_amount
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState, clone
@@ -213,10 +213,7 @@ def update_refund(ctx: Ctx) -> Json:
 def list_refunds(ctx: Ctx) -> Json:
     """Newest first; filters ``charge``, ``payment_intent``, ``created``."""
     items: Any = ctx.state.iter_newest_first("refund")
-    for key in ("charge", "payment_intent"):
-        value = ctx.params.string(key)
-        if value is not None:
-            items = (r for r in items if r[key] == value)
+    items = matching(ctx, items, "charge", "payment_intent")
     return paginate(ctx, created_filter(ctx, items))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from paydesk.sandbox.cards import ThreeDS
 from paydesk.sandbox.errors import card_error, unexpected_state
-from paydesk.sandbox.listing import created_filter, paginate
+from paydesk.sandbox.listing import created_filter, matching, paginate
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState, clone
 
@@ -276,8 +276,5 @@ def cancel_setup_intent(ctx: Ctx) -> Json:
 def list_setup_intents(ctx: Ctx) -> Json:
     """Newest first; filters ``customer``, ``payment_method``, ``created``."""
     items: Any = ctx.state.iter_newest_first("setup_intent")
-    for key in ("customer", "payment_method"):
-        value = ctx.params.string(key)
-        if value is not None:
-            items = (i for i in items if i[key] == value)
+    items = matching(ctx, items, "customer", "payment_method")
     return paginate(ctx, created_filter(ctx, items))
