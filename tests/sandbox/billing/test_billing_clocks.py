@@ -1,0 +1,192 @@
+"""Test clocks and renewals: period rollover, finalization, failed renewals and dunning."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import stripe
+from tests.sandbox.billing.helpers import advance, at, clocked_subscription
+from tests.sandbox.conftest import make_client
+
+from paydesk.sandbox.billing.settings import END_STATE_KEY
+from paydesk.sandbox.config import SandboxConfig
+from paydesk.sandbox.server import running_sandbox
+
+
+def _swap_card(client: stripe.StripeClient, customer_id: str, card: str) -> None:
+    pm = client.v1.payment_methods.attach(card, params={"customer": customer_id})
+    client.v1.customers.update(
+        customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+
+
+def _latest(client: stripe.StripeClient, sub_id: str) -> stripe.Invoice:
+    sub = client.v1.subscriptions.retrieve(sub_id)
+    return client.v1.invoices.retrieve(str(sub.latest_invoice))
+
+
+def test_clock_crud_and_events(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(
+        params={"frozen_time": at(2026, 1, 1), "name": "renewals"}
+    )
+    assert clock.id.startswith("clock_")
+    assert (clock.status, clock.name, clock.frozen_time) == ("ready", "renewals", at(2026, 1, 1))
+    assert client.v1.test_helpers.test_clocks.retrieve(clock.id).id == clock.id
+    listed = client.v1.test_helpers.test_clocks.list()
+    assert [c.id for c in listed.data] == [clock.id]
+    response = client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": at(2026, 1, 2)}
+    )
+    assert response.status == "advancing"
+    ready = client.v1.test_helpers.test_clocks.retrieve(clock.id)
+    assert (ready.status, ready.frozen_time) == ("ready", at(2026, 1, 2))
+    deleted = client.v1.test_helpers.test_clocks.delete(clock.id)
+    assert deleted.deleted is True
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.test_helpers.test_clocks.retrieve(clock.id)
+    assert missing.value.code == "resource_missing"
+    assert event_types() == [
+        "test_helpers.test_clock.created",
+        "test_helpers.test_clock.advancing",
+        "test_helpers.test_clock.ready",
+        "test_helpers.test_clock.deleted",
+    ]
+
+
+def test_advance_errors(client: stripe.StripeClient) -> None:
+    clock, _customer, _sub = clocked_subscription(client)
+    with pytest.raises(stripe.InvalidRequestError) as backwards:
+        client.v1.test_helpers.test_clocks.advance(
+            clock.id, params={"frozen_time": at(2025, 12, 1)}
+        )
+    assert backwards.value.param == "frozen_time"
+    with pytest.raises(stripe.InvalidRequestError) as too_far:
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": at(2026, 6, 1)})
+    assert too_far.value.param == "frozen_time"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.test_helpers.test_clocks.create(params={})  # type: ignore[typeddict-item]
+    assert missing.value.code == "parameter_missing"
+
+
+def test_clock_customer_objects_follow_clock_time(client: stripe.StripeClient) -> None:
+    clock, _customer, sub = clocked_subscription(client, start=at(2024, 3, 31))
+    assert sub.created == sub.start_date == at(2024, 3, 31)
+    item = sub["items"].data[0]
+    # March 31 → April 30: the month end is clamped.
+    assert (item.current_period_start, item.current_period_end) == (
+        at(2024, 3, 31),
+        at(2024, 4, 30),
+    )
+    assert sub.test_clock == clock.id
+
+
+def test_renewal_rolls_period_and_charges_after_an_hour(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    before = len(event_types())
+    advance(client, clock.id, at(2026, 2, 1, 0) + 60)
+    draft = _latest(client, sub.id)
+    assert draft.id != sub.latest_invoice
+    assert (draft.status, draft.billing_reason) == ("draft", "subscription_cycle")
+    assert draft.automatically_finalizes_at == at(2026, 2, 1, 1)
+    renewed = client.v1.subscriptions.retrieve(sub.id)
+    item = renewed["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (at(2026, 2, 1), at(2026, 3, 1))
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    paid = client.v1.invoices.retrieve(draft.id)
+    assert (paid.status, paid.amount_paid) == ("paid", 999)
+    assert paid.status_transitions.finalized_at == at(2026, 2, 1, 1)
+    assert paid.lines.data[0].period.start == at(2026, 2, 1)
+    new = event_types()[before:]
+    for expected in (
+        "customer.subscription.updated",
+        "invoice.created",
+        "invoice.finalized",
+        "payment_intent.succeeded",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice_payment.paid",
+    ):
+        assert expected in new
+    assert new.index("invoice.created") < new.index("invoice.finalized") < new.index("invoice.paid")
+
+
+def test_two_renewals_in_one_advance(client: stripe.StripeClient) -> None:
+    clock, customer, _sub = clocked_subscription(client)
+    # Two monthly intervals is as far as Stripe lets a clock jump at once.
+    advance(client, clock.id, at(2026, 3, 1))
+    advance(client, clock.id, at(2026, 3, 1, 2))
+    invoices = client.v1.invoices.list(params={"customer": customer.id, "status": "paid"})
+    assert [i.billing_reason for i in invoices.data] == [
+        "subscription_cycle",
+        "subscription_cycle",
+        "subscription_create",
+    ]
+
+
+def test_failed_renewal_goes_past_due_then_recovers(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    _swap_card(client, customer.id, "pm_card_chargeCustomerFail")
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    invoice = _latest(client, sub.id)
+    assert (invoice.status, invoice.attempt_count) == ("open", 1)
+    assert invoice.next_payment_attempt == at(2026, 2, 1, 1) + 3 * 86_400
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    assert "invoice.payment_failed" in event_types()
+    _swap_card(client, customer.id, "pm_card_visa")
+    advance(client, clock.id, at(2026, 2, 4, 2))
+    assert client.v1.invoices.retrieve(invoice.id).status == "paid"
+    assert client.v1.invoices.retrieve(invoice.id).attempt_count == 2
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+def test_retries_exhausted_cancel_by_default(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    _swap_card(client, customer.id, "pm_card_chargeCustomerFail")
+    advance(client, clock.id, at(2026, 2, 10))
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    assert _latest(client, sub.id).attempt_count == 3
+    advance(client, clock.id, at(2026, 2, 20))
+    ended = client.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled"
+    assert ended.cancellation_details is not None
+    assert ended.cancellation_details.reason == "payment_failed"
+    invoice = _latest(client, sub.id)
+    assert (invoice.attempt_count, invoice.next_payment_attempt) == (4, None)
+    assert event_types().count("invoice.payment_failed") == 4
+    assert "customer.subscription.deleted" in event_types()
+
+
+@pytest.fixture
+def unpaid_client() -> Iterator[stripe.StripeClient]:
+    config = SandboxConfig(extra={END_STATE_KEY: "unpaid"})
+    with running_sandbox(config) as running:
+        yield make_client(running.url)
+
+
+def test_retries_exhausted_can_end_unpaid(unpaid_client: stripe.StripeClient) -> None:
+    client = unpaid_client
+    clock, customer, sub = clocked_subscription(client)
+    _swap_card(client, customer.id, "pm_card_chargeCustomerFail")
+    advance(client, clock.id, at(2026, 2, 20))
+    assert client.v1.subscriptions.retrieve(sub.id).status == "unpaid"
+    # Unpaid subscriptions keep drafting renewal invoices that are never charged.
+    advance(client, clock.id, at(2026, 3, 1, 2))
+    draft = _latest(client, sub.id)
+    assert (draft.status, draft.auto_advance) == ("draft", False)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "unpaid"
+
+
+def test_unpaid_first_invoice_expires(client: stripe.StripeClient) -> None:
+    clock, _customer, sub = clocked_subscription(client, card="pm_card_chargeCustomerFail")
+    assert sub.status == "incomplete"
+    advance(client, clock.id, at(2026, 1, 2))
+    expired = client.v1.subscriptions.retrieve(sub.id)
+    assert expired.status == "incomplete_expired"
+    assert client.v1.invoices.retrieve(str(sub.latest_invoice)).status == "void"
