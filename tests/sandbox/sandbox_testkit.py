@@ -5,9 +5,12 @@ Importable from any test under tests/sandbox (``from sandbox_testkit import ...`
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import stripe
@@ -98,3 +101,52 @@ class WebhookReceiver:
         """Stop the server."""
         self._server.shutdown()
         self._server.server_close()
+
+
+TRIGGERS = Path("/work/shared/reference/stripe-cli-triggers")
+
+
+def replay_trigger(client: stripe.StripeClient, fixture: Path) -> dict[str, Any]:
+    """Run a Stripe CLI trigger fixture (``stripe trigger <event>``) step by step.
+
+    ``${name:path}`` refers to an earlier step's response; a step with
+    ``expected_error_type`` must fail with that error type. Returns each step's
+    response (or error body) by name.
+    """
+    spec = json.loads(fixture.read_text())
+    results: dict[str, Any] = {}
+    for step in spec["fixtures"]:
+        path = _substitute(step["path"], results)
+        params = _substitute(step.get("params", {}), results)
+        expected = step.get("expected_error_type")
+        failure: stripe.StripeError | None = None
+        try:
+            response = client.raw_request(step["method"], path, **params)
+        except stripe.StripeError as exc:
+            failure = exc
+        if failure is None:
+            assert expected is None, f"{step['name']} should have failed with {expected}"
+            results[step["name"]] = json.loads(response.body)
+            continue
+        assert expected is not None, f"{step['name']} failed: {failure}"
+        assert failure.error is not None
+        assert failure.error.type == expected
+        results[step["name"]] = failure.json_body
+    return results
+
+
+def _substitute(value: Any, results: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return re.sub(r"\$\{([^:}]+):([^}]+)\}", lambda m: _lookup(results, m[1], m[2]), value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, results) for v in value]
+    return value
+
+
+def _lookup(results: dict[str, Any], name: str, path: str) -> str:
+    node: Any = results[name]
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return str(node)

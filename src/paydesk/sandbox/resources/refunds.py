@@ -121,7 +121,6 @@ def _open_chargeback(state: SandboxState, charge_id: str) -> Json | None:
 def _relist(state: SandboxState, charge: Json) -> None:
     refunds = [r for r in state.iter_newest_first("refund") if r["charge"] == charge["id"]]
     charge["refunds"]["data"] = refunds
-    charge["refunds"]["total_count"] = len(refunds)
 
 
 def _settle(state: SandboxState, refund_id: str, *, ok: bool) -> None:
