@@ -12,6 +12,7 @@ from paydesk import __version__
 from paydesk.db.engine import create_engine, session_factory
 from paydesk.settings import Settings
 from paydesk.web import health
+from paydesk.web.api import webhooks as webhooks_api
 from paydesk.web.errors import install_error_handlers
 from paydesk.web.middleware import RequestContextMiddleware
 
@@ -45,4 +46,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(webhooks_api.router)
     return app
