@@ -4,8 +4,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import stripe
+from sandbox_testkit import make_client
 from tests.sandbox.billing.helpers import advance, at, clocked_subscription
-from tests.sandbox.conftest import make_client
 
 from paydesk.sandbox.billing.settings import END_STATE_KEY
 from paydesk.sandbox.config import SandboxConfig
