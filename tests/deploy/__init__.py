@@ -1,0 +1,1 @@
+"""Checks on what ships to Kubernetes: the kustomize overlays and the Dockerfile."""
