@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from paydesk.db.engine import create_engine
 from paydesk.db.migrate import upgrade_to_head
 from tests.support.databases import throwaway_database
+from tests.support.stack import Stack, running_stack
 
 DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -35,3 +37,18 @@ def engine(migrated_url: str) -> Iterator[Engine]:
     db_engine = create_engine(migrated_url)
     yield db_engine
     db_engine.dispose()
+
+
+@pytest.fixture
+def stack(migrated_url: str) -> Iterator[Stack]:
+    """Sandbox + settings with bootstrapped tier prices + gateway + migrated database."""
+    with running_stack(migrated_url) as running:
+        yield running
+
+
+@pytest.fixture
+def session(stack: Stack) -> Iterator[Session]:
+    """A session on the stack's database; rolled back unless the test commits."""
+    with stack.sessions() as db_session:
+        yield db_session
+        db_session.rollback()
