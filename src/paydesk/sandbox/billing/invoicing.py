@@ -348,7 +348,10 @@ def attempt_payment(
             "consider adding a default payment method.",
             code="invoice_no_payment_method_types",
         )
-    record_failure(state, invoice, now, before, requires_action=outcome.requires_action)
+    # An off-session charge that needs 3-D Secure is the "action required" case of
+    # Stripe's SCA flow, even though the core reports it as a decline.
+    needs_action = outcome.requires_action or error.code == "authentication_required"
+    record_failure(state, invoice, now, before, requires_action=needs_action)
     return error
 
 
