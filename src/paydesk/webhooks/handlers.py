@@ -1,0 +1,364 @@
+"""What each event type does to the mirror.
+
+Every handler is idempotent and order-proof:
+
+- Objects with a state (payment intents, subscriptions, invoices, refunds,
+  disputes, customers, products, prices) are written through ``billing.mirror``,
+  which keeps the freshest information: an event older than the stored row is
+  not applied; the object is re-fetched from Stripe instead (rate-limited), so
+  the mirror converges on Stripe's current state whatever the delivery order.
+  Two events of one object within the same second are ambiguous by timestamp
+  alone; they are resolved by re-fetching too (or, without Stripe access, by the
+  object's own status progression).
+- Charge details only grow (refunded amount, dispute flag) or never change
+  (card), so they are folded in whatever the order. A charge event whose
+  payment is not mirrored yet fetches the payment (or is retried later).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from paydesk.billing import mirror
+from paydesk.db.models import (
+    Customer,
+    Dispute,
+    Invoice,
+    Payment,
+    Price,
+    Product,
+    Refund,
+    StripeEvent,
+    Subscription,
+)
+from paydesk.db.models.base import StripeMirrorMixin
+from paydesk.errors import NotFound, PaydeskError
+
+Json = dict[str, Any]
+TierOf = Callable[[str], str | None]
+
+
+class Deferred(PaydeskError):
+    """The event cannot be applied yet (a prerequisite is missing); retry later."""
+
+    code = "deferred"
+
+
+class Fetcher:
+    """Re-fetches objects from Stripe, at most ``rate`` per second (token bucket).
+
+    ``retrieve`` maps an object type to a function returning the object as a dict
+    (the gateway's ``retrieve_*``). When no token frees up within ``max_wait``
+    seconds, ``Deferred`` is raised and the event is retried later.
+    """
+
+    def __init__(
+        self,
+        retrieve: Mapping[str, Callable[[str], Json]],
+        *,
+        rate: float = 10.0,
+        burst: int = 20,
+        max_wait: float = 2.0,
+    ) -> None:
+        self._retrieve = dict(retrieve)
+        self._rate = rate
+        self._burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._max_wait = max_wait
+        self._lock = threading.Lock()
+        self.fetched = 0
+
+    def can_fetch(self, object_type: str) -> bool:
+        """Whether objects of this type can be re-fetched."""
+        return object_type in self._retrieve
+
+    def _take(self) -> None:
+        deadline = time.monotonic() + self._max_wait
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self._rate
+            if time.monotonic() + wait > deadline:
+                raise Deferred("Stripe re-fetch rate limit reached; retrying later.")
+            time.sleep(wait)
+
+    def fetch(self, object_type: str, object_id: str) -> Json | None:
+        """The object as Stripe has it now; None if Stripe no longer has it."""
+        self._take()
+        self.fetched += 1
+        try:
+            return self._retrieve[object_type](object_id)
+        except NotFound:
+            return None
+
+
+def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
+    """A ``Fetcher`` over a ``StripeGateway``'s ``retrieve_*`` methods."""
+    return Fetcher(
+        {
+            "customer": gateway.retrieve_customer,
+            "payment_intent": gateway.retrieve_payment_intent,
+            "charge": gateway.retrieve_charge,
+            "refund": gateway.retrieve_refund,
+            "dispute": gateway.retrieve_dispute,
+            "product": gateway.retrieve_product,
+            "price": gateway.retrieve_price,
+            "subscription": gateway.retrieve_subscription,
+            "invoice": gateway.retrieve_invoice,
+        },
+        rate=rate,
+    )
+
+
+@dataclass
+class Context:
+    """What a handler works with: the worker's session, tier lookup, optional fetcher."""
+
+    session: Session
+    tier_of: TierOf = field(default=lambda _price: None)
+    fetcher: Fetcher | None = None
+    event_pk: int | None = None
+
+
+# Status progressions used only to break a same-second tie without Stripe access.
+_RANKS: dict[str, tuple[str, ...]] = {
+    "payment_intent": (
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+        "requires_capture",
+        "canceled",
+        "succeeded",
+    ),
+    "subscription": (
+        "incomplete",
+        "trialing",
+        "active",
+        "past_due",
+        "unpaid",
+        "paused",
+        "incomplete_expired",
+        "canceled",
+    ),
+    "invoice": ("draft", "open", "uncollectible", "void", "paid"),
+    "refund": ("pending", "requires_action", "failed", "canceled", "succeeded"),
+    "dispute": (
+        "warning_needs_response",
+        "warning_under_review",
+        "needs_response",
+        "under_review",
+        "warning_closed",
+        "prevented",
+        "lost",
+        "won",
+    ),
+}
+
+
+def _rank(object_type: str, status: Any) -> int:
+    order = _RANKS.get(object_type, ())
+    return order.index(status) if status in order else -1
+
+
+ApplyFn = Callable[[Context, Json, int], tuple[StripeMirrorMixin, bool]]
+
+_MODELS: dict[str, type[StripeMirrorMixin]] = {
+    "customer": Customer,
+    "product": Product,
+    "price": Price,
+    "payment_intent": Payment,
+    "refund": Refund,
+    "dispute": Dispute,
+    "subscription": Subscription,
+    "invoice": Invoice,
+}
+
+
+def _apply_fn(object_type: str) -> ApplyFn:
+    def customer(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_customer(ctx.session, obj, t)
+
+    def product(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_product(ctx.session, obj, t)
+
+    def price(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_price(ctx.session, obj, t, tier=ctx.tier_of(str(obj["id"])))
+
+    def payment_intent(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        row, written = mirror.apply_payment_intent(ctx.session, obj, t)
+        # A dispute mirrored before its payment flags the payment now.
+        disputed = select(Dispute.id).where(Dispute.payment_intent_id == row.stripe_id)
+        if not row.disputed and ctx.session.scalars(disputed.limit(1)).first() is not None:
+            _mark_disputed(ctx.session, row.stripe_id)
+        return row, written
+
+    def refund(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_refund(ctx.session, obj, t)
+
+    def dispute(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        row, written = mirror.apply_dispute(ctx.session, obj, t)
+        _mark_disputed(ctx.session, mirror.ref(obj.get("payment_intent")))
+        return row, written
+
+    def subscription(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_subscription(ctx.session, obj, t, ctx.tier_of)
+
+    def invoice(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        return mirror.apply_invoice(ctx.session, obj, t)
+
+    functions: dict[str, ApplyFn] = {
+        "customer": customer,
+        "product": product,
+        "price": price,
+        "payment_intent": payment_intent,
+        "refund": refund,
+        "dispute": dispute,
+        "subscription": subscription,
+        "invoice": invoice,
+    }
+    return functions[object_type]
+
+
+def _mark_disputed(session: Session, intent_id: str | None) -> None:
+    if intent_id is None:
+        return
+    payment = session.scalars(select(Payment).where(Payment.stripe_id == intent_id)).one_or_none()
+    if payment is not None and not payment.disputed:
+        payment.disputed = True
+        session.flush()
+
+
+def _tied_with_another_event(ctx: Context, object_id: str, created: int) -> bool:
+    query = select(StripeEvent.id).where(
+        StripeEvent.object_id == object_id,
+        StripeEvent.created == created,
+        StripeEvent.status == "processed",
+    )
+    if ctx.event_pk is not None:
+        query = query.where(StripeEvent.id != ctx.event_pk)
+    return ctx.session.scalars(query.limit(1)).first() is not None
+
+
+def apply_stateful(ctx: Context, object_type: str, obj: Json, created: int) -> str:
+    """Apply ``obj`` as of ``created``, or re-fetch it when the event is not the freshest.
+
+    Returns the outcome: ``applied``, ``refetched``, ``stale`` (older than the
+    mirror and nothing to re-fetch with) or ``gone`` (Stripe no longer has it).
+    """
+    apply = _apply_fn(object_type)
+    model = _MODELS[object_type]
+    object_id = str(obj["id"])
+    row = ctx.session.scalars(select(model).where(model.stripe_id == object_id)).one_or_none()
+    if row is None or row.source_time < created:
+        apply(ctx, obj, created)
+        return "applied"
+    older = row.source_time > created
+    if not older and not _tied_with_another_event(ctx, object_id, created):
+        apply(ctx, obj, created)  # the same event again (a replay): same result
+        return "applied"
+    if ctx.fetcher is not None and ctx.fetcher.can_fetch(object_type):
+        fresh = ctx.fetcher.fetch(object_type, object_id)
+        if fresh is None:
+            return "gone"
+        apply(ctx, fresh, max(int(time.time()), row.source_time))
+        return "refetched"
+    if not older and _rank(object_type, obj.get("status")) > _rank(
+        object_type, getattr(row, "status", None)
+    ):
+        apply(ctx, obj, created)
+        return "applied"
+    return "stale"
+
+
+def _charge(ctx: Context, event: Json) -> str:
+    charge = event["data"]["object"]
+    intent_id = mirror.ref(charge.get("payment_intent"))
+    if intent_id is None:
+        return "no payment intent"
+    if mirror.apply_charge_details(ctx.session, charge) is not None:
+        return "applied"
+    # The payment is not mirrored yet (its events are late): fetch it, or wait.
+    if ctx.fetcher is not None and ctx.fetcher.can_fetch("payment_intent"):
+        fresh = ctx.fetcher.fetch("payment_intent", intent_id)
+        if fresh is not None:
+            apply_stateful(ctx, "payment_intent", fresh, int(time.time()))
+            mirror.apply_charge_details(ctx.session, charge)
+            return "refetched"
+    raise Deferred(f"payment {intent_id} is not mirrored yet")
+
+
+def _stateful(object_type: str, *, deleted: bool = False) -> Callable[[Context, Json], str]:
+    def handle(ctx: Context, event: Json) -> str:
+        obj = event["data"]["object"]
+        if obj.get("object") not in (object_type, None):
+            return "ignored: unexpected object"
+        if deleted:
+            obj = {**obj, "deleted": True}
+        return apply_stateful(ctx, object_type, obj, int(event["created"]))
+
+    return handle
+
+
+_EXACT: dict[str, Callable[[Context, Json], str]] = {
+    "customer.created": _stateful("customer"),
+    "customer.updated": _stateful("customer"),
+    "customer.deleted": _stateful("customer", deleted=True),
+    "product.created": _stateful("product"),
+    "product.updated": _stateful("product"),
+    "product.deleted": _stateful("product", deleted=True),
+    "price.created": _stateful("price"),
+    "price.updated": _stateful("price"),
+    "price.deleted": _stateful("price", deleted=True),
+    "charge.succeeded": _charge,
+    "charge.failed": _charge,
+    "charge.captured": _charge,
+    "charge.updated": _charge,
+    "charge.refunded": _charge,
+    "charge.refund.updated": _stateful("refund"),
+    "charge.dispute.created": _stateful("dispute"),
+    "charge.dispute.updated": _stateful("dispute"),
+    "charge.dispute.closed": _stateful("dispute"),
+    "charge.dispute.funds_withdrawn": _stateful("dispute"),
+    "charge.dispute.funds_reinstated": _stateful("dispute"),
+    "invoice.paid": _stateful("invoice"),
+    "invoice.payment_failed": _stateful("invoice"),
+    "invoice.payment_succeeded": _stateful("invoice"),
+    "invoice.created": _stateful("invoice"),
+    "invoice.finalized": _stateful("invoice"),
+    "invoice.updated": _stateful("invoice"),
+    "invoice.voided": _stateful("invoice"),
+    "invoice.marked_uncollectible": _stateful("invoice"),
+    "invoice.payment_action_required": _stateful("invoice"),
+}
+
+# Families handled whole: every event of these prefixes carries that object.
+_PREFIXES: tuple[tuple[str, Callable[[Context, Json], str]], ...] = (
+    ("payment_intent.", _stateful("payment_intent")),
+    ("customer.subscription.", _stateful("subscription")),
+    ("refund.", _stateful("refund")),
+)
+
+
+def handler_for(event_type: str) -> Callable[[Context, Json], str] | None:
+    """The handler of ``event_type``; None for types Paydesk ignores."""
+    found = _EXACT.get(event_type)
+    if found is not None:
+        return found
+    for prefix, handler in _PREFIXES:
+        if event_type.startswith(prefix):
+            return handler
+    return None

@@ -1,0 +1,289 @@
+"""The worker: claim stored events, apply them, record what happened.
+
+Claiming is a lease: one statement moves a batch of due events' ``next_attempt_at``
+a few minutes ahead and returns them (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+workers never wait for each other; SQLite has a single writer anyway). The batch
+is then applied in one transaction, each event in its own savepoint; on
+PostgreSQL a transaction-scoped advisory lock per touched Stripe object keeps two
+workers from writing one object at once (an event whose object is busy is simply
+left for the next round). A worker that dies mid-batch leaves leases that expire,
+and the events are claimed again; applying them twice has no further effect.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from paydesk.billing import mirror
+from paydesk.db.engine import session_factory
+from paydesk.db.models import StripeEvent
+from paydesk.db.models.base import utcnow
+from paydesk.logs import get_logger
+from paydesk.settings import Settings
+from paydesk.webhooks.handlers import (
+    Context,
+    Deferred,
+    Fetcher,
+    TierOf,
+    gateway_fetcher,
+    handler_for,
+)
+
+log = get_logger(__name__)
+
+DEFAULT_BATCH = 200
+DEFAULT_MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=5)
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 600.0
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before attempt ``attempts + 1``: 2, 4, 8 … s capped at 10 min, jittered ±20 %."""
+    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return float(delay) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
+@dataclass
+class WorkerCounters:
+    """Process-local counts since start (exported by the metrics layer)."""
+
+    processed: int = 0
+    ignored: int = 0
+    failed: int = 0
+    parked: int = 0
+    skipped_busy: int = 0
+    other_api_version: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def _lock_keys(event: dict[str, Any]) -> list[str]:
+    # The object itself, and the payment a charge, refund or dispute folds into.
+    obj = event.get("data", {}).get("object", {})
+    keys = {str(obj.get("id"))}
+    related = mirror.ref(obj.get("payment_intent"))
+    if related:
+        keys.add(related)
+    return sorted(keys)
+
+
+class Worker:
+    """Applies stored events to the mirror. ``run_once()`` handles one batch."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tier_of: TierOf = lambda _price: None,
+        fetcher: Fetcher | None = None,
+        api_version: str | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Callable[[int], float] = backoff_seconds,
+        name: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+        self._tier_of = tier_of
+        self._fetcher = fetcher
+        self._api_version = api_version
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._postgres = engine.dialect.name == "postgresql"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.counters = WorkerCounters()
+
+    # -- claiming -----------------------------------------------------------------
+    def _due(self) -> Any:
+        now = utcnow()
+        return and_(
+            or_(
+                StripeEvent.status == "pending",
+                and_(StripeEvent.status == "failed", StripeEvent.attempts < self._max_attempts),
+            ),
+            StripeEvent.next_attempt_at <= now,
+        )
+
+    def claim(self) -> list[int]:
+        """Lease a batch of due events to this worker; returns their ids, oldest first."""
+        candidates = (
+            select(StripeEvent.id)
+            .where(self._due())
+            .order_by(StripeEvent.created, StripeEvent.id)
+            .limit(self._batch_size)
+        )
+        if self._postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        statement = (
+            update(StripeEvent)
+            .where(StripeEvent.id.in_(candidates.scalar_subquery()))
+            .values(next_attempt_at=utcnow() + LEASE)
+            .returning(StripeEvent.id, StripeEvent.created)
+            .execution_options(synchronize_session=False)
+        )
+        with self._engine.begin() as connection:
+            rows = connection.execute(statement).all()
+        return [row.id for row in sorted(rows, key=lambda row: (row.created, row.id))]
+
+    def _release(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(StripeEvent)
+                .where(StripeEvent.id.in_(ids), StripeEvent.status.in_(("pending", "failed")))
+                .values(next_attempt_at=utcnow())
+            )
+
+    # -- applying -----------------------------------------------------------------
+    def run_once(self) -> int:
+        """Claim and apply one batch; returns how many events were handled."""
+        ids = self.claim()
+        if not ids:
+            return 0
+        try:
+            with self._sessions() as session, session.begin():
+                busy = self._apply_batch(session, ids)
+        except Exception:
+            # The whole batch rolled back (e.g. a lost connection): make it due again.
+            log.exception("webhook_batch_rolled_back", size=len(ids))
+            self._release(ids)
+            raise
+        self._release(busy)
+        return len(ids) - len(busy)
+
+    def _try_lock(self, session: Session, keys: list[str]) -> bool:
+        if not self._postgres:
+            return True
+        for key in keys:
+            got = session.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": key},
+            ).scalar_one()
+            if not got:
+                return False
+        return True
+
+    def _apply_batch(self, session: Session, ids: list[int]) -> list[int]:
+        events = {
+            row.id: row
+            for row in session.scalars(select(StripeEvent).where(StripeEvent.id.in_(ids)))
+        }
+        busy: list[int] = []
+        for event_pk in ids:
+            row = events.get(event_pk)
+            if row is None or row.status in ("processed", "ignored"):
+                continue
+            payload = orjson.loads(row.payload)
+            if not self._try_lock(session, _lock_keys(payload)):
+                busy.append(event_pk)
+                self.counters.skipped_busy += 1
+                continue
+            self._apply_one(session, row, payload)
+        return busy
+
+    def _apply_one(self, session: Session, row: StripeEvent, payload: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        now = utcnow()
+        row.first_attempt_at = row.first_attempt_at or now
+        row.attempts += 1
+        if self._api_version and row.api_version and row.api_version != self._api_version:
+            self.counters.other_api_version += 1
+        handler = handler_for(row.type)
+        if handler is None:
+            row.status = "ignored"
+            row.outcome = "no handler for this type"
+            row.last_error = None
+            row.processed_at = now
+            row.processing_ms = (time.perf_counter() - started) * 1000
+            self.counters.ignored += 1
+            return
+        context = Context(session, self._tier_of, self._fetcher, row.id)
+        try:
+            with session.begin_nested():
+                outcome = handler(context, payload)
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+            self._record_failure(row, exc)
+            return
+        row.status = "processed"
+        row.outcome = outcome[:255]
+        row.last_error = None
+        row.processed_at = utcnow()
+        row.processing_ms = (time.perf_counter() - started) * 1000
+        self.counters.processed += 1
+        self.counters.outcomes[outcome] = self.counters.outcomes.get(outcome, 0) + 1
+
+    def _record_failure(self, row: StripeEvent, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        row.status = "failed"
+        row.last_error = message
+        row.outcome = None
+        if row.attempts >= self._max_attempts:
+            self.counters.parked += 1
+            row.next_attempt_at = utcnow()
+            log.error("webhook_event_parked", event_id=row.event_id, type=row.type, error=message)
+        else:
+            row.next_attempt_at = utcnow() + timedelta(seconds=self._backoff(row.attempts))
+            level = log.info if isinstance(exc, Deferred) else log.warning
+            level("webhook_event_failed", event_id=row.event_id, type=row.type, error=message)
+        self.counters.failed += 1
+
+    # -- loops ----------------------------------------------------------------------
+    def drain(self, *, timeout: float = 60.0) -> int:
+        """Apply batches until nothing is due (or ``timeout``); returns events handled."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            handled = self.run_once()
+            total += handled
+            if handled == 0 and not self._has_due():
+                break
+        return total
+
+    def _has_due(self) -> bool:
+        with self._sessions() as session:
+            count = session.scalar(select(func.count()).select_from(StripeEvent).where(self._due()))
+        return bool(count)
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
+        """Work until ``stop`` is set, polling every ``idle_seconds`` when idle."""
+        log.info("webhook_worker_started", worker=self.name)
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except Exception:  # noqa: BLE001 - keep working; the batch was released
+                handled = 0
+                stop.wait(idle_seconds)
+            if handled == 0:
+                stop.wait(idle_seconds)
+        log.info("webhook_worker_stopped", worker=self.name)
+
+
+def build_worker(settings: Settings, engine: Engine, **options: Any) -> Worker:
+    """The worker for ``settings``: tier prices from settings, re-fetching when a key is set."""
+    from paydesk.billing.tiers import tier_resolver
+    from paydesk.stripe_gateway import build_gateway, pinned_api_version
+
+    fetcher = None
+    if settings.stripe_secret_key is not None:
+        fetcher = gateway_fetcher(build_gateway(settings))
+    return Worker(
+        engine,
+        tier_of=tier_resolver(settings),
+        fetcher=fetcher,
+        api_version=pinned_api_version(),
+        **options,
+    )
