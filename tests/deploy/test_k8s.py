@@ -14,6 +14,7 @@ import yaml
 
 from tests.deploy.rendering import (
     K8S,
+    REPO,
     Doc,
     containers,
     find,
@@ -196,7 +197,7 @@ def test_secret_example_matches_what_the_overlay_reads(overlay: Overlay) -> None
 
 def test_no_file_under_deploy_or_the_dockerfile_holds_a_key() -> None:
     files = [p for p in (K8S.parent).rglob("*") if p.is_file()]
-    files += [K8S.parents[1] / "Dockerfile", K8S.parents[1] / ".dockerignore"]
+    files += [REPO / "Dockerfile", REPO / ".dockerignore"]
     assert len(files) > 10
     for path in files:
         match = STRIPE_KEY.search(path.read_text())
@@ -361,3 +362,28 @@ def test_autoscaler_and_disruption_budget_cover_the_api(overlay: Overlay) -> Non
     covering = [b for b in budgets if _matches(b["selector"]["matchLabels"], labels)]
     assert len(covering) == 1
     assert covering[0].get("maxUnavailable") == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_documented_migration_step_applies_what_the_job_needs(overlay: Overlay) -> None:
+    # docs/OPERATIONS.md applies `-l 'app.kubernetes.io/component in (common,migrate)'`
+    # before the rollout; the Job's pod must find its ServiceAccount and ConfigMap.
+    docs = render(overlay.name)
+    selected = [
+        d
+        for d in docs
+        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        in {"common", "migrate"}
+    ]
+    assert sorted(d["kind"] for d in selected) == [
+        "ConfigMap",
+        "Job",
+        "NetworkPolicy",
+        "ServiceAccount",
+    ]
+    job = find(selected, "Job", "paydesk-migrate")["spec"]["template"]["spec"]
+    names = {(d["kind"], d["metadata"]["name"]) for d in selected}
+    assert ("ServiceAccount", job["serviceAccountName"]) in names
+    for ref in job["containers"][0]["envFrom"]:
+        assert ("ConfigMap", ref["configMapRef"]["name"]) in names
+    assert "in (common,migrate)" in (REPO / "docs" / "OPERATIONS.md").read_text()
