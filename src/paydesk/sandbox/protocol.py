@@ -102,7 +102,9 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                 check_api_key(api_key)
             else:
                 api_key = ""
-            raw = request.url.query
+            scope = request.scope
+            url_path: str = scope["path"]
+            raw = scope["query_string"].decode("latin-1")
             if is_post:
                 body = (await request.body()).decode()
                 raw = f"{raw}&{body}" if raw else body
@@ -114,7 +116,7 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                     )
                 replay_slot = f"{api_key}\x00{idem_key}"
                 fingerprint = hashlib.sha256(
-                    f"{spec.method} {request.url.path}\x00{raw}".encode()
+                    f"{spec.method} {url_path}\x00{raw}".encode()
                 ).hexdigest()
                 saved = state.idempotency.get(replay_slot)
                 if saved is not None:
@@ -143,9 +145,9 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                 path=request.path_params,
                 request_id=request_id,
                 idempotency_key=idem_key,
-                base_url=str(request.base_url).rstrip("/"),
+                request=request,
                 method=spec.method,
-                url_path=request.url.path,
+                url_path=url_path,
             )
             state.current_request = {"id": request_id, "idempotency_key": idem_key}
             try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from paydesk.sandbox.params import Params
@@ -32,9 +33,16 @@ class Ctx:
     path: dict[str, str]
     request_id: str
     idempotency_key: str | None
-    base_url: str
+    request: Request | None
     method: str
     url_path: str
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this sandbox, e.g. ``http://127.0.0.1:12111``."""
+        if self.request is None:
+            return "http://127.0.0.1:12111"
+        return str(self.request.base_url).rstrip("/")
 
     @property
     def now(self) -> int:

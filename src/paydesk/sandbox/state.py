@@ -28,6 +28,9 @@ Json = dict[str, Any]
 Listener = Callable[["SandboxState", Json], None]
 Expander = Callable[["SandboxState", Json], Any]
 _ALPHABET = string.ascii_letters + string.digits
+# Maps each random byte to an id character (the slight bias is irrelevant for ids);
+# translate() on random bytes is ~20x faster than random.choices.
+_ID_TABLE = bytes(ord(_ALPHABET[i % len(_ALPHABET)]) for i in range(256))
 
 # Stripe id prefixes per object type; ids are prefix + "_" + random characters.
 ID_LENGTHS: dict[str, int] = {"cus": 14, "prod": 14, "evt": 24, "req": 14, "whsec": 32}
@@ -77,7 +80,7 @@ class SandboxState:
     def new_id(self, prefix: str, length: int | None = None) -> str:
         """A fresh id such as ``cus_Abc123...`` (Stripe's prefixes)."""
         n = length or ID_LENGTHS.get(prefix, 24)
-        return prefix + "_" + "".join(self.rng.choices(_ALPHABET, k=n))
+        return prefix + "_" + self.rng.randbytes(n).translate(_ID_TABLE).decode()
 
     def now(self) -> int:
         """The sandbox clock: Unix seconds, shiftable with ``clock_offset``."""

@@ -1,0 +1,1 @@
+"""Throughput of the Paydesk Stripe sandbox versus localstripe (see bench/README.md)."""
