@@ -10,8 +10,12 @@ import typer
 
 from paydesk.cli import config as config_cli
 from paydesk.cli import demo as demo_cli
+from paydesk.cli import events as events_cli
 from paydesk.cli import sandbox as sandbox_cli
 from paydesk.cli import serve as serve_cli
+from paydesk.cli import trigger as trigger_cli
+from paydesk.cli import webhooks as webhooks_cli
+from paydesk.cli import worker as worker_cli
 
 app = typer.Typer(
     name="paydesk",
@@ -22,6 +26,8 @@ app = typer.Typer(
 )
 
 for module in (serve_cli, demo_cli, config_cli, sandbox_cli):
+    module.register(app)
+for module in (worker_cli, events_cli, trigger_cli, webhooks_cli):  # the webhook pipeline
     module.register(app)
 
 

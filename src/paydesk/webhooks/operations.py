@@ -1,0 +1,196 @@
+"""Operating the inbox: list, show, replay, backfill, and the numbers alerts watch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from paydesk.db.models import StripeEvent, WebhookRejection
+from paydesk.db.models.base import utcnow
+from paydesk.errors import NotFound
+from paydesk.webhooks.events import NotAnEvent, event_from_dict
+from paydesk.webhooks.store import insert_events
+
+BACKFILL_BATCH = 100
+
+
+def list_events(
+    session: Session,
+    *,
+    status: str | None = None,
+    event_type: str | None = None,
+    limit: int = 50,
+) -> list[StripeEvent]:
+    """The newest stored events, optionally of one status and/or type."""
+    query = select(StripeEvent).order_by(StripeEvent.created.desc(), StripeEvent.id.desc())
+    if status:
+        query = query.where(StripeEvent.status == status)
+    if event_type:
+        query = query.where(StripeEvent.type == event_type)
+    return list(session.scalars(query.limit(limit)))
+
+
+def get_event(session: Session, event_id: str) -> StripeEvent:
+    """The stored event ``evt_…``; ``NotFound`` if it was never received."""
+    row = session.scalars(select(StripeEvent).where(StripeEvent.event_id == event_id)).first()
+    if row is None:
+        raise NotFound(f"No stored event {event_id}.", field="event_id")
+    return row
+
+
+def replay(session: Session, event_id: str) -> StripeEvent:
+    """Make one stored event due again, whatever its status (the caller commits)."""
+    row = get_event(session, event_id)
+    row.status = "pending"
+    row.attempts = 0
+    row.next_attempt_at = utcnow()
+    row.last_error = None
+    session.flush()
+    return row
+
+
+def replay_failed(session: Session) -> int:
+    """Make every failed (retrying or parked) event due again; returns how many."""
+    result = session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.status == "failed")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass
+class BackfillResult:
+    """How many events Stripe listed and how many of them were new here."""
+
+    seen: int = 0
+    stored: int = 0
+    invalid: int = 0
+
+
+def backfill(
+    engine: Engine,
+    events: Iterable[dict[str, Any]],
+    *,
+    progress: Callable[[BackfillResult], None] | None = None,
+) -> BackfillResult:
+    """Store the events from ``events`` (e.g. ``gateway.iter_events(...)``) that are missing.
+
+    Idempotent: events already stored (delivered or backfilled before) are skipped
+    by id. Commits every ``BACKFILL_BATCH`` events, so an interrupted run keeps
+    what it stored and a rerun completes it.
+    """
+    result = BackfillResult()
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if batch:
+            with engine.begin() as connection:
+                result.stored += len(insert_events(connection, batch))
+            batch.clear()
+        if progress is not None:
+            progress(result)
+
+    for event in events:
+        result.seen += 1
+        try:
+            parsed = event_from_dict(event, orjson.dumps(event).decode())
+        except NotAnEvent:
+            result.invalid += 1
+            continue
+        batch.append(parsed.row(source="backfill"))
+        if len(batch) >= BACKFILL_BATCH:
+            flush()
+    flush()
+    return result
+
+
+def since_params(since: datetime) -> dict[str, Any]:
+    """``/v1/events`` list parameters for events created at or after ``since``."""
+    return {"created": {"gte": int(since.timestamp())}}
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """``30m``, ``12h``, ``3d``, a Unix time, or an ISO date/time (UTC if naive)."""
+    now = now or utcnow()
+    text = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), tz=now.tzinfo)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {value!r} as a time (try 12h, 3d or 2026-11-01)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    """What the webhook alerts watch."""
+
+    by_status: dict[str, int]
+    parked: int
+    oldest_pending_seconds: float | None
+    rejections_last_hour: dict[str, int]
+    other_api_versions: dict[str, int]
+
+
+def inbox_stats(session: Session, *, max_attempts: int, api_version: str | None) -> InboxStats:
+    """Counts by status, parked events, the lag of the oldest due event, rejections."""
+    now = utcnow()
+    by_status = {
+        str(status): int(count)
+        for status, count in session.execute(
+            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
+        )
+    }
+    parked = session.scalar(
+        select(func.count())
+        .select_from(StripeEvent)
+        .where(StripeEvent.status == "failed", StripeEvent.attempts >= max_attempts)
+    )
+    oldest = session.scalar(
+        select(func.min(StripeEvent.received_at)).where(StripeEvent.status == "pending")
+    )
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    rejections = {
+        str(reason): int(count)
+        for reason, count in session.execute(
+            select(WebhookRejection.reason, func.count())
+            .where(WebhookRejection.received_at >= now - timedelta(hours=1))
+            .group_by(WebhookRejection.reason)
+        )
+    }
+    versions: dict[str, int] = {}
+    if api_version:
+        versions = {
+            str(version): int(count)
+            for version, count in session.execute(
+                select(StripeEvent.api_version, func.count())
+                .where(StripeEvent.api_version != api_version)
+                .group_by(StripeEvent.api_version)
+            )
+        }
+    return InboxStats(
+        by_status=by_status,
+        parked=int(parked or 0),
+        oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
+        rejections_last_hour=rejections,
+        other_api_versions=versions,
+    )
+
+
+def iter_payloads(rows: Iterable[StripeEvent]) -> Iterator[dict[str, Any]]:
+    """The stored payloads of ``rows``, decoded."""
+    for row in rows:
+        yield orjson.loads(row.payload)
