@@ -50,10 +50,10 @@ def ensure_localstripe() -> Path:
     """The throwaway venv's python, creating it on first use."""
     python = VENV / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import localstripe"], capture_output=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)  # noqa: S603
+    probe = subprocess.run([str(python), "-c", "import localstripe"], capture_output=True)  # noqa: S603
     if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", LOCALSTRIPE], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", LOCALSTRIPE], check=True)  # noqa: S603
     return python
 
 
@@ -73,7 +73,7 @@ class Server:
 @contextmanager
 def server(command: list[str], url: str) -> Iterator[Server]:
     """Run ``command`` until ``url`` answers; stop it afterwards."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
     try:
         deadline = time.monotonic() + 30
         while True:
