@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import stripe
@@ -200,3 +202,51 @@ def test_instances_are_independent(sandbox_url: str) -> None:
         make_client(other.url).v1.customers.create()
         assert make_client(sandbox_url).v1.customers.list().data == []
         assert len(make_client(other.url).v1.customers.list().data) == 1
+
+
+def test_basic_auth_like_curl(sandbox_url: str) -> None:
+    response = httpx.get(f"{sandbox_url}/v1/customers", auth=(TEST_KEY, ""))
+    assert response.status_code == 200
+
+
+def test_stripe_version_header_is_echoed(sandbox_url: str) -> None:
+    headers = {**_auth(), "Stripe-Version": "2025-03-31.basil"}
+    response = httpx.get(f"{sandbox_url}/v1/customers", headers=headers)
+    assert response.headers["stripe-version"] == "2025-03-31.basil"
+
+
+def test_idempotency_key_is_ignored_on_get(sandbox_url: str) -> None:
+    headers = {**_auth(), "Idempotency-Key": "k"}
+    first = httpx.get(f"{sandbox_url}/v1/customers", headers=headers)
+    second = httpx.get(f"{sandbox_url}/v1/customers", headers=headers)
+    assert "idempotent-replayed" not in second.headers
+    assert first.status_code == second.status_code == 200
+
+
+def test_a_handler_bug_is_a_stripe_shaped_500() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from paydesk.sandbox.protocol import make_endpoint
+    from paydesk.sandbox.routing import Ctx, Router
+    from paydesk.sandbox.state import SandboxState
+
+    router = Router()
+
+    @router.post("/v1/broken")
+    def broken(ctx: Ctx) -> dict[str, str]:
+        raise RuntimeError("bug")
+
+    spec = router.routes[0]
+    app = Starlette(
+        routes=[Route(spec.path, make_endpoint(spec, SandboxState()), methods=["POST"])]
+    )
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+            return await client.post("/v1/broken", headers=_auth())
+
+    response = asyncio.run(call())
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "api_error"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from paydesk.sandbox.routing import Ctx, RouteSpec
 from paydesk.sandbox.state import SandboxState
 
 Json = dict[str, Any]
+logger = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_", "pk_live_")
@@ -164,6 +166,13 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
         except StripeError as exc:
             status = exc.status
             payload = orjson.dumps(exc.body(request_id, state.now()))
+        except Exception:
+            # A sandbox bug: answer like Stripe's 500 so the SDK raises APIError
+            # (and, with retries on, retries) instead of choking on a text body.
+            logger.exception("sandbox handler failed: %s %s", spec.method, spec.path)
+            status = 500
+            error = StripeError(500, "api_error", "An unexpected error occurred in the sandbox.")
+            payload = orjson.dumps(error.body(request_id, state.now()))
         headers = {"request-id": request_id, "stripe-version": version}
         if idem_key:
             headers["idempotency-key"] = idem_key
