@@ -26,9 +26,13 @@ def emit(state: SandboxState, event_type: str, obj: Json, previous: Json | None 
 
 
 @contextlib.contextmanager
-def held(state: SandboxState) -> Iterator[None]:
-    """Hold billing events; emit them in order on success, drop them on an exception."""
-    if _KEY in state.private:  # nested: the outer block decides
+def held(state: SandboxState, enabled: bool = True) -> Iterator[None]:
+    """Hold billing events; emit them in order on success, drop them on an exception.
+
+    Holding reorders billing events after the core's payment events, so callers hold
+    only when a failure must erase the operation (``error_if_incomplete``).
+    """
+    if not enabled or _KEY in state.private:  # nested: the outer block decides
         yield
         return
     state.private[_KEY] = {"held": []}

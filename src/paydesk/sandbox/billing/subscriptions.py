@@ -272,7 +272,7 @@ def create(ctx: Ctx) -> Json:
         subscription["cancel_at"] = cancel_at
 
     state.add(subscription)
-    with held(state):
+    with held(state, enabled=behavior == "error_if_incomplete"):
         state.private_of(subscription_id)["creating"] = True
         try:
             _start(ctx, subscription, behavior, trial_end, anchor, now)
@@ -462,13 +462,13 @@ def update(ctx: Ctx) -> Json:
     proration_behavior = p.enum("proration_behavior", _PRORATIONS) or "create_prorations"
     at = p.integer("proration_date") or now
     before = snapshot(subscription)
-    with held(state):
+    with held(state, enabled=behavior == "error_if_incomplete"):
         try:
-            _update(ctx, subscription, now, at, behavior, proration_behavior)
+            reported = _update(ctx, subscription, now, at, behavior, proration_behavior)
         except BaseException:
             _restore(state, subscription, before)
             raise
-    diff = changed(before, subscription)
+    diff = changed(reported or before, subscription)
     if diff:
         emit(state, "customer.subscription.updated", subscription, diff)
     return subscription
@@ -491,7 +491,9 @@ def _restore(state: SandboxState, subscription: Json, before: Json) -> None:
 
 def _update(
     ctx: Ctx, subscription: Json, now: int, at: int, behavior: str, proration_behavior: str
-) -> None:
+) -> Json | None:
+    """Apply the update; returns the state already reported by an event, if any."""
+    reported: Json | None = None
     state = ctx.state
     p = ctx.params
     data = state.private_of(subscription["id"])
@@ -545,6 +547,7 @@ def _update(
     if trial_end is not None and subscription["status"] == "trialing":
         if trial_end <= now:
             lifecycle.end_trial(state, subscription, now)
+            reported = snapshot(subscription)
         else:
             subscription["trial_end"] = trial_end
             lifecycle.set_period(
@@ -560,6 +563,7 @@ def _update(
             with_cycle=invoice_needed == "cycle",
         )
         _pay_update_invoice(ctx, subscription, invoice, now, behavior)
+    return reported
 
 
 def _pay_update_invoice(
@@ -734,21 +738,17 @@ def resume(ctx: Ctx) -> Json:
     p.enum("proration_behavior", _PRORATIONS)
     now = state.now_for_customer(subscription["customer"])
     before = snapshot(subscription)
-    with held(state):
-        subscription["status"] = "active"
-        if anchor_choice == "now" or lifecycle.current_period(subscription)[1] <= now:
-            lifecycle.anchor_at(state, subscription, now)
-            invoice = lifecycle.invoice_now(
-                state, subscription, now, billing_reason="subscription_update", with_cycle=True
-            )
-            if not lifecycle.collect(state, subscription, invoice, now) and (
-                invoice["status"] == "open"
-            ):
-                subscription["status"] = (
-                    "past_due" if behavior != "pending_if_incomplete" else "active"
-                )
-        emit(state, "customer.subscription.resumed", subscription, changed(before, subscription))
-        emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
+    subscription["status"] = "active"
+    if anchor_choice == "now" or lifecycle.current_period(subscription)[1] <= now:
+        lifecycle.anchor_at(state, subscription, now)
+        invoice = lifecycle.invoice_now(
+            state, subscription, now, billing_reason="subscription_update", with_cycle=True
+        )
+        paid = lifecycle.collect(state, subscription, invoice, now)
+        if not paid and invoice["status"] == "open" and behavior != "pending_if_incomplete":
+            subscription["status"] = "past_due"
+    emit(state, "customer.subscription.resumed", subscription, changed(before, subscription))
+    emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
     return subscription
 
 
