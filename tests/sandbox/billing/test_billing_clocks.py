@@ -190,3 +190,24 @@ def test_unpaid_first_invoice_expires(client: stripe.StripeClient) -> None:
     expired = client.v1.subscriptions.retrieve(sub.id)
     assert expired.status == "incomplete_expired"
     assert client.v1.invoices.retrieve(str(sub.latest_invoice)).status == "void"
+
+
+def test_deleting_clock_deletes_its_customers_and_subscriptions(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    client.v1.test_helpers.test_clocks.delete(clock.id)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    # A deleted customer answers {"deleted": true}, as in Stripe.
+    assert client.v1.customers.retrieve(customer.id).to_dict().get("deleted") is True
+    types = event_types()
+    assert types.index("customer.subscription.deleted") < types.index(
+        "test_helpers.test_clock.deleted"
+    )
+
+
+def test_deleting_customer_cancels_subscriptions(client: stripe.StripeClient) -> None:
+    _clock, customer, sub = clocked_subscription(client)
+    client.v1.customers.delete(customer.id)
+    ended = client.v1.subscriptions.retrieve(sub.id)
+    assert ended.status == "canceled"

@@ -752,6 +752,19 @@ def resume(ctx: Ctx) -> Json:
     return subscription
 
 
+@router.on("customer.deleted")
+def _customer_deleted(state: SandboxState, event: Json) -> None:
+    """Deleting a customer cancels its subscriptions at once, as in Stripe."""
+    customer = event["data"]["object"]
+    clock = state.store("test_helpers.test_clock").get(customer.get("test_clock") or "")
+    now = int(clock["frozen_time"]) if clock else state.now()
+    for subscription in list(state.store("subscription").values()):
+        if subscription["customer"] == customer["id"] and (
+            subscription["status"] not in lifecycle.ENDED
+        ):
+            lifecycle.cancel(state, subscription, now, reason="cancellation_requested")
+
+
 # ---- subscription items ---------------------------------------------------------
 def _find_item(state: SandboxState, item_id: str) -> Json:
     for subscription in state.store("subscription").values():

@@ -7,7 +7,7 @@ the client polls, and ``test_helpers.test_clock.advancing`` / ``.ready`` are emi
 
 from __future__ import annotations
 
-from paydesk.sandbox.billing import clock_engine, lifecycle, shapes
+from paydesk.sandbox.billing import clock_engine, shapes
 from paydesk.sandbox.billing.outbox import emit
 from paydesk.sandbox.errors import invalid_request
 from paydesk.sandbox.listing import paginate
@@ -51,21 +51,24 @@ def list_clocks(ctx: Ctx) -> Json:
 def delete(ctx: Ctx) -> Json:
     state = ctx.state
     clock = get_clock(state, ctx.path["id"])
-    now = int(clock["frozen_time"])
-    # Stripe deletes the clock's customers and everything billed to them; the sandbox
-    # ends their subscriptions and removes the customers.
+    # Stripe deletes the clock's customers and everything billed to them; deleting a
+    # customer here cancels its subscriptions (the customer.deleted listener).
     customers = [c for c in state.store("customer").values() if c.get("test_clock") == clock["id"]]
-    for subscription in state.store("subscription").values():
-        if any(subscription["customer"] == c["id"] for c in customers) and (
-            subscription["status"] not in lifecycle.ENDED
-        ):
-            lifecycle.cancel(state, subscription, now, reason="cancellation_requested")
     for customer in customers:
-        state.store("customer").pop(customer["id"], None)
-        state.emit("customer.deleted", customer)
+        _delete_customer(state, customer)
     del state.store(TYPE)[clock["id"]]
     emit(state, "test_helpers.test_clock.deleted", clock)
     return {"id": clock["id"], "object": TYPE, "deleted": True}
+
+
+def _delete_customer(state: SandboxState, customer: Json) -> None:
+    """What DELETE /v1/customers/{id} does (the core's handler needs a request)."""
+    del state.store("customer")[customer["id"]]
+    state.private_of(customer["id"])["deleted"] = True
+    for pm in state.store("payment_method").values():
+        if pm["customer"] == customer["id"]:
+            pm["customer"] = None
+    state.emit("customer.deleted", customer)
 
 
 @router.post("/v1/test_helpers/test_clocks/{id}/advance", params=("frozen_time",))
