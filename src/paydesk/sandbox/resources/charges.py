@@ -7,7 +7,7 @@ from typing import Any
 from paydesk.sandbox.cards import Decline
 from paydesk.sandbox.listing import created_filter, matching, paginate
 from paydesk.sandbox.routing import Ctx, Router
-from paydesk.sandbox.state import SandboxState
+from paydesk.sandbox.state import SandboxState, clone
 
 Json = dict[str, Any]
 router = Router()
@@ -34,7 +34,7 @@ def new_charge(
         "application_fee": None,
         "application_fee_amount": None,
         "balance_transaction": state.new_id("txn") if ok and capture else None,
-        "billing_details": pm["billing_details"],
+        "billing_details": clone(pm["billing_details"]),
         "calculated_statement_descriptor": "PAYDESK SANDBOX",
         "captured": ok and capture,
         "created": state.now_for_customer(intent["customer"]),
@@ -104,7 +104,7 @@ def _card_details(card: Json, amount: int) -> Json:
         "amount_authorized": amount,
         "authorization_code": None,
         "brand": card["brand"],
-        "checks": card["checks"],
+        "checks": dict(card["checks"]),
         "country": card["country"],
         "exp_month": card["exp_month"],
         "exp_year": card["exp_year"],

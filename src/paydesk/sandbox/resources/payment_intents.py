@@ -231,7 +231,7 @@ def _attempt(
             "decline_code": decline.decline_code,
             "doc_url": "https://stripe.com/docs/error-codes/" + decline.code.replace("_", "-"),
             "message": decline.message,
-            "payment_method": pm,
+            "payment_method": clone(pm),
             "type": "card_error",
         }
         state.emit("charge.failed", charge)
@@ -311,7 +311,7 @@ def complete_authentication(state: SandboxState, intent: Json, *, succeed: bool)
         "code": "payment_intent_authentication_failure",
         "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
         "message": AUTH_FAILURE_MESSAGE,
-        "payment_method": pm,
+        "payment_method": clone(pm),
         "type": "invalid_request_error",
     }
     state.emit("payment_intent.payment_failed", intent)

@@ -259,8 +259,8 @@ def _get(state: SandboxState, pm_id: str) -> Json:
 
 @router.get("/v1/payment_methods/{id}")
 def retrieve_payment_method(ctx: Ctx) -> Json:
-    """A PaymentMethod by id."""
-    return _get(ctx.state, ctx.path["id"])
+    """A PaymentMethod by id (a test id like ``pm_card_visa`` makes one, as in Stripe)."""
+    return resolve(ctx.state, ctx.path["id"])
 
 
 @router.post(

@@ -139,8 +139,10 @@ def _settle(state: SandboxState, refund_id: str, *, ok: bool) -> None:
         if charge is not None:
             charge["amount_refunded"] -= refund["amount"]
             charge["refunded"] = False
-            _relist(state, charge)
         state.emit("refund.failed", refund, before)
+    charge = state.store("charge").get(refund["charge"])
+    if charge is not None:
+        _relist(state, charge)
     state.emit("refund.updated", refund, before)
     state.emit("charge.refund.updated", refund, before)
 
@@ -202,6 +204,9 @@ def update_refund(ctx: Ctx) -> Json:
     before = clone(refund)
     refund["metadata"] = ctx.params.metadata(refund["metadata"])
     if refund["metadata"] != before["metadata"]:
+        charge = ctx.state.store("charge").get(refund["charge"])
+        if charge is not None:
+            _relist(ctx.state, charge)
         previous = {"metadata": before["metadata"]}
         ctx.state.emit("refund.updated", refund, previous)
         ctx.state.emit("charge.refund.updated", refund, previous)

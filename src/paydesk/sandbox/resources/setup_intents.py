@@ -50,7 +50,7 @@ def confirm_setup(
             "code": decline.code,
             "decline_code": decline.decline_code,
             "message": decline.message,
-            "payment_method": pm,
+            "payment_method": clone(pm),
             "type": "card_error",
         }
         intent["payment_method"] = None
@@ -109,7 +109,7 @@ def fail_setup_authentication(state: SandboxState, intent: Json) -> None:
         "code": "setup_intent_authentication_failure",
         "message": "The latest attempt to set up the payment method has failed because "
         "authentication failed.",
-        "payment_method": pm,
+        "payment_method": clone(pm),
         "type": "invalid_request_error",
     }
     state.emit("setup_intent.setup_failed", intent)
