@@ -47,7 +47,10 @@ def list_command(
                     str(row.attempts),
                     (row.last_error or row.outcome or "")[:80],
                 )
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)  # piped: never wrap ids
+        console.print(table)
     finally:
         engine.dispose()
 

@@ -10,6 +10,7 @@ while every 2xx still follows a durable commit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ class Inbox:
         self._queue.append(waiter)
         if not self._flushing:
             self._flushing = True
-            self._task = loop.create_task(self._flush_loop())
+            # A fresh context: the batch belongs to no single request (no request_id).
+            self._task = loop.create_task(self._flush_loop(), context=contextvars.Context())
         return await waiter.future
 
     async def _flush_loop(self) -> None:
