@@ -1,11 +1,18 @@
 """Test clocks and renewals: period rollover, finalization, failed renewals and dunning."""
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import stripe
 from sandbox_testkit import make_client
-from tests.sandbox.billing.helpers import advance, at, clocked_subscription
+from tests.sandbox.billing.helpers import (
+    advance,
+    at,
+    clocked_subscription,
+    customer_with_card,
+    monthly_price,
+)
 
 from paydesk.sandbox.billing.settings import END_STATE_KEY
 from paydesk.sandbox.config import SandboxConfig
@@ -211,3 +218,23 @@ def test_deleting_customer_cancels_subscriptions(client: stripe.StripeClient) ->
     client.v1.customers.delete(customer.id)
     ended = client.v1.subscriptions.retrieve(sub.id)
     assert ended.status == "canceled"
+
+
+def test_customers_without_clock_renew_on_the_sandbox_clock(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": monthly_price(client, 999).id}]}
+    )
+    period_end = sub["items"].data[0].current_period_end
+    client.raw_request("post", "/_sandbox/clock", advance=str(32 * 86_400))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        renewed = client.v1.subscriptions.retrieve(sub.id)
+        invoice = client.v1.invoices.retrieve(str(renewed.latest_invoice))
+        if invoice.id != sub.latest_invoice and invoice.status == "paid":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no renewal after shifting the sandbox clock")
+    assert invoice.billing_reason == "subscription_cycle"
+    assert renewed["items"].data[0].current_period_start == period_end

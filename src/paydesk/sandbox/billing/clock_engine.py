@@ -107,9 +107,8 @@ def _retry(state: SandboxState, invoice: Json, now: int) -> None:
     invoicing.attempt_payment(state, invoice, now)
 
 
-def due_actions(state: SandboxState, clock_id: str, until: int) -> list[Action]:
-    """Every action of the clock's customers due at or before ``until``, earliest first."""
-    customers = _customers_on(state, clock_id)
+def due_actions(state: SandboxState, customers: set[str], until: int) -> list[Action]:
+    """Every action of ``customers`` due at or before ``until``, earliest first."""
     actions: list[Action] = []
     for subscription in state.store("subscription").values():
         if subscription["customer"] in customers:
@@ -122,19 +121,36 @@ def due_actions(state: SandboxState, clock_id: str, until: int) -> list[Action]:
     return due
 
 
+def _run(state: SandboxState, action: Action, moment: int) -> None:
+    store = "subscription" if action.target_id.startswith("sub_") else "invoice"
+    action.run(state, state.store(store)[action.target_id], moment)
+
+
 def advance(state: SandboxState, clock: Json, target: int) -> None:
     """Run everything due up to ``target``, then leave the clock at ``target``."""
+    customers = _customers_on(state, clock["id"])
     for _ in range(MAX_STEPS):
-        due = due_actions(state, clock["id"], target)
+        due = due_actions(state, customers, target)
         if not due:
             break
-        action = due[0]
-        moment = max(action.at, int(clock["frozen_time"]))
+        moment = max(due[0].at, int(clock["frozen_time"]))
         clock["frozen_time"] = moment
-        store = "subscription" if action.target_id.startswith("sub_") else "invoice"
-        obj = state.store(store)[action.target_id]
-        action.run(state, obj, moment)
+        _run(state, due[0], moment)
     clock["frozen_time"] = target
+
+
+def catch_up_real_time(state: SandboxState) -> int:
+    """Run what is due for customers without a test clock (they follow the sandbox
+    clock, which ``POST /_sandbox/clock`` can shift). Returns the number of actions."""
+    customers = {c["id"] for c in state.store("customer").values() if not c.get("test_clock")}
+    until = state.now()
+    done = 0
+    for done in range(MAX_STEPS):
+        due = due_actions(state, customers, until)
+        if not due:
+            return done
+        _run(state, due[0], due[0].at)
+    return done
 
 
 def shortest_interval_limit(state: SandboxState, clock_id: str, frozen_time: int) -> int:

@@ -7,7 +7,7 @@ payments through the includable ``payments`` list (``expand[]=payments``); the
 
 from __future__ import annotations
 
-from paydesk.sandbox.billing import invoicing, payments, prices, shapes
+from paydesk.sandbox.billing import invoicing, payments, poller, prices, shapes
 from paydesk.sandbox.billing.common import amount, changed, currency, matches, snapshot
 from paydesk.sandbox.billing.outbox import emit
 from paydesk.sandbox.errors import invalid_request, parameter_missing
@@ -164,6 +164,8 @@ def create(ctx: Ctx) -> Json:
         invoicing.add_pending_items(state, invoice, subscription_id=subscription_id)
     if invoice["auto_advance"]:
         invoice["automatically_finalizes_at"] = now + invoicing.FINALIZE_DELAY
+        if invoice["test_clock"] is None:
+            poller.ensure_running(state)
     invoicing.announce(state, invoice)
     return invoice
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from paydesk.sandbox.billing import invoicing, lifecycle, periods, prices, proration, shapes
+from paydesk.sandbox.billing import (
+    invoicing,
+    lifecycle,
+    periods,
+    poller,
+    prices,
+    proration,
+    shapes,
+)
 from paydesk.sandbox.billing.common import changed, matches, snapshot
 from paydesk.sandbox.billing.outbox import emit, held
 from paydesk.sandbox.errors import invalid_request, parameter_missing, resource_missing
@@ -281,6 +289,8 @@ def create(ctx: Ctx) -> Json:
             raise
         finally:
             state.private_of(subscription_id).pop("creating", None)
+    if subscription["test_clock"] is None:
+        poller.ensure_running(state)
     return subscription
 
 
