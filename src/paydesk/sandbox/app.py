@@ -37,6 +37,7 @@ RESOURCE_MODULES: list[str] = [
     "paydesk.sandbox.resources.events",
     "paydesk.sandbox.resources.webhook_endpoints",
     "paydesk.sandbox.resources.three_d_secure",
+    "paydesk.sandbox.resources.balance",
 ]
 BILLING_PACKAGE = "paydesk.sandbox.billing"
 

@@ -33,7 +33,7 @@ def new_charge(
         "application": None,
         "application_fee": None,
         "application_fee_amount": None,
-        "balance_transaction": state.new_id("txn") if ok and capture else None,
+        "balance_transaction": None,
         "billing_details": clone(pm["billing_details"]),
         "calculated_statement_descriptor": "PAYDESK SANDBOX",
         "captured": ok and capture,
@@ -74,7 +74,12 @@ def new_charge(
         "transfer_data": None,
         "transfer_group": None,
     }
-    return state.add(charge)
+    state.add(charge)
+    if ok and capture:
+        from paydesk.sandbox.resources.balance import book_charge
+
+        charge["balance_transaction"] = book_charge(state, charge)
+    return charge
 
 
 def _outcome(decline: Decline | None) -> Json:

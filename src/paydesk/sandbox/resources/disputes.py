@@ -60,35 +60,19 @@ def is_inquiry(dispute: Json) -> bool:
 
 
 def _balance_transaction(state: SandboxState, dispute: Json, amount: int, fee: int) -> Json:
-    now = state.now()
-    return {
-        "id": state.new_id("txn"),
-        "object": "balance_transaction",
-        "amount": amount,
-        "available_on": now,
-        "created": now,
-        "currency": dispute["currency"],
-        "description": f"Chargeback {'withdrawal' if amount < 0 else 'reversal'} for "
-        f"{dispute['charge']}",
-        "exchange_rate": None,
-        "fee": fee,
-        "fee_details": [
-            {
-                "amount": fee,
-                "application": None,
-                "currency": dispute["currency"],
-                "description": "Dispute fee",
-                "type": "stripe_fee",
-            }
-        ]
-        if fee
-        else [],
-        "net": amount - fee,
-        "reporting_category": "dispute" if amount < 0 else "dispute_reversal",
-        "source": dispute["id"],
-        "status": "available",
-        "type": "adjustment",
-    }
+    from paydesk.sandbox.resources.balance import book
+
+    verb = "withdrawal" if amount < 0 else "reversal"
+    return book(
+        state,
+        amount=amount,
+        currency=dispute["currency"],
+        source=dispute["id"],
+        kind="adjustment",
+        description=f"Chargeback {verb} for {dispute['charge']}",
+        fee=fee,
+        fee_description="Dispute fee",
+    )
 
 
 def open_dispute(state: SandboxState, charge: Json, kind: str) -> Json:

@@ -336,7 +336,9 @@ def capture_intent(state: SandboxState, intent: Json, amount: int | None = None)
     charge = state.store("charge")[intent["latest_charge"]]
     charge["captured"] = True
     charge["amount_captured"] = to_capture
-    charge["balance_transaction"] = state.new_id("txn")
+    from paydesk.sandbox.resources.balance import book_charge
+
+    charge["balance_transaction"] = book_charge(state, charge)
     intent["amount_received"] = to_capture
     intent["amount_capturable"] = 0
     intent["status"] = "succeeded"

@@ -82,7 +82,7 @@ def create_refund(
         "id": state.new_id("re"),
         "object": "refund",
         "amount": amount,
-        "balance_transaction": state.new_id("txn"),
+        "balance_transaction": None,
         "charge": charge_id,
         "created": state.now_for_customer(charge["customer"]),
         "currency": charge["currency"],
@@ -99,6 +99,16 @@ def create_refund(
         "payment_method": charge["payment_method"],
     }
     state.add(refund)
+    from paydesk.sandbox.resources.balance import book
+
+    refund["balance_transaction"] = book(
+        state,
+        amount=-amount,
+        currency=refund["currency"],
+        source=refund["id"],
+        kind="refund",
+        description="REFUND FOR CHARGE",
+    )["id"]
     charge["amount_refunded"] += amount
     charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
     _relist(state, charge)
@@ -134,7 +144,16 @@ def _settle(state: SandboxState, refund_id: str, *, ok: bool) -> None:
     else:
         refund["status"] = "failed"
         refund["failure_reason"] = "expired_or_canceled_card"
-        refund["failure_balance_transaction"] = state.new_id("txn")
+        from paydesk.sandbox.resources.balance import book
+
+        refund["failure_balance_transaction"] = book(
+            state,
+            amount=refund["amount"],
+            currency=refund["currency"],
+            source=refund["id"],
+            kind="refund_failure",
+            description="REFUND FAILURE",
+        )["id"]
         charge = state.store("charge").get(refund["charge"])
         if charge is not None:
             charge["amount_refunded"] -= refund["amount"]
