@@ -181,3 +181,117 @@ def test_pause_and_resume(
     invoice = client.v1.invoices.retrieve(str(resumed.latest_invoice))
     assert (invoice.status, invoice.amount_paid) == ("paid", 999)
     assert "customer.subscription.resumed" in event_types()
+
+
+def test_failed_upgrade_with_error_if_incomplete_changes_nothing(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer.id}
+    )
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    advance(client, clock.id, at(2026, 1, 16))
+    before_events = len(event_types())
+    price = monthly_price(client, 2999, "Enterprise")
+    with pytest.raises(stripe.CardError):
+        client.v1.subscriptions.update(
+            sub.id,
+            params={
+                "items": [{"id": sub["items"].data[0].id, "price": price.id}],
+                "proration_behavior": "always_invoice",
+                "payment_behavior": "error_if_incomplete",
+            },
+        )
+    kept = client.v1.subscriptions.retrieve(sub.id)
+    assert kept.status == "active"
+    assert kept["items"].data[0].price.unit_amount == 999
+    assert kept.latest_invoice == sub.latest_invoice
+    assert client.v1.invoice_items.list(params={"customer": customer.id}).data == []
+    billing = [
+        t for t in event_types()[before_events:] if t.startswith(("invoice", "customer.sub"))
+    ]
+    assert billing == []
+
+
+def test_failed_upgrade_with_allow_incomplete_goes_past_due(client: stripe.StripeClient) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer.id}
+    )
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    advance(client, clock.id, at(2026, 1, 16))
+    updated = _change_price(client, sub, 2999, "always_invoice")
+    assert updated.status == "past_due"
+    assert updated["items"].data[0].price.unit_amount == 2999
+    assert client.v1.invoices.retrieve(str(updated.latest_invoice)).status == "open"
+
+
+def test_trial_then_first_charge(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": at(2026, 1, 1)})
+    customer = client.v1.customers.create(
+        params={
+            "test_clock": clock.id,
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    price = monthly_price(client, 999)
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": price.id}], "trial_period_days": 14}
+    )
+    assert sub.status == "trialing"
+    assert (sub.trial_start, sub.trial_end) == (at(2026, 1, 1), at(2026, 1, 15))
+    assert sub["items"].data[0].current_period_end == at(2026, 1, 15)
+    first = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert (first.status, first.total) == ("paid", 0)
+    assert "customer.subscription.trial_will_end" not in event_types()
+    advance(client, clock.id, at(2026, 1, 13))
+    assert "customer.subscription.trial_will_end" in event_types()
+    advance(client, clock.id, at(2026, 1, 15, 2))
+    active = client.v1.subscriptions.retrieve(sub.id)
+    assert active.status == "active"
+    assert active["items"].data[0].current_period_end == at(2026, 2, 15)
+    charged = client.v1.invoices.retrieve(str(active.latest_invoice))
+    assert (charged.status, charged.amount_paid) == ("paid", 999)
+
+
+def test_trial_without_payment_method_pauses(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    customer = client.v1.customers.create()
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": monthly_price(client, 1500).id}],
+            "trial_period_days": 7,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "pause"}},
+        }
+    )
+    paused = client.v1.subscriptions.update(sub.id, params={"trial_end": "now"})
+    assert paused.status == "paused"
+    assert event_types().count("customer.subscription.paused") == 1
+
+
+def test_send_invoice_subscription_is_active_with_open_invoice(
+    client: stripe.StripeClient,
+) -> None:
+    customer = client.v1.customers.create(params={"email": "ap@example.com"})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": monthly_price(client, 999).id}],
+            "collection_method": "send_invoice",
+            "days_until_due": 14,
+        }
+    )
+    assert sub.status == "active"
+    invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert (invoice.status, invoice.collection_method) == ("open", "send_invoice")
+    assert invoice.due_date == invoice.status_transitions.finalized_at + 14 * 86_400

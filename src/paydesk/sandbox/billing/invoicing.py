@@ -210,7 +210,11 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
     invoice["hosted_invoice_url"] = f"https://invoice.stripe.com/i/sandbox/{invoice['id']}"
     invoice["invoice_pdf"] = f"https://pay.stripe.com/invoice/sandbox/{invoice['id']}/pdf"
     if invoice["collection_method"] == "send_invoice":
-        days = int(state.private_of(invoice["id"]).get("days_until_due") or 30)
+        subscription = subscription_of(state, invoice)
+        days = state.private_of(invoice["id"]).get("days_until_due")
+        if days is None and subscription is not None:
+            days = subscription["days_until_due"]
+        days = 30 if days is None else int(days)
         invoice["due_date"] = now + days * 86_400
     emit(state, "invoice.finalized", invoice)
     if invoice["amount_due"] == 0:

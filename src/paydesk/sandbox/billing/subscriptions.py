@@ -12,6 +12,7 @@ from typing import Any
 from paydesk.sandbox.billing import (
     invoicing,
     lifecycle,
+    payments,
     periods,
     poller,
     prices,
@@ -485,18 +486,19 @@ def update(ctx: Ctx) -> Json:
 
 
 def _restore(state: SandboxState, subscription: Json, before: Json) -> None:
-    """Undo a failed update (error_if_incomplete): the subscription keeps its old state."""
+    """Undo a failed update (error_if_incomplete): the subscription keeps its old state
+    and the prorations and invoice the update created disappear (their events were held)."""
     subscription.clear()
     subscription.update(before)
-    for item in list(state.store("invoiceitem").values()):
-        parent = item["parent"]
-        if (
-            item["invoice"] is None
-            and parent
-            and parent["subscription_details"]["subscription"] == subscription["id"]
-            and item["id"] in state.private_of(subscription["id"]).get("new_items", [])
-        ):
-            state.store("invoiceitem").pop(item["id"], None)
+    data = state.private_of(subscription["id"])
+    for item_id in data.pop("new_items", []):
+        state.store("invoiceitem").pop(item_id, None)
+    invoice_id = data.pop("new_invoice", None)
+    if invoice_id is not None:
+        state.store("invoice").pop(invoice_id, None)
+        for record in list(state.store("invoice_payment").values()):
+            if record["invoice"] == invoice_id:
+                state.store("invoice_payment").pop(record["id"], None)
 
 
 def _update(
@@ -572,7 +574,10 @@ def _update(
             billing_reason="subscription_update",
             with_cycle=invoice_needed == "cycle",
         )
+        data["new_invoice"] = invoice["id"]
         _pay_update_invoice(ctx, subscription, invoice, now, behavior)
+    data.pop("new_items", None)
+    data.pop("new_invoice", None)
     return reported
 
 
@@ -588,9 +593,16 @@ def _pay_update_invoice(
         )
         return
     pm = invoicing.payment_method_for(state, invoice, None)
+    if pm is None and behavior == "error_if_incomplete":
+        raise invalid_request(
+            "This customer has no attached payment source or default payment method. Please "
+            "consider adding a default payment method.",
+        )
     error = invoicing.attempt_payment(state, invoice, now, payment_method=pm) if pm else None
     if error is not None and behavior == "error_if_incomplete":
-        invoicing.void(state, invoice, now)
+        intent = invoicing.current_intent(state, invoice)
+        if intent is not None and intent["status"] == "requires_payment_method":
+            payments.cancel_intent(state, intent["id"], reason="failed_invoice")
         raise error
     if error is not None or pm is None:
         subscription["status"] = "past_due"
