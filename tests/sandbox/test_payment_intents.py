@@ -373,3 +373,33 @@ def test_setup_future_usage_attaches(stripe_client: stripe.StripeClient) -> None
     )
     pm = stripe_client.v1.payment_methods.retrieve(str(intent.payment_method))
     assert pm.customer == customer.id
+
+
+def test_confirm_with_payment_method_data(stripe_client: stripe.StripeClient) -> None:
+    intent = _pi(stripe_client)
+    confirmed = stripe_client.v1.payment_intents.confirm(
+        intent.id,
+        params={
+            "payment_method_data": {
+                "type": "card",
+                "card": {"number": "5555555555554444", "exp_month": 4, "exp_year": 2040},
+                "billing_details": {"email": "card@example.com"},
+            }
+        },
+    )
+    assert confirmed.status == "succeeded"
+    pm = stripe_client.v1.payment_methods.retrieve(str(confirmed.payment_method))
+    assert pm.card is not None
+    assert pm.card.brand == "mastercard"
+    assert pm.billing_details.email == "card@example.com"
+    with pytest.raises(stripe.CardError) as info:
+        stripe_client.v1.payment_intents.create(
+            params={
+                "amount": 2000,
+                "currency": "usd",
+                "payment_method_types": ["card"],
+                "confirm": True,
+                "payment_method_data": {"type": "card", "card": {"token": "tok_chargeDeclined"}},
+            }
+        )
+    assert info.value.code == "card_declined"

@@ -462,10 +462,16 @@ def _confirm_from_params(ctx: Ctx, intent: Json, p: Params) -> Json:
             "Intents and Payment Intents.",
             param="return_url",
         )
+    pm_value = p.string("payment_method")
+    pm_data = p.sub("payment_method_data")
+    if pm_value is None and pm_data is not None:
+        from paydesk.sandbox.resources.payment_methods import payment_method_from_params
+
+        pm_value = payment_method_from_params(ctx.state, pm_data)["id"]
     error = confirm_intent(
         ctx.state,
         intent,
-        payment_method=p.string("payment_method"),
+        payment_method=pm_value,
         off_session=off_session,
         return_url=return_url,
         base_url=ctx.base_url,

@@ -182,7 +182,7 @@ def default_payment_method(state: SandboxState, customer_id: str) -> Json | None
     return state.store("payment_method").get(pm_id) if pm_id else None
 
 
-def _card_from_params(card: Params) -> tuple[TestCard, int, int | None]:
+def card_from_params(card: Params) -> tuple[TestCard, int, int | None]:
     token = card.string("token")
     if token is not None:
         test = card_for_test_id(token)
@@ -222,22 +222,27 @@ def _card_from_params(card: Params) -> tuple[TestCard, int, int | None]:
 )
 def create_payment_method(ctx: Ctx) -> Json:
     """Create a card PaymentMethod from ``card[number]``… or ``card[token]``."""
-    p = ctx.params
+    return payment_method_from_params(ctx.state, ctx.params)
+
+
+def payment_method_from_params(state: SandboxState, p: Params) -> Json:
+    """A new card PaymentMethod from ``type=card&card[...]&billing_details[...]``
+    (also used for ``payment_method_data`` on PaymentIntents and SetupIntents)."""
     kind = p.required_string("type")
     if kind != "card":
         raise invalid_request(
-            f"The sandbox supports only card PaymentMethods, not '{kind}'.", param="type"
+            f"The sandbox supports only card PaymentMethods, not '{kind}'.", param=p.name("type")
         )
     card_params = p.sub("card")
     if card_params is None:
-        raise parameter_missing("card")
-    test, exp_month, exp_year = _card_from_params(card_params)
-    if exp_year is not None and (exp_year, exp_month) < _year_month(ctx.now):
+        raise parameter_missing(p.name("card"))
+    test, exp_month, exp_year = card_from_params(card_params)
+    if exp_year is not None and (exp_year, exp_month) < _year_month(state.now()):
         raise card_error(
             "invalid_expiry_year", "Your card's expiration year is invalid.", param="exp_year"
         )
     return new_card_payment_method(
-        ctx.state,
+        state,
         test,
         exp_month=exp_month,
         exp_year=exp_year,
