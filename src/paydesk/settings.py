@@ -39,7 +39,10 @@ FILE_VARIABLES = (
     "STRIPE_PUBLISHABLE_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "PAYDESK_DATABASE_URL",
+    "PAYDESK_JWT_SECRET",
 )
+
+MIN_JWT_SECRET_LENGTH = 32
 
 DEFAULT_DATABASE_PATH = Path("var") / "paydesk.db"
 
@@ -63,6 +66,12 @@ class Settings(BaseModel):
     port: int = 8000
     log_level: str = "INFO"
     log_format: LogFormat = "console"
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_user_claim: str = "sub"
+    jwt_email_claim: str = "email"
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -219,6 +228,19 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         f"sqlite:///{DEFAULT_DATABASE_PATH}"
     )
 
+    jwt_secret = env_vars.get("PAYDESK_JWT_SECRET", "").strip() or None
+    if jwt_secret is not None and len(jwt_secret) < MIN_JWT_SECRET_LENGTH:
+        raise ConfigurationError(
+            "PAYDESK_JWT_SECRET", f"too short: use at least {MIN_JWT_SECRET_LENGTH} characters"
+        )
+    jwks_url = env_vars.get("PAYDESK_JWT_JWKS_URL", "").strip() or None
+    if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
+        raise ConfigurationError("PAYDESK_JWT_JWKS_URL", "expected an http(s):// URL")
+    if env != "development" and (jwt_secret or jwks_url):
+        for var in ("PAYDESK_JWT_ISSUER", "PAYDESK_JWT_AUDIENCE"):
+            if not env_vars.get(var, "").strip():
+                raise ConfigurationError(var, f"required in {env} when app tokens are accepted")
+
     return Settings(
         env=env,
         database_url=SecretStr(database_url),
@@ -234,6 +256,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         port=_parse_port("PAYDESK_PORT", env_vars.get("PAYDESK_PORT", "8000").strip() or "8000"),
         log_level=(env_vars.get("PAYDESK_LOG_LEVEL", "INFO").strip() or "INFO").upper(),
         log_format=log_format,
+        jwt_secret=SecretStr(jwt_secret) if jwt_secret else None,
+        jwt_jwks_url=jwks_url,
+        jwt_issuer=env_vars.get("PAYDESK_JWT_ISSUER", "").strip() or None,
+        jwt_audience=env_vars.get("PAYDESK_JWT_AUDIENCE", "").strip() or None,
+        jwt_user_claim=env_vars.get("PAYDESK_JWT_USER_CLAIM", "").strip() or "sub",
+        jwt_email_claim=env_vars.get("PAYDESK_JWT_EMAIL_CLAIM", "").strip() or "email",
     )
 
 

@@ -1,0 +1,83 @@
+"""Admin API: customers and tiers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from paydesk.billing.customers import ensure_customer, get_customer
+from paydesk.billing.tiers import TIERS, configured_price_ids
+from paydesk.db.models import Customer
+from paydesk.web.api.deps import GatewayDep, SessionDep, SettingsDep
+from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page, TierOut
+
+router = APIRouter(prefix="/api/admin", tags=["admin: customers and tiers"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
+
+
+@router.get("/tiers", summary="The three tiers and their configured prices")
+def list_tiers(settings: SettingsDep) -> list[TierOut]:
+    """Free, Premium and Enterprise with the price ids from ``STRIPE_PRICE_*``."""
+    prices = configured_price_ids(settings)
+    return [
+        TierOut(
+            key=tier.key,
+            name=tier.name,
+            description=tier.description,
+            price=MoneyOut.of(tier.unit_amount, tier.currency),
+            interval=tier.interval,
+            price_id=prices[tier.key],
+        )
+        for tier in TIERS
+    ]
+
+
+@router.get("/customers", summary="List customers")
+def list_customers(
+    session: SessionDep,
+    email: Annotated[str | None, Query(max_length=320, description="Exact email")] = None,
+    user_id: Annotated[str | None, Query(max_length=255)] = None,
+    created_gte: Annotated[datetime | None, Query(description="Created at or after")] = None,
+    created_lt: Annotated[datetime | None, Query(description="Created before")] = None,
+    limit: Limit = 25,
+    cursor: Cursor = None,
+) -> Page[CustomerOut]:
+    """Customers, newest first, with optional filters."""
+    query = select(Customer).where(Customer.deleted.is_(False))
+    if email:
+        query = query.where(Customer.email == email)
+    if user_id:
+        query = query.where(Customer.user_id == user_id)
+    if created_gte:
+        query = query.where(Customer.stripe_created >= int(created_gte.timestamp()))
+    if created_lt:
+        query = query.where(Customer.stripe_created < int(created_lt.timestamp()))
+    rows, next_cursor = page(session, Customer, query, cursor, limit)
+    return Page[CustomerOut](
+        data=[CustomerOut.model_validate(row) for row in rows],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/customers/{customer_id}",
+    summary="One customer",
+    responses={404: {"description": "No such customer"}},
+)
+def retrieve_customer(customer_id: str, session: SessionDep) -> CustomerOut:
+    """A customer by Stripe id."""
+    return CustomerOut.model_validate(get_customer(session, customer_id))
+
+
+@router.post("/customers", summary="Find or create an app user's customer", status_code=200)
+def create_customer(body: CustomerCreate, session: SessionDep, gateway: GatewayDep) -> CustomerOut:
+    """The customer of ``user_id``, created in Stripe on first need (one per user)."""
+    row = ensure_customer(session, gateway, user_id=body.user_id, email=body.email, name=body.name)
+    return CustomerOut.model_validate(row)

@@ -1,0 +1,217 @@
+"""Admin API: payments and refunds."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import or_, select
+
+from paydesk.billing.customers import get_customer
+from paydesk.billing.payments import (
+    PaymentOutcome,
+    PaymentRequest,
+    cancel_payment,
+    capture_payment,
+    create_payment,
+    get_payment,
+    refresh_payment,
+)
+from paydesk.billing.refunds import RefundRequest, get_refund, refund_payment
+from paydesk.db.models import Customer, Payment, Refund
+from paydesk.web.api.deps import ActorDep, GatewayDep, IdempotencyKeyDep, SessionDep
+from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.schemas import (
+    CaptureBody,
+    Page,
+    PaymentCreate,
+    PaymentOut,
+    PaymentResult,
+    RefundCreate,
+    RefundOut,
+    error_responses,
+)
+
+router = APIRouter(prefix="/api/admin", tags=["admin: payments and refunds"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
+_ERRORS = error_responses(402, 404, 409, 422, 503)
+
+
+def payment_result(outcome: PaymentOutcome) -> PaymentResult:
+    """The API view of a payment action's outcome."""
+    return PaymentResult(
+        payment=PaymentOut.model_validate(outcome.payment),
+        client_secret=outcome.client_secret,
+        next_action=outcome.next_action,
+    )
+
+
+@router.get("/payments", summary="List payments")
+def list_payments(
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    customer: Annotated[str | None, Query(max_length=255, description="Customer id")] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
+    created_gte: Annotated[datetime | None, Query(description="Created at or after")] = None,
+    created_lt: Annotated[datetime | None, Query(description="Created before")] = None,
+    q: Annotated[
+        str | None, Query(max_length=320, description="A payment/charge id or customer email")
+    ] = None,
+    limit: Limit = 25,
+    cursor: Cursor = None,
+) -> Page[PaymentOut]:
+    """Payments, newest first, with optional filters and search."""
+    query = select(Payment)
+    if status:
+        query = query.where(Payment.status == status)
+    if customer:
+        query = query.where(Payment.customer_id == customer)
+    if currency:
+        query = query.where(Payment.currency == currency.lower())
+    if created_gte:
+        query = query.where(Payment.stripe_created >= int(created_gte.timestamp()))
+    if created_lt:
+        query = query.where(Payment.stripe_created < int(created_lt.timestamp()))
+    if q:
+        by_email = select(Customer.stripe_id).where(Customer.email == q)
+        query = query.where(
+            or_(
+                Payment.stripe_id == q,
+                Payment.latest_charge_id == q,
+                Payment.customer_id.in_(by_email),
+            )
+        )
+    rows, next_cursor = page(session, Payment, query, cursor, limit)
+    return Page[PaymentOut](
+        data=[PaymentOut.model_validate(row) for row in rows],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/payments/{payment_id}", summary="One payment", responses=_ERRORS)
+def retrieve_payment(payment_id: str, session: SessionDep) -> PaymentOut:
+    """A payment by PaymentIntent id."""
+    return PaymentOut.model_validate(get_payment(session, payment_id))
+
+
+@router.post("/payments", summary="Create a payment", responses=_ERRORS)
+def create(
+    body: PaymentCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    key: IdempotencyKeyDep,
+) -> PaymentResult:
+    """Create and (with a payment method) confirm a payment.
+
+    ``succeeded``, ``requires_action`` (3-D Secure: use ``client_secret`` and
+    ``next_action``), ``processing`` or ``requires_capture`` come back as 200;
+    a decline is a 402 error with the decline code. Send an ``Idempotency-Key``
+    so a retried request makes one payment.
+    """
+    customer = get_customer(session, body.customer)
+    request = PaymentRequest(
+        amount=body.amount,
+        currency=body.currency,
+        request_key=key or uuid.uuid4().hex,
+        payment_method=body.payment_method,
+        confirm=body.confirm and body.payment_method is not None,
+        capture_method=body.capture_method,
+        return_url=body.return_url,
+        description=body.description,
+        receipt_email=body.receipt_email,
+    )
+    return payment_result(create_payment(session, gateway, customer, request))
+
+
+@router.post("/payments/{payment_id}/capture", summary="Capture a payment", responses=_ERRORS)
+def capture(
+    payment_id: str, body: CaptureBody, session: SessionDep, gateway: GatewayDep
+) -> PaymentOut:
+    """Capture an authorised (``requires_capture``) payment, fully or partly."""
+    return PaymentOut.model_validate(capture_payment(session, gateway, payment_id, body.amount))
+
+
+@router.post("/payments/{payment_id}/cancel", summary="Cancel a payment", responses=_ERRORS)
+def cancel(payment_id: str, session: SessionDep, gateway: GatewayDep) -> PaymentOut:
+    """Cancel a payment that has not succeeded."""
+    return PaymentOut.model_validate(cancel_payment(session, gateway, payment_id))
+
+
+@router.post("/payments/{payment_id}/refresh", summary="Re-read from Stripe", responses=_ERRORS)
+def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> PaymentOut:
+    """Re-read a payment from Stripe (e.g. after the customer finished 3-D Secure)."""
+    get_payment(session, payment_id)
+    return PaymentOut.model_validate(refresh_payment(session, gateway, payment_id))
+
+
+@router.post(
+    "/payments/{payment_id}/refunds",
+    summary="Refund a payment",
+    responses=_ERRORS,
+    status_code=201,
+)
+def refund(
+    payment_id: str,
+    body: RefundCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    actor: ActorDep,
+    key: IdempotencyKeyDep,
+) -> RefundOut:
+    """Refund all (no ``amount``) or part of a succeeded payment.
+
+    Refused before Stripe is asked when the payment did not succeed (e.g. was
+    declined) or the amount exceeds what is still refundable.
+    """
+    row = refund_payment(
+        session,
+        gateway,
+        RefundRequest(
+            payment_id=payment_id,
+            requested_by=actor,
+            amount=body.amount,
+            reason=body.reason,
+            note=body.note,
+            request_key=key,
+        ),
+    )
+    return RefundOut.model_validate(row)
+
+
+@router.get("/refunds", summary="List refunds")
+def list_refunds(
+    session: SessionDep,
+    payment: Annotated[str | None, Query(max_length=255, description="PaymentIntent id")] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    created_gte: Annotated[datetime | None, Query()] = None,
+    created_lt: Annotated[datetime | None, Query()] = None,
+    limit: Limit = 25,
+    cursor: Cursor = None,
+) -> Page[RefundOut]:
+    """Refunds, newest first."""
+    query = select(Refund)
+    if payment:
+        query = query.where(Refund.payment_intent_id == payment)
+    if status:
+        query = query.where(Refund.status == status)
+    if created_gte:
+        query = query.where(Refund.stripe_created >= int(created_gte.timestamp()))
+    if created_lt:
+        query = query.where(Refund.stripe_created < int(created_lt.timestamp()))
+    rows, next_cursor = page(session, Refund, query, cursor, limit)
+    return Page[RefundOut](
+        data=[RefundOut.model_validate(row) for row in rows],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/refunds/{refund_id}", summary="One refund", responses=_ERRORS)
+def retrieve_refund(refund_id: str, session: SessionDep) -> RefundOut:
+    """A refund by id."""
+    return RefundOut.model_validate(get_refund(session, refund_id))

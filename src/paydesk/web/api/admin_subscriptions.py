@@ -1,0 +1,154 @@
+"""Admin API: subscriptions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from paydesk.billing.customers import get_customer
+from paydesk.billing.subscriptions import (
+    SubscriptionOutcome,
+    cancel_subscription,
+    change_tier,
+    create_subscription,
+    get_subscription,
+    resume_subscription,
+)
+from paydesk.db.models import Subscription
+from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
+from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.schemas import (
+    CancelBody,
+    Page,
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionResult,
+    TierChange,
+    TierKey,
+    error_responses,
+)
+
+router = APIRouter(prefix="/api/admin", tags=["admin: subscriptions"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
+_ERRORS = error_responses(402, 404, 409, 422, 503)
+
+
+def result(outcome: SubscriptionOutcome) -> SubscriptionResult:
+    """The API view of a subscription action's outcome."""
+    return SubscriptionResult(
+        subscription=SubscriptionOut.model_validate(outcome.subscription),
+        client_secret=outcome.client_secret,
+        payment_status=outcome.payment_status,
+    )
+
+
+@router.get("/subscriptions", summary="List subscriptions")
+def list_subscriptions(
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    tier: Annotated[TierKey | None, Query()] = None,
+    customer: Annotated[str | None, Query(max_length=255)] = None,
+    created_gte: Annotated[datetime | None, Query()] = None,
+    created_lt: Annotated[datetime | None, Query()] = None,
+    limit: Limit = 25,
+    cursor: Cursor = None,
+) -> Page[SubscriptionOut]:
+    """Subscriptions, newest first."""
+    query = select(Subscription)
+    if status:
+        query = query.where(Subscription.status == status)
+    if tier:
+        query = query.where(Subscription.tier == tier)
+    if customer:
+        query = query.where(Subscription.customer_id == customer)
+    if created_gte:
+        query = query.where(Subscription.stripe_created >= int(created_gte.timestamp()))
+    if created_lt:
+        query = query.where(Subscription.stripe_created < int(created_lt.timestamp()))
+    rows, next_cursor = page(session, Subscription, query, cursor, limit)
+    return Page[SubscriptionOut](
+        data=[SubscriptionOut.model_validate(row) for row in rows],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/subscriptions/{subscription_id}", summary="One subscription", responses=_ERRORS)
+def retrieve(subscription_id: str, session: SessionDep) -> SubscriptionOut:
+    """A subscription by id."""
+    return SubscriptionOut.model_validate(get_subscription(session, subscription_id))
+
+
+@router.post("/subscriptions", summary="Subscribe a customer", responses=_ERRORS, status_code=201)
+def create(
+    body: SubscriptionCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    key: IdempotencyKeyDep,
+) -> SubscriptionResult:
+    """Subscribe to a tier: Free needs no card; a paid tier is charged with
+    ``payment_method``, or left ``incomplete`` with a ``client_secret`` to confirm."""
+    customer = get_customer(session, body.customer)
+    outcome = create_subscription(
+        session,
+        gateway,
+        settings,
+        customer,
+        tier=body.tier,
+        request_key=key or uuid.uuid4().hex,
+        payment_method=body.payment_method,
+    )
+    return result(outcome)
+
+
+@router.post("/subscriptions/{subscription_id}/tier", summary="Change tier", responses=_ERRORS)
+def change(
+    subscription_id: str,
+    body: TierChange,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    key: IdempotencyKeyDep,
+) -> SubscriptionResult:
+    """Upgrade (prorated, invoiced now) or downgrade (prorated credit) at once."""
+    outcome = change_tier(
+        session,
+        gateway,
+        settings,
+        subscription_id,
+        tier=body.tier,
+        request_key=key or uuid.uuid4().hex,
+        payment_method=body.payment_method,
+    )
+    return result(outcome)
+
+
+@router.post("/subscriptions/{subscription_id}/cancel", summary="Cancel", responses=_ERRORS)
+def cancel(
+    subscription_id: str,
+    body: CancelBody,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+) -> SubscriptionResult:
+    """Cancel now, or at the end of the current period (``at_period_end``)."""
+    return result(
+        cancel_subscription(
+            session, gateway, settings, subscription_id, at_period_end=body.at_period_end
+        )
+    )
+
+
+@router.post("/subscriptions/{subscription_id}/resume", summary="Resume", responses=_ERRORS)
+def resume(
+    subscription_id: str, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
+) -> SubscriptionResult:
+    """Undo a cancellation at period end, before the period ends."""
+    return result(resume_subscription(session, gateway, settings, subscription_id))

@@ -1,0 +1,211 @@
+"""Billing API for the app's signed-in users: config, my subscription, payments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, Field
+
+from paydesk.auth.app_users import AppTokenVerifier, AppUser
+from paydesk.billing.customers import customer_for_user, ensure_customer
+from paydesk.billing.payments import PaymentRequest, create_payment
+from paydesk.billing.subscriptions import (
+    cancel_subscription,
+    change_tier,
+    create_subscription,
+    live_subscription,
+    resume_subscription,
+)
+from paydesk.db.models import Subscription
+from paydesk.errors import AuthenticationRequired, NotFound
+from paydesk.web.api.admin_customers import list_tiers
+from paydesk.web.api.admin_payments import payment_result
+from paydesk.web.api.admin_subscriptions import result as subscription_result
+from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
+from paydesk.web.api.schemas import (
+    Currency,
+    MinorUnits,
+    PaymentMethodId,
+    PaymentResult,
+    Strict,
+    SubscriptionOut,
+    SubscriptionResult,
+    TierKey,
+    TierOut,
+    error_responses,
+)
+
+router = APIRouter(prefix="/api/billing", tags=["billing (app users)"])
+_ERRORS = error_responses(401, 402, 404, 409, 422, 503)
+
+
+def current_user(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <app JWT>")] = None,
+) -> AppUser:
+    """The signed-in app user, from ``Authorization: Bearer <JWT>``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired(
+            "Send the app's sign-in token as 'Authorization: Bearer <token>'.",
+            code="missing_token",
+        )
+    verifier: AppTokenVerifier = request.app.state.app_tokens
+    return verifier.verify(token.strip())
+
+
+UserDep = Annotated[AppUser, Depends(current_user)]
+
+
+class BillingConfig(BaseModel):
+    """What the front end needs before checkout."""
+
+    publishable_key: str | None
+    tiers: list[TierOut]
+
+
+class MySubscription(BaseModel):
+    """The signed-in user's current subscription (null when none)."""
+
+    subscription: SubscriptionOut | None
+
+
+class Subscribe(Strict):
+    """Subscribe to a tier; without a card a paid tier returns a ``client_secret``."""
+
+    tier: TierKey
+    payment_method: PaymentMethodId | None = None
+
+
+class SelfCancel(Strict):
+    """Cancel at period end (default) or now."""
+
+    at_period_end: bool = True
+
+
+class PaymentIntentCreate(Strict):
+    """A one-off payment to confirm in the browser with Stripe Elements."""
+
+    amount: MinorUnits
+    currency: Currency
+    description: Annotated[str | None, Field(max_length=1000)] = None
+
+
+@router.get("/config", summary="Publishable key and tiers")
+def config(settings: SettingsDep) -> BillingConfig:
+    """Public: the publishable key and the tiers with their prices."""
+    return BillingConfig(
+        publishable_key=settings.stripe_publishable_key, tiers=list_tiers(settings)
+    )
+
+
+def _mine(session: SessionDep, user: AppUser) -> Subscription:
+    customer = customer_for_user(session, user.user_id)
+    row = live_subscription(session, customer) if customer else None
+    if row is None:
+        raise NotFound("You have no subscription.", code="subscription_not_found")
+    return row
+
+
+@router.get("/subscription", summary="My subscription", responses=_ERRORS)
+def my_subscription(session: SessionDep, user: UserDep) -> MySubscription:
+    """The signed-in user's live subscription, or null."""
+    customer = customer_for_user(session, user.user_id)
+    row = live_subscription(session, customer) if customer else None
+    return MySubscription(subscription=SubscriptionOut.model_validate(row) if row else None)
+
+
+@router.post("/subscription", summary="Subscribe", responses=_ERRORS, status_code=201)
+def subscribe(
+    body: Subscribe,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    user: UserDep,
+    key: IdempotencyKeyDep,
+) -> SubscriptionResult:
+    """Subscribe the signed-in user (their Stripe customer is created on first need)."""
+    customer = ensure_customer(session, gateway, user_id=user.user_id, email=user.email)
+    outcome = create_subscription(
+        session,
+        gateway,
+        settings,
+        customer,
+        tier=body.tier,
+        request_key=key or uuid.uuid4().hex,
+        payment_method=body.payment_method,
+    )
+    return subscription_result(outcome)
+
+
+@router.post("/subscription/tier", summary="Change my tier", responses=_ERRORS)
+def change_my_tier(
+    body: Subscribe,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    user: UserDep,
+    key: IdempotencyKeyDep,
+) -> SubscriptionResult:
+    """Upgrade (invoiced now, prorated) or downgrade (credited) the user's subscription."""
+    row = _mine(session, user)
+    outcome = change_tier(
+        session,
+        gateway,
+        settings,
+        row.stripe_id,
+        tier=body.tier,
+        request_key=key or uuid.uuid4().hex,
+        payment_method=body.payment_method,
+    )
+    return subscription_result(outcome)
+
+
+@router.post("/subscription/cancel", summary="Cancel my subscription", responses=_ERRORS)
+def cancel_mine(
+    body: SelfCancel,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    user: UserDep,
+) -> SubscriptionResult:
+    """Cancel at period end (default) or now."""
+    row = _mine(session, user)
+    return subscription_result(
+        cancel_subscription(
+            session, gateway, settings, row.stripe_id, at_period_end=body.at_period_end
+        )
+    )
+
+
+@router.post("/subscription/resume", summary="Resume my subscription", responses=_ERRORS)
+def resume_mine(
+    session: SessionDep, gateway: GatewayDep, settings: SettingsDep, user: UserDep
+) -> SubscriptionResult:
+    """Undo a cancellation at period end."""
+    row = _mine(session, user)
+    return subscription_result(resume_subscription(session, gateway, settings, row.stripe_id))
+
+
+@router.post(
+    "/payment-intents", summary="Start a one-off payment", responses=_ERRORS, status_code=201
+)
+def start_payment(
+    body: PaymentIntentCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    user: UserDep,
+    key: IdempotencyKeyDep,
+) -> PaymentResult:
+    """Create an unconfirmed payment; confirm it in the browser with ``client_secret``."""
+    customer = ensure_customer(session, gateway, user_id=user.user_id, email=user.email)
+    request = PaymentRequest(
+        amount=body.amount,
+        currency=body.currency,
+        request_key=key or uuid.uuid4().hex,
+        confirm=False,
+        description=body.description,
+    )
+    return payment_result(create_payment(session, gateway, customer, request))
