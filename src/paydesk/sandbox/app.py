@@ -30,7 +30,7 @@ RESOURCE_MODULES: list[str] = [
     "paydesk.sandbox.resources.customers",
     "paydesk.sandbox.resources.payment_methods",
     "paydesk.sandbox.resources.setup_intents",
-    "paydesk.sandbox.resources.payment_intents",
+    "paydesk.sandbox.resources.payment_intents_http",
     "paydesk.sandbox.resources.charges",
     "paydesk.sandbox.resources.refunds",
     "paydesk.sandbox.resources.disputes",
