@@ -295,3 +295,38 @@ def test_send_invoice_subscription_is_active_with_open_invoice(
     invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
     assert (invoice.status, invoice.collection_method) == ("open", "send_invoice")
     assert invoice.due_date == invoice.status_transitions.finalized_at + 14 * 86_400
+
+
+def test_preview_matches_what_the_change_then_charges(client: stripe.StripeClient) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    advance(client, clock.id, at(2026, 1, 16))
+    bigger = monthly_price(client, 2999, "Enterprise")
+    change = {"items": [{"id": sub["items"].data[0].id, "price": bigger.id}]}
+    preview = client.v1.invoices.create_preview(
+        params={
+            "subscription": sub.id,
+            "subscription_details": {**change, "proration_behavior": "always_invoice"},
+        }
+    )
+    assert preview.billing_reason == "subscription_update"
+    assert preview.amount_due == CREDIT_999 + DEBIT_2999
+    assert client.v1.invoice_items.list(params={"customer": customer.id}).data == []
+    renewal = client.v1.invoices.create_preview(
+        params={"subscription": sub.id, "subscription_details": change}
+    )
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.total == 2999 + CREDIT_999 + DEBIT_2999
+    assert renewal.lines.data[0].period.start == at(2026, 2, 1)
+    updated = _change_price(client, sub, 2999, "always_invoice")
+    charged = client.v1.invoices.retrieve(str(updated.latest_invoice))
+    assert charged.amount_paid == preview.amount_due
+
+
+def test_preview_without_upcoming_invoice(client: stripe.StripeClient) -> None:
+    _clock, customer, sub = clocked_subscription(client)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    with pytest.raises(stripe.InvalidRequestError) as none:
+        client.v1.invoices.create_preview(params={"subscription": sub.id})
+    assert none.value.code == "invoice_upcoming_none"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.create_preview(params={"customer": customer.id})

@@ -7,7 +7,7 @@ payments through the includable ``payments`` list (``expand[]=payments``); the
 
 from __future__ import annotations
 
-from paydesk.sandbox.billing import invoicing, payments, poller, prices, shapes
+from paydesk.sandbox.billing import invoicing, payments, poller, preview, prices, shapes
 from paydesk.sandbox.billing.common import amount, changed, currency, matches, snapshot
 from paydesk.sandbox.billing.outbox import emit
 from paydesk.sandbox.errors import invalid_request, parameter_missing
@@ -168,6 +168,37 @@ def create(ctx: Ctx) -> Json:
             poller.ensure_running(state)
     invoicing.announce(state, invoice)
     return invoice
+
+
+@router.post(
+    "/v1/invoices/create_preview",
+    params=(
+        "customer",
+        "subscription",
+        "subscription_details",
+        "currency",
+        "preview_mode",
+        "invoice_items",
+        "automatic_tax",
+        "customer_details",
+        "discounts",
+        "issuer",
+        "on_behalf_of",
+    ),
+)
+def create_preview(ctx: Ctx) -> Json:
+    state = ctx.state
+    p = ctx.params
+    subscription_id = p.string("subscription")
+    subscription = None
+    if subscription_id is not None:
+        subscription = state.get(
+            "subscription", subscription_id, label="subscription", param="subscription"
+        )
+    customer_id = p.string("customer") or (subscription["customer"] if subscription else None)
+    if customer_id is None:
+        raise parameter_missing("customer")
+    return preview.build(state, customer_id, subscription, p)
 
 
 @router.get("/v1/invoices/{id}")
