@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections import deque
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ import orjson
 from paydesk.sandbox.state import SandboxState
 
 Json = dict[str, Any]
+LOG_SIZE = 10_000
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -43,7 +45,8 @@ class WebhookDeliverer:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.log: list[Json] = []  # every attempt, oldest first
+        # Every attempt, oldest first; bounded so a long demo doesn't grow forever.
+        self.log: deque[Json] = deque(maxlen=LOG_SIZE)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,7 +119,7 @@ class WebhookDeliverer:
         try:
             response = await self._client.post(endpoint["url"], content=payload, headers=headers)
             status = response.status_code
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
         self.log.append(
