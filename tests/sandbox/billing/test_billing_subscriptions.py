@@ -260,3 +260,32 @@ def test_list_filters_and_hides_canceled(client: stripe.StripeClient) -> None:
     ]
     items = client.v1.subscription_items.list(params={"subscription": second.id})
     assert [i.price.id for i in items.data] == [price.id]
+
+
+def test_subscription_item_endpoints(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    base = monthly_price(client, 999)
+    addon = monthly_price(client, 500, "Seats")
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": base.id}]}
+    )
+    added = client.v1.subscription_items.create(
+        params={
+            "subscription": sub.id,
+            "price": addon.id,
+            "quantity": 2,
+            "proration_behavior": "none",
+        }
+    )
+    assert (added.price.id, added.quantity, added.subscription) == (addon.id, 2, sub.id)
+    bumped = client.v1.subscription_items.update(
+        added.id, params={"quantity": 3, "proration_behavior": "none"}
+    )
+    assert bumped.quantity == 3
+    removed = client.v1.subscription_items.delete(added.id, params={"proration_behavior": "none"})
+    assert removed.deleted is True
+    items = client.v1.subscriptions.retrieve(sub.id)["items"].data
+    assert [i.price.id for i in items] == [base.id]
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.subscription_items.retrieve("si_missing")
+    assert missing.value.code == "resource_missing"
