@@ -199,3 +199,14 @@ def test_webhook_endpoint_requires_url_and_events(stripe_client: stripe.StripeCl
     with pytest.raises(stripe.InvalidRequestError) as info:
         stripe_client.v1.webhook_endpoints.create(params={"url": "https://example.com"})  # type: ignore[typeddict-item]
     assert info.value.param == "enabled_events"
+
+
+def test_unknown_enabled_event_is_rejected(stripe_client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        stripe_client.v1.webhook_endpoints.create(
+            params={
+                "url": "https://example.com/h",
+                "enabled_events": ["charge.succeeded", "charge.suceeded"],  # type: ignore[list-item]
+            }
+        )
+    assert info.value.param == "enabled_events[1]"

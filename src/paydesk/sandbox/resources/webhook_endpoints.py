@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import typing
 from typing import Any
+
+import stripe
 
 from paydesk.sandbox.errors import invalid_request
 from paydesk.sandbox.listing import paginate
@@ -21,10 +25,26 @@ def _check_url(params: Params) -> str | None:
     return url
 
 
+@functools.cache
+def known_event_types() -> frozenset[str]:
+    """Every event type Stripe accepts in ``enabled_events`` at our API version,
+    read from the pinned SDK's typed parameters (so the list can't drift)."""
+    hint = stripe.params.WebhookEndpointCreateParams.__annotations__["enabled_events"]
+    return frozenset(typing.get_args(typing.get_args(hint)[0]))
+
+
 def _events(params: Params) -> list[str] | None:
     events = params.strings("enabled_events")
     if events is not None and not events:
         raise invalid_request("enabled_events must not be empty", param="enabled_events")
+    known = known_event_types()
+    for i, name in enumerate(events or []):
+        if name not in known:
+            raise invalid_request(
+                f"Invalid enabled_events[{i}]: must be one of the event types of this API "
+                f"version or *; '{name}' is not one.",
+                param=f"enabled_events[{i}]",
+            )
     return events
 
 
