@@ -45,3 +45,16 @@ def test_structured_and_stdlib_logs_are_redacted_in_json() -> None:
     for secret in (CARDS[0], SK_TEST, SK_LIVE, WHSEC):
         assert secret not in text
     assert "ValueError" in text
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["req_0e04592f0a0741234567890123e1ef", "pi_3MtwBw1234567890123456", "abc4242424242424242"],
+)
+def test_digit_runs_inside_identifiers_are_not_mistaken_for_cards(identifier: str) -> None:
+    assert redact_text(f"request_id={identifier}") == f"request_id={identifier}"
+
+
+def test_card_numbers_next_to_punctuation_are_redacted() -> None:
+    assert CARDS[0] not in redact_text(f'{{"number":"{CARDS[0]}"}}')
+    assert CARDS[0] not in redact_text(f"card={CARDS[0]}&cvc=123")

@@ -18,7 +18,8 @@ import structlog
 # Stripe secrets, restricted and publishable keys, and webhook signing secrets.
 _STRIPE_SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9+/=]+")
 # 13-19 digits, optionally grouped by spaces or dashes: anything shaped like a PAN.
-_CARD_NUMBER = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+# Not inside a longer token (hex request ids, Stripe ids carry digit runs too).
+_CARD_NUMBER = re.compile(r"(?<![0-9A-Za-z_])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z_])")
 
 REDACTED = "[REDACTED]"
 
@@ -91,6 +92,10 @@ def configure_logging(
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The Stripe SDK logs every call with its full URL at INFO, and httpx every
+    # request; Paydesk's own PAYDESK_STRIPE_DEBUG log says what is needed.
+    for noisy in ("stripe", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -137,3 +137,21 @@ def check_configured_prices(settings: Settings, gateway: StripeGateway) -> list[
     configured = configured_price_ids(settings)
     problems = [check_price(tier, configured[tier.key], gateway) for tier in TIERS]
     return [problem for problem in problems if problem is not None]
+
+
+def startup_price_problems(settings: Settings, gateway: StripeGateway) -> list[PriceProblem]:
+    """The price problems that stop ``paydesk serve``.
+
+    Configured prices must be right everywhere; outside development all three
+    must be configured. Unset prices in development only disable subscriptions.
+    """
+    configured = configured_price_ids(settings)
+    problems: list[PriceProblem] = []
+    for tier in TIERS:
+        price_id = configured[tier.key]
+        if price_id is None and settings.env == "development":
+            continue
+        problem = check_price(tier, price_id, gateway)
+        if problem is not None:
+            problems.append(problem)
+    return problems

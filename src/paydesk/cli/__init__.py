@@ -11,6 +11,7 @@ import typer
 from paydesk.cli import config as config_cli
 from paydesk.cli import demo as demo_cli
 from paydesk.cli import events as events_cli
+from paydesk.cli import plans as plans_cli
 from paydesk.cli import sandbox as sandbox_cli
 from paydesk.cli import serve as serve_cli
 from paydesk.cli import trigger as trigger_cli
@@ -25,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (serve_cli, demo_cli, config_cli, sandbox_cli):
+for module in (serve_cli, demo_cli, config_cli, plans_cli, sandbox_cli):
     module.register(app)
 for module in (worker_cli, events_cli, trigger_cli, webhooks_cli):  # the webhook pipeline
     module.register(app)

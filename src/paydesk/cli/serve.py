@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import typer
 
-from paydesk.cli.common import settings_or_exit
+from paydesk.cli.common import EXIT_CONFIG_ERROR, settings_or_exit
+from paydesk.logs import get_logger
+from paydesk.settings import Settings
+
+
+def check_prices_or_exit(settings: Settings) -> None:
+    """Refuse to start with a wrong tier price; carry on (warned) if Stripe is unreachable."""
+    from paydesk.billing.tiers import startup_price_problems
+    from paydesk.errors import StripeUnavailable
+    from paydesk.stripe_gateway import build_gateway
+
+    if settings.stripe_secret_key is None:
+        return
+    try:
+        problems = startup_price_problems(settings, build_gateway(settings))
+    except StripeUnavailable as exc:
+        get_logger("paydesk.startup").warning("price_check_skipped", reason=exc.code)
+        return
+    for problem in problems:
+        typer.echo(f"paydesk: configuration error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(code=EXIT_CONFIG_ERROR)
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from paydesk.web import create_app
 
         settings = settings_or_exit()
+        check_prices_or_exit(settings)
         uvicorn.run(
             create_app(settings),
             host=host or settings.host,

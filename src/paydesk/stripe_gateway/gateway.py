@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 
 import stripe
@@ -63,6 +65,20 @@ class StripeGateway:
     def __init__(self, client: stripe.StripeClient, *, live: bool) -> None:
         self._client = client
         self.live = live
+
+    # -- account -----------------------------------------------------------------
+    def server_time(self) -> datetime | None:
+        """Stripe's clock (its ``Date`` header) on a cheap authenticated call.
+
+        Also proves the key is accepted: a revoked key raises here.
+        """
+        try:
+            balance = self._client.v1.balance.retrieve()
+        except stripe.StripeError as exc:
+            _raise(exc)
+        response = balance.last_response
+        header = response.headers.get("Date") or response.headers.get("date") if response else None
+        return parsedate_to_datetime(header) if header else None
 
     # -- customers ---------------------------------------------------------------
     def create_customer(

@@ -1,0 +1,167 @@
+"""``paydesk doctor``: the guide's troubleshooting section as checks.
+
+Each check gives PASS, WARN or FAIL with a line of detail and, when it fails,
+a hint for the fix. Checks never print a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from paydesk.billing.tiers import TIERS, check_price, configured_price_ids
+from paydesk.db.engine import create_engine
+from paydesk.db.migrate import current_revision, head_revision
+from paydesk.errors import PaydeskError
+from paydesk.settings import Settings
+from paydesk.stripe_gateway import StripeGateway, pinned_api_version
+
+Status = Literal["PASS", "WARN", "FAIL"]
+# Stripe's signature tolerance is 300 s; warn well before skew breaks verification.
+MAX_CLOCK_SKEW_S = 60
+WEBHOOK_PATH = "/api/webhooks/stripe"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    status: Status
+    name: str
+    detail: str
+    hint: str = ""
+
+
+def check_keys(settings: Settings) -> Iterator[Check]:
+    """Key format and mode against the environment (already enforced at load)."""
+    mode = settings.key_mode
+    if mode is None:
+        yield Check(
+            "FAIL",
+            "Stripe secret key",
+            "STRIPE_SECRET_KEY is not set",
+            "set a test key (sk_test_…) from Dashboard → Developers → API keys",
+        )
+        return
+    yield Check("PASS", "Stripe key mode", f"{mode} key in {settings.env}")
+    if settings.stripe_publishable_key is None:
+        yield Check(
+            "WARN",
+            "Stripe publishable key",
+            "STRIPE_PUBLISHABLE_KEY is not set",
+            "the front end needs it for Stripe Elements",
+        )
+    else:
+        yield Check("PASS", "Stripe publishable key", f"{mode} key, matches the secret key")
+    if settings.stripe_webhook_secrets:
+        count = len(settings.stripe_webhook_secrets)
+        yield Check("PASS", "Webhook secret", f"{count} whsec_ secret(s) configured")
+    else:
+        yield Check(
+            "FAIL",
+            "Webhook secret",
+            "STRIPE_WEBHOOK_SECRET is not set",
+            "run `paydesk webhooks setup URL` and set the printed secret",
+        )
+
+
+def check_stripe(settings: Settings, gateway: StripeGateway) -> Iterator[Check]:
+    """Key accepted by Stripe, clock skew, prices, webhook endpoint."""
+    try:
+        server_time = gateway.server_time()
+    except PaydeskError as exc:
+        yield Check(
+            "FAIL",
+            "Stripe accepts the key",
+            exc.message,
+            "check the key is not revoked and is of the right mode (test vs live)",
+        )
+        return
+    yield Check("PASS", "Stripe accepts the key", f"API version {pinned_api_version()}")
+    if server_time is not None:
+        skew = abs((datetime.now(UTC) - server_time).total_seconds())
+        if skew > MAX_CLOCK_SKEW_S:
+            yield Check(
+                "FAIL",
+                "Clock skew",
+                f"{skew:.0f} s off Stripe's clock",
+                "sync the clock (NTP): webhook signatures expire after 300 s",
+            )
+        else:
+            yield Check("PASS", "Clock skew", f"{skew:.0f} s")
+    prices = configured_price_ids(settings)
+    for tier in TIERS:
+        problem = check_price(tier, prices[tier.key], gateway)
+        if problem is None:
+            yield Check("PASS", f"Price {tier.variable}", f"{tier.name}: active, monthly")
+        else:
+            yield Check(
+                "FAIL",
+                f"Price {tier.variable}",
+                problem.problem,
+                "run `paydesk plans bootstrap` and set the printed ids",
+            )
+    yield _check_webhook_endpoint(gateway)
+
+
+def _check_webhook_endpoint(gateway: StripeGateway) -> Check:
+    from paydesk.cli.webhooks import GUIDE_EVENTS
+
+    hint = "run `paydesk webhooks setup https://<host>/api/webhooks/stripe`"
+    endpoints = [e for e in gateway.list_webhook_endpoints() if WEBHOOK_PATH in e.get("url", "")]
+    if not endpoints:
+        return Check("FAIL", "Webhook endpoint", f"none registered for {WEBHOOK_PATH}", hint)
+    for endpoint in endpoints:
+        enabled = set(endpoint.get("enabled_events") or [])
+        missing = [e for e in GUIDE_EVENTS if e not in enabled and "*" not in enabled]
+        if endpoint.get("status") == "enabled" and not missing:
+            version = endpoint.get("api_version")
+            if version and version != pinned_api_version():
+                return Check(
+                    "WARN",
+                    "Webhook endpoint",
+                    f"{endpoint['url']} uses API {version}",
+                    f"recreate it with API version {pinned_api_version()}",
+                )
+            return Check("PASS", "Webhook endpoint", f"{endpoint['url']} gets the 7 events")
+    return Check("FAIL", "Webhook endpoint", "registered, but disabled or missing events", hint)
+
+
+def check_database(settings: Settings) -> Check:
+    """The database is reachable and at the head migration."""
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        return Check(
+            "FAIL",
+            "Database",
+            f"unreachable ({type(exc).__name__})",
+            "check PAYDESK_DATABASE_URL and that the server runs",
+        )
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if revision != head:
+        return Check(
+            "FAIL",
+            "Database",
+            f"at {revision or 'no'} revision, code expects {head}",
+            "run `paydesk migrate`",
+        )
+    return Check("PASS", "Database", f"at head revision {head}")
+
+
+def run_checks(
+    settings: Settings, gateway_factory: Callable[[Settings], StripeGateway]
+) -> list[Check]:
+    """Every check, in the order the guide's troubleshooting reads."""
+    checks = list(check_keys(settings))
+    if settings.stripe_secret_key is not None:
+        checks += list(check_stripe(settings, gateway_factory(settings)))
+    checks.append(check_database(settings))
+    return checks
