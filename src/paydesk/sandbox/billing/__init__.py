@@ -10,6 +10,8 @@ RESOURCE_MODULES: list[str] = [
     "paydesk.sandbox.billing.products",
     "paydesk.sandbox.billing.prices",
     "paydesk.sandbox.billing.subscriptions",
+    "paydesk.sandbox.billing.subscription_updates",
+    "paydesk.sandbox.billing.subscription_items",
     "paydesk.sandbox.billing.invoices",
     "paydesk.sandbox.billing.test_clocks",
 ]
