@@ -403,3 +403,18 @@ def test_confirm_with_payment_method_data(stripe_client: stripe.StripeClient) ->
             }
         )
     assert info.value.code == "card_declined"
+
+
+def test_allowed_payment_method_types(stripe_client: stripe.StripeClient) -> None:
+    intent = stripe_client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
+    )
+    assert intent.status == "succeeded"  # no return_url needed: not automatic
+    assert intent.payment_method_types == ["card"]
+    assert intent.automatic_payment_methods is None

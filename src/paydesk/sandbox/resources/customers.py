@@ -36,8 +36,6 @@ _CREATE = _WRITABLE | {
     "tax",
     "tax_id_data",
     "cash_balance",
-    "coupon",
-    "promotion_code",
     "validate",
 }
 _UPDATE = _WRITABLE | {
@@ -45,8 +43,6 @@ _UPDATE = _WRITABLE | {
     "source",
     "tax",
     "cash_balance",
-    "coupon",
-    "promotion_code",
     "validate",
 }
 

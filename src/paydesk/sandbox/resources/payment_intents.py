@@ -18,6 +18,7 @@ from paydesk.sandbox.errors import (
     unexpected_state,
 )
 from paydesk.sandbox.money import check_amount, check_currency
+from paydesk.sandbox.params import Params
 from paydesk.sandbox.state import SandboxState, clone
 
 Json = dict[str, Any]
@@ -30,6 +31,17 @@ AUTH_FAILURE_MESSAGE = (
     "The provided PaymentMethod has failed authentication. You can provide payment_method_data "
     "or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
 )
+
+
+# At 2026-10-28.endive the parameter is ``allowed_payment_method_types``; the older
+# ``payment_method_types`` is still accepted because the Stripe CLI's trigger fixtures
+# (and code written for earlier versions) send it.
+LEGACY_PARAMS = frozenset({"payment_method_types"})
+
+
+def method_types_param(p: Params) -> list[str] | None:
+    """``allowed_payment_method_types`` or its legacy name ``payment_method_types``."""
+    return p.strings("allowed_payment_method_types") or p.strings("payment_method_types")
 
 
 def get_intent(state: SandboxState, intent_id: str, param: str = "id") -> Json:

@@ -17,6 +17,7 @@ from paydesk.sandbox.resources.payment_intents import (
     confirm_intent,
     create_intent,
     get_intent,
+    method_types_param,
 )
 from paydesk.sandbox.routing import Ctx, Router
 
@@ -31,6 +32,7 @@ _SHARED = {
     "description",
     "metadata",
     "payment_method",
+    "allowed_payment_method_types",
     "payment_method_types",
     "receipt_email",
     "setup_future_usage",
@@ -54,6 +56,7 @@ _CONFIRM = {
     "setup_future_usage",
     "shipping",
     "payment_method_options",
+    "allowed_payment_method_types",
     "payment_method_types",
     "mandate_data",
     "mandate",
@@ -63,7 +66,6 @@ _CONFIRM = {
     "payment_method_data",
     "radar_options",
     "confirmation_token",
-    "client_secret",
 }
 _CREATE = (
     _SHARED
@@ -152,7 +154,7 @@ def create_payment_intent(ctx: Ctx) -> Json:
         metadata=p.metadata(),
         capture_method=p.enum("capture_method", CAPTURE_METHODS) or "automatic",
         setup_future_usage=p.enum("setup_future_usage", ("on_session", "off_session")),
-        payment_method_types=p.strings("payment_method_types"),
+        payment_method_types=method_types_param(p),
         receipt_email=p.string("receipt_email"),
         shipping=_shipping(p),
         statement_descriptor=p.string("statement_descriptor"),
@@ -210,8 +212,8 @@ def update_payment_intent(ctx: Ctx) -> Json:
         intent["capture_method"] = p.enum("capture_method", CAPTURE_METHODS) or "automatic"
     if "shipping" in p:
         intent["shipping"] = _shipping(p)
-    if "payment_method_types" in p:
-        intent["payment_method_types"] = p.strings("payment_method_types") or ["card"]
+    if "payment_method_types" in p or "allowed_payment_method_types" in p:
+        intent["payment_method_types"] = method_types_param(p) or ["card"]
     intent["metadata"] = p.metadata(intent["metadata"])
     pm_value = p.string("payment_method")
     if pm_value is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from paydesk.sandbox.cards import ThreeDS
 from paydesk.sandbox.errors import card_error, unexpected_state
 from paydesk.sandbox.listing import created_filter, matching, paginate
+from paydesk.sandbox.resources.payment_intents import method_types_param
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState, clone
 
@@ -123,12 +124,12 @@ _CONFIRM = {
     "use_stripe_sdk",
     "payment_method_data",
     "confirmation_token",
-    "client_secret",
 }
 _CREATE = _CONFIRM | {
     "customer",
     "confirm",
     "usage",
+    "allowed_payment_method_types",
     "payment_method_types",
     "automatic_payment_methods",
     "description",
@@ -154,7 +155,7 @@ def create_setup_intent(ctx: Ctx) -> Json:
         get_customer(state, customer, param="customer")
     pm_value = p.string("payment_method")
     pm_id = resolve(state, pm_value)["id"] if pm_value else None
-    types = p.strings("payment_method_types")
+    types = method_types_param(p)
     intent_id = state.new_id("seti")
     intent: Json = {
         "id": intent_id,
@@ -211,6 +212,7 @@ def retrieve_setup_intent(ctx: Ctx) -> Json:
         "description",
         "metadata",
         "payment_method",
+        "allowed_payment_method_types",
         "payment_method_types",
         "payment_method_options",
         "attach_to_self",
