@@ -52,10 +52,33 @@ def ref(value: Any) -> str | None:
     return None
 
 
+ROW_CACHE = "paydesk.mirror_rows"
+
+
+def row_cache(session: Session) -> dict[tuple[type[Any], str], Any] | None:
+    """The session's cache of mirror rows by (model, stripe id), if a caller enabled one.
+
+    A batch writer (the webhook worker) loads the rows of a whole batch in one query
+    per table and puts them here (None for ids not stored yet), so each ``apply_*``
+    skips its own lookup. The caller owns its validity (it drops it on rollback).
+    """
+    cache: dict[tuple[type[Any], str], Any] | None = session.info.get(ROW_CACHE)
+    return cache
+
+
 def _get_or_create(session: Session, model: type[Row], stripe_id: str, **defaults: Any) -> Row:
-    row = session.scalars(select(model).where(model.stripe_id == stripe_id)).one_or_none()
-    if row is not None:
-        return row
+    cache = row_cache(session)
+    if cache is not None and (model, stripe_id) in cache:
+        # A cached None means "known not to exist yet": go straight to the insert.
+        cached: Row | None = cache[(model, stripe_id)]
+        if cached is not None:
+            return cached
+    else:
+        row = session.scalars(select(model).where(model.stripe_id == stripe_id)).one_or_none()
+        if row is not None:
+            if cache is not None:
+                cache[(model, stripe_id)] = row
+            return row
     # Two writers (the API call and its webhook) may insert the same object at once:
     # the loser of the unique constraint re-reads the winner's row.
     try:
@@ -68,6 +91,8 @@ def _get_or_create(session: Session, model: type[Row], stripe_id: str, **default
             session.flush()
     except IntegrityError:
         row = session.scalars(select(model).where(model.stripe_id == stripe_id)).one()
+    if cache is not None:
+        cache[(model, stripe_id)] = row
     return row
 
 

@@ -43,3 +43,10 @@ def register(app: typer.Typer) -> None:
             runner.run(stop, idle_seconds=idle)
         finally:
             engine.dispose()
+            counts = runner.counters
+            typer.echo(
+                f"worker {runner.name}: processed={counts.processed} ignored={counts.ignored} "
+                f"failed={counts.failed} parked={counts.parked} busy={counts.skipped_busy} "
+                f"other_api_version={counts.other_api_version}",
+                err=True,
+            )

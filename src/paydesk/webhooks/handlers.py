@@ -199,11 +199,13 @@ def _apply_fn(object_type: str) -> ApplyFn:
         return mirror.apply_price(ctx.session, obj, t, tier=ctx.tier_of(str(obj["id"])))
 
     def payment_intent(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+        new = _cached_or_loaded(ctx, Payment, str(obj["id"])) is None
         row, written = mirror.apply_payment_intent(ctx.session, obj, t)
-        # A dispute mirrored before its payment flags the payment now.
-        disputed = select(Dispute.id).where(Dispute.payment_intent_id == row.stripe_id)
-        if not row.disputed and ctx.session.scalars(disputed.limit(1)).first() is not None:
-            _mark_disputed(ctx.session, row.stripe_id)
+        # A dispute mirrored before its payment flags the payment when it appears.
+        if new:
+            disputed = select(Dispute.id).where(Dispute.payment_intent_id == row.stripe_id)
+            if ctx.session.scalars(disputed.limit(1)).first() is not None:
+                _mark_disputed(ctx.session, row.stripe_id)
         return row, written
 
     def refund(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
@@ -242,6 +244,13 @@ def _mark_disputed(session: Session, intent_id: str | None) -> None:
         session.flush()
 
 
+def _cached_or_loaded(ctx: Context, model: type[Any], object_id: str) -> Any:
+    cache = mirror.row_cache(ctx.session)
+    if cache is not None and (model, object_id) in cache:
+        return cache[(model, object_id)]
+    return ctx.session.scalars(select(model).where(model.stripe_id == object_id)).one_or_none()
+
+
 def _tied_with_another_event(ctx: Context, object_id: str, created: int) -> bool:
     query = select(StripeEvent.id).where(
         StripeEvent.object_id == object_id,
@@ -262,7 +271,7 @@ def apply_stateful(ctx: Context, object_type: str, obj: Json, created: int) -> s
     apply = _apply_fn(object_type)
     model = _MODELS[object_type]
     object_id = str(obj["id"])
-    row = ctx.session.scalars(select(model).where(model.stripe_id == object_id)).one_or_none()
+    row = _cached_or_loaded(ctx, model, object_id)
     if row is None or row.source_time < created:
         apply(ctx, obj, created)
         return "applied"

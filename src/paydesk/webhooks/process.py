@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,7 +28,17 @@ from sqlalchemy.orm import Session
 
 from paydesk.billing import mirror
 from paydesk.db.engine import session_factory
-from paydesk.db.models import StripeEvent
+from paydesk.db.models import (
+    Customer,
+    Dispute,
+    Invoice,
+    Payment,
+    Price,
+    Product,
+    Refund,
+    StripeEvent,
+    Subscription,
+)
 from paydesk.db.models.base import utcnow
 from paydesk.logs import get_logger
 from paydesk.settings import Settings
@@ -67,6 +77,37 @@ class WorkerCounters:
     skipped_busy: int = 0
     other_api_version: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Tally(WorkerCounters):
+    """One batch's counts, added to the worker's once the batch is committed."""
+
+    def add_to(self, counters: WorkerCounters) -> None:
+        counters.processed += self.processed
+        counters.ignored += self.ignored
+        counters.failed += self.failed
+        counters.parked += self.parked
+        counters.skipped_busy += self.skipped_busy
+        counters.other_api_version += self.other_api_version
+        for outcome, count in self.outcomes.items():
+            counters.outcomes[outcome] = counters.outcomes.get(outcome, 0) + count
+
+
+class _RetrySafely(Exception):
+    """An event failed in the optimistic pass: redo the batch with savepoints."""
+
+
+MODEL_OF_OBJECT: dict[str, type[Any]] = {
+    "customer": Customer,
+    "product": Product,
+    "price": Price,
+    "payment_intent": Payment,
+    "refund": Refund,
+    "dispute": Dispute,
+    "subscription": Subscription,
+    "invoice": Invoice,
+}
 
 
 def _lock_keys(event: dict[str, Any]) -> list[str]:
@@ -150,96 +191,162 @@ class Worker:
 
     # -- applying -----------------------------------------------------------------
     def run_once(self) -> int:
-        """Claim and apply one batch; returns how many events were handled."""
+        """Claim and apply one batch; returns how many events were handled.
+
+        The batch is first applied optimistically: one transaction, no savepoint
+        per event, the mirror rows of the whole batch loaded up front. If any
+        event fails, that attempt is rolled back and the batch is applied again
+        with a savepoint per event, so one bad event cannot take the others down.
+        """
         ids = self.claim()
         if not ids:
             return 0
         try:
-            with self._sessions() as session, session.begin():
-                busy = self._apply_batch(session, ids)
+            tally = _Tally()
+            try:
+                with self._sessions() as session, session.begin():
+                    busy = self._apply_batch(session, ids, tally, optimistic=True)
+            except _RetrySafely:
+                tally = _Tally()
+                with self._sessions() as session, session.begin():
+                    busy = self._apply_batch(session, ids, tally, optimistic=False)
         except Exception:
             # The whole batch rolled back (e.g. a lost connection): make it due again.
             log.exception("webhook_batch_rolled_back", size=len(ids))
             self._release(ids)
             raise
+        tally.add_to(self.counters)
         self._release(busy)
         return len(ids) - len(busy)
 
-    def _try_lock(self, session: Session, keys: list[str]) -> bool:
+    def _lock(self, session: Session, payloads: dict[int, dict[str, Any]]) -> set[int]:
+        """Take the advisory locks of every event's objects; the events found busy."""
         if not self._postgres:
-            return True
-        for key in keys:
-            got = session.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": key},
-            ).scalar_one()
-            if not got:
-                return False
-        return True
+            return set()
+        keys_of = {pk: _lock_keys(payload) for pk, payload in payloads.items()}
+        keys = sorted({key for keys in keys_of.values() for key in keys})
+        refused = set(
+            session.execute(
+                text(
+                    "SELECT k FROM unnest(CAST(:keys AS text[])) AS k "
+                    "WHERE NOT pg_try_advisory_xact_lock(hashtextextended(k, 0))"
+                ),
+                {"keys": keys},
+            ).scalars()
+        )
+        return {pk for pk, keys in keys_of.items() if refused.intersection(keys)}
 
-    def _apply_batch(self, session: Session, ids: list[int]) -> list[int]:
+    def _prefetch(self, session: Session, payloads: dict[int, dict[str, Any]]) -> None:
+        """Load the batch's mirror rows in one query per table into the session's cache."""
+        wanted: dict[type[Any], set[str]] = {}
+        for payload in payloads.values():
+            obj = payload.get("data", {}).get("object", {})
+            model = MODEL_OF_OBJECT.get(str(obj.get("object")))
+            if model is not None and obj.get("id"):
+                wanted.setdefault(model, set()).add(str(obj["id"]))
+        cache: dict[tuple[type[Any], str], Any] = {}
+        for model, object_ids in wanted.items():
+            found = {
+                row.stripe_id: row
+                for row in session.scalars(select(model).where(model.stripe_id.in_(object_ids)))
+            }
+            for object_id in object_ids:
+                cache[(model, object_id)] = found.get(object_id)
+        session.info[mirror.ROW_CACHE] = cache
+
+    def _apply_batch(
+        self, session: Session, ids: list[int], tally: _Tally, *, optimistic: bool
+    ) -> list[int]:
         events = {
             row.id: row
             for row in session.scalars(select(StripeEvent).where(StripeEvent.id.in_(ids)))
         }
+        payloads = {
+            pk: orjson.loads(row.payload)
+            for pk, row in events.items()
+            if row.status not in ("processed", "ignored")
+        }
+        busy_set = self._lock(session, payloads)
+        if optimistic:
+            self._prefetch(session, {pk: p for pk, p in payloads.items() if pk not in busy_set})
         busy: list[int] = []
         for event_pk in ids:
-            row = events.get(event_pk)
-            if row is None or row.status in ("processed", "ignored"):
+            if event_pk not in payloads:
                 continue
-            payload = orjson.loads(row.payload)
-            if not self._try_lock(session, _lock_keys(payload)):
+            if event_pk in busy_set:
                 busy.append(event_pk)
-                self.counters.skipped_busy += 1
+                tally.skipped_busy += 1
                 continue
-            self._apply_one(session, row, payload)
+            self._apply_one(session, events[event_pk], payloads[event_pk], tally, optimistic)
+        session.info.pop(mirror.ROW_CACHE, None)
         return busy
 
-    def _apply_one(self, session: Session, row: StripeEvent, payload: dict[str, Any]) -> None:
+    def _apply_one(
+        self,
+        session: Session,
+        row: StripeEvent,
+        payload: dict[str, Any],
+        tally: _Tally,
+        optimistic: bool,
+    ) -> None:
+        # The event row is only touched after the handler ran: its UPDATE then goes
+        # out with the others at commit instead of with each mirror flush.
         started = time.perf_counter()
         now = utcnow()
-        row.first_attempt_at = row.first_attempt_at or now
-        row.attempts += 1
         if self._api_version and row.api_version and row.api_version != self._api_version:
-            self.counters.other_api_version += 1
+            tally.other_api_version += 1
         handler = handler_for(row.type)
         if handler is None:
+            self._count_attempt(row, now)
             row.status = "ignored"
             row.outcome = "no handler for this type"
             row.last_error = None
             row.processed_at = now
             row.processing_ms = (time.perf_counter() - started) * 1000
-            self.counters.ignored += 1
+            tally.ignored += 1
             return
         context = Context(session, self._tier_of, self._fetcher, row.id)
-        try:
-            with session.begin_nested():
+        if optimistic:
+            try:
                 outcome = handler(context, payload)
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
-            self._record_failure(row, exc)
-            return
+            except Exception as exc:
+                raise _RetrySafely from exc
+        else:
+            try:
+                with session.begin_nested():
+                    outcome = handler(context, payload)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
+                self._count_attempt(row, now)
+                self._record_failure(row, exc, tally)
+                return
+        self._count_attempt(row, now)
         row.status = "processed"
         row.outcome = outcome[:255]
         row.last_error = None
         row.processed_at = utcnow()
         row.processing_ms = (time.perf_counter() - started) * 1000
-        self.counters.processed += 1
-        self.counters.outcomes[outcome] = self.counters.outcomes.get(outcome, 0) + 1
+        tally.processed += 1
+        tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
 
-    def _record_failure(self, row: StripeEvent, exc: Exception) -> None:
+    @staticmethod
+    def _count_attempt(row: StripeEvent, now: datetime) -> None:
+        row.first_attempt_at = row.first_attempt_at or now
+        row.attempts += 1
+
+    def _record_failure(self, row: StripeEvent, exc: Exception, tally: _Tally) -> None:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         row.status = "failed"
         row.last_error = message
         row.outcome = None
         if row.attempts >= self._max_attempts:
-            self.counters.parked += 1
+            tally.parked += 1
             row.next_attempt_at = utcnow()
             log.error("webhook_event_parked", event_id=row.event_id, type=row.type, error=message)
         else:
             row.next_attempt_at = utcnow() + timedelta(seconds=self._backoff(row.attempts))
             level = log.info if isinstance(exc, Deferred) else log.warning
             level("webhook_event_failed", event_id=row.event_id, type=row.type, error=message)
-        self.counters.failed += 1
+        tally.failed += 1
 
     # -- loops ----------------------------------------------------------------------
     def drain(self, *, timeout: float = 60.0) -> int:
