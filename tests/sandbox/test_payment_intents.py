@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -300,8 +301,14 @@ def test_3ds_redirect_page_complete(
     assert page.status_code == 200
     assert "Complete" in page.text
     assert "Fail" in page.text
-    # Press "Complete" as a browser would: the form posts and is redirected back.
-    pressed = httpx.post(f"{sandbox.url}/_sandbox/3ds/{intent.id}/complete", data={"redirect": "1"})
+    # Press "Complete" as a browser would: submit that button's form, get redirected back.
+    forms = re.findall(
+        r'<form method="post" action="([^"]+)".*?name="(\w+)" value="(\w+)"', page.text, re.S
+    )
+    complete = next(
+        (action, field, value) for action, field, value in forms if "complete" in action
+    )
+    pressed = httpx.post(f"{sandbox.url}{complete[0]}", data={complete[1]: complete[2]})
     assert pressed.status_code == 303
     location = pressed.headers["location"]
     assert location.startswith("https://shop.example/return?x=1&payment_intent=" + intent.id)
