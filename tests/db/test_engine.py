@@ -50,3 +50,35 @@ def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
 )
 def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
     assert normalize_url(given) == expected
+
+
+def test_sqlite_writers_queue_instead_of_failing(tmp_path: Path) -> None:
+    # A transaction that read, then writes after another writer committed, used to
+    # fail at once with "database is locked"; with BEGIN IMMEDIATE it just waits.
+    import threading
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        errors: list[Exception] = []
+
+        def writer(n: int) -> None:
+            try:
+                with engine.begin() as connection, connection.begin_nested():
+                    # The shape of ensure_customer: a savepoint, a read, then a write.
+                    connection.execute(text("SELECT count(*) FROM t")).scalar()
+                    connection.execute(text("INSERT INTO t (n) VALUES (:n)"), {"n": n})
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 40
+    finally:
+        engine.dispose()

@@ -11,7 +11,17 @@ from paydesk.settings import mask
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``config`` group to ``app``."""
+    """Add the ``config`` and ``docs`` groups to ``app``."""
+    docs = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+    app.add_typer(docs, name="docs")
+
+    @docs.command("api")
+    def api_docs() -> None:
+        """Print docs/API/ADMIN_API.md (Markdown from the OpenAPI document)."""
+        from paydesk.web.api_docs import admin_api_markdown
+
+        typer.echo(admin_api_markdown(), nl=False)
+
     group = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
     app.add_typer(group, name="config")
 

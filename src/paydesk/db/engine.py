@@ -27,12 +27,23 @@ def normalize_url(url: str) -> str:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from pysqlite: it would BEGIN lazily (deferred),
+    # and a deferred transaction that read before another writer committed fails
+    # at once with "database is locked" when it tries to write (the busy timeout
+    # cannot help). _on_sqlite_begin starts every transaction as a writer instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _on_sqlite_begin(connection: Any) -> None:
+    # SQLite has one writer at a time; taking the write lock up front makes
+    # concurrent transactions queue (up to the busy timeout) instead of failing.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False) -> Engine:
@@ -49,6 +60,7 @@ def create_engine(url: str, *, echo: bool = False) -> Engine:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     return sa_create_engine(
         url,

@@ -137,7 +137,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database_unavailable", error_type=type(exc).__name__)
+    # The driver's own message ("database is locked", "connection refused"), not the
+    # statement and its parameters, which SQLAlchemy's str() would include.
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__)
+    log.warning("database_unavailable", error_type=type(exc).__name__, reason=reason)
     return error_response(
         request,
         503,

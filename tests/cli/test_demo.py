@@ -1,0 +1,97 @@
+"""``paydesk demo`` as a newcomer meets it: one command, then the API works end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import free_port
+
+
+def wait_for(url: str, deadline_s: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            response = httpx.get(url)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered 200"
+        time.sleep(0.2)
+
+
+def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "paydesk",
+            "demo",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(f"{base}/readyz").json()["status"] == "ready"
+        created = httpx.post(
+            f"{base}/api/admin/customers", json={"user_id": "demo-user", "email": "d@example.com"}
+        )
+        if created.status_code != 200:
+            process.send_signal(signal.SIGINT)
+            print(process.communicate(timeout=30)[0][-6000:])
+        assert created.status_code == 200, created.text
+        customer = created.json()["id"]
+        paid = httpx.post(
+            f"{base}/api/admin/payments",
+            json={
+                "customer": customer,
+                "amount": 2500,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+            },
+        ).json()["payment"]
+        assert paid["status"] == "succeeded"
+        refund = httpx.post(f"{base}/api/admin/payments/{paid['id']}/refunds", json={"amount": 500})
+        assert refund.status_code == 201
+        sub = httpx.post(
+            f"{base}/api/admin/subscriptions",
+            json={"customer": customer, "tier": "premium", "payment_method": "pm_card_visa"},
+        )
+        assert sub.json()["subscription"]["status"] == "active"
+        # The sandbox delivers signed webhooks to the demo, whose worker applies them.
+        database = tmp_path / "var" / "paydesk.db"
+        deadline = time.monotonic() + 30
+        while True:
+            with sqlite3.connect(database) as connection:
+                rows = dict(connection.execute("SELECT type, status FROM stripe_events").fetchall())
+            if (
+                rows.get("charge.refunded") == "processed"
+                and rows.get("customer.subscription.created") == "processed"
+            ):
+                break
+            assert time.monotonic() < deadline, f"events not processed: {rows}"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert f"API:            {base}" in output
+    assert "sk_test_demo" not in output
+    assert (tmp_path / "var" / "sandbox-state.json").exists(), "the sandbox keeps its state"
