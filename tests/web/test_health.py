@@ -70,3 +70,19 @@ def test_openapi_document_is_served(migrated_url: str) -> None:
     paths = response.json()["paths"]
     assert "/healthz" in paths
     assert "/readyz" in paths
+
+
+def test_readyz_stays_ready_when_a_newer_release_migrated_ahead(migrated_url: str) -> None:
+    # During a rolling deploy the new release migrates first; old pods must stay ready.
+    from sqlalchemy import text
+
+    from paydesk.db.engine import create_engine
+
+    engine = create_engine(migrated_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    with serve(migrated_url) as base:
+        response = httpx.get(f"{base}/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "revision": "9999_future", "schema_ahead": True}

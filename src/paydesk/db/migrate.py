@@ -39,3 +39,9 @@ def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None if never migrated)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of the migrations shipped with this code."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return any(rev.revision == revision for rev in script.walk_revisions())

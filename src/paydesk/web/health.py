@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from paydesk.db.migrate import current_revision, head_revision
+from paydesk.db.migrate import current_revision, head_revision, is_known_revision
 from paydesk.web.errors import error_response
 
 router = APIRouter(tags=["health"])
@@ -38,6 +38,10 @@ def readyz(request: Request) -> Any:
             request, 503, "database_unreachable", "The database cannot be reached."
         )
     head = head_revision()
+    if revision is not None and revision != head and not is_known_revision(revision):
+        # A newer release migrated the database during a rolling deploy. Migrations
+        # are written expand-then-contract, so this older code still works on it.
+        return JSONResponse({"status": "ready", "revision": revision, "schema_ahead": True})
     if revision != head:
         return error_response(
             request,
