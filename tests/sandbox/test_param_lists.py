@@ -46,6 +46,9 @@ SDK_PARAMS = {
     ("POST", "/v1/webhook_endpoints"): "WebhookEndpointCreateParams",
     ("POST", "/v1/webhook_endpoints/{id}"): "WebhookEndpointUpdateParams",
     ("GET", "/v1/balance_transactions"): "BalanceTransactionListParams",
+    ("GET", "/v1/customers/search"): "CustomerSearchParams",
+    ("GET", "/v1/payment_intents/search"): "PaymentIntentSearchParams",
+    ("GET", "/v1/charges/search"): "ChargeSearchParams",
 }
 
 

@@ -60,10 +60,13 @@ def _routers() -> list[Router]:
 def create_app(state: SandboxState | None = None, config: SandboxConfig | None = None) -> Starlette:
     """A new, independent sandbox app (its own state unless ``state`` is given)."""
     state = state or SandboxState(config)
-    routes: list[Route] = []
-    for router in _routers():
-        for spec in router.routes:
-            routes.append(Route(spec.path, make_endpoint(spec, state), methods=[spec.method]))
+    routers = _routers()
+    specs = [spec for router in routers for spec in router.routes]
+    # Literal paths before templated ones, so /v1/customers/search is not taken
+    # for /v1/customers/{id} with id "search" (sort is stable otherwise).
+    specs.sort(key=lambda spec: spec.path.count("{"))
+    routes = [Route(s.path, make_endpoint(s, state), methods=[s.method]) for s in specs]
+    for router in routers:
         for event_type, listener in router.listeners:
             state.listeners.setdefault(event_type, []).append(listener)
         state.expanders.update(router.expanders)

@@ -176,3 +176,29 @@ def list_charges(ctx: Ctx) -> Json:
     items: Any = ctx.state.iter_newest_first("charge")
     items = matching(ctx, items, "customer", "payment_intent")
     return paginate(ctx, created_filter(ctx, items))
+
+
+CHARGE_SEARCH_FIELDS = frozenset(
+    {
+        "amount",
+        "billing_details.address.postal_code",
+        "created",
+        "currency",
+        "customer",
+        "disputed",
+        "metadata",
+        "payment_method_details.card.last4",
+        "refunded",
+        "status",
+        "payment_intent",
+    }
+)
+
+
+@router.get("/v1/charges/search", params={"query", "limit", "page"})
+def search_charges(ctx: Ctx) -> Json:
+    """``query=disputed:'true'`` etc."""
+    from paydesk.sandbox.search import search
+
+    items = ctx.state.iter_newest_first("charge")
+    return search(ctx, items, CHARGE_SEARCH_FIELDS, "charges")

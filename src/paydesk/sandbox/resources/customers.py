@@ -225,3 +225,15 @@ def list_customers(ctx: Ctx) -> Json:
     if clock is not None:
         items = (c for c in items if c["test_clock"] == clock)
     return paginate(ctx, created_filter(ctx, items))
+
+
+CUSTOMER_SEARCH_FIELDS = frozenset({"created", "email", "metadata", "name", "phone"})
+
+
+@router.get("/v1/customers/search", params={"query", "limit", "page"})
+def search_customers(ctx: Ctx) -> Json:
+    """``query=email:'a@b.c'`` etc. (see paydesk.sandbox.search)."""
+    from paydesk.sandbox.search import search
+
+    items = ctx.state.iter_newest_first("customer")
+    return search(ctx, items, CUSTOMER_SEARCH_FIELDS, "customers")

@@ -266,3 +266,17 @@ def list_payment_intents(ctx: Ctx) -> Json:
     if customer is not None:
         items = (i for i in items if i["customer"] == customer)
     return paginate(ctx, created_filter(ctx, items))
+
+
+PAYMENT_INTENT_SEARCH_FIELDS = frozenset(
+    {"amount", "created", "currency", "customer", "metadata", "status"}
+)
+
+
+@router.get("/v1/payment_intents/search", params={"query", "limit", "page"})
+def search_payment_intents(ctx: Ctx) -> Json:
+    """``query=status:'succeeded' AND customer:'cus_…'`` etc."""
+    from paydesk.sandbox.search import search
+
+    items = ctx.state.iter_newest_first("payment_intent")
+    return search(ctx, items, PAYMENT_INTENT_SEARCH_FIELDS, "payment_intents")
