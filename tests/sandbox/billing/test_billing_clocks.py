@@ -238,3 +238,41 @@ def test_customers_without_clock_renew_on_the_sandbox_clock(client: stripe.Strip
         raise AssertionError("no renewal after shifting the sandbox clock")
     assert invoice.billing_reason == "subscription_cycle"
     assert renewed["items"].data[0].current_period_start == period_end
+
+
+def test_upcoming_invoice_notice_three_days_ahead(client: stripe.StripeClient) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    advance(client, clock.id, at(2026, 1, 28))
+    assert client.v1.events.list(params={"type": "invoice.upcoming"}).data == []
+    advance(client, clock.id, at(2026, 1, 29, 1))
+    (event,) = client.v1.events.list(params={"type": "invoice.upcoming"}).data
+    upcoming = event.data.object
+    assert upcoming["billing_reason"] == "subscription_cycle"
+    assert upcoming["amount_due"] == 999
+    assert upcoming["parent"]["subscription_details"]["subscription"] == sub.id
+
+
+def test_pause_collection_voids_renewals(client: stripe.StripeClient) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    client.v1.subscriptions.update(sub.id, params={"pause_collection": {"behavior": "void"}})
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewed = client.v1.subscriptions.retrieve(sub.id)
+    assert renewed.status == "active"
+    assert client.v1.invoices.retrieve(str(renewed.latest_invoice)).status == "void"
+    client.v1.subscriptions.update(sub.id, params={"pause_collection": ""})
+    advance(client, clock.id, at(2026, 3, 1, 2))
+    latest = client.v1.invoices.retrieve(
+        str(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    )
+    assert (latest.status, latest.amount_paid) == ("paid", 999)
+
+
+def test_cancel_at_a_timestamp_mid_period(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at": at(2026, 1, 20)})
+    advance(client, clock.id, at(2026, 1, 21))
+    ended = client.v1.subscriptions.retrieve(sub.id)
+    assert (ended.status, ended.ended_at) == ("canceled", at(2026, 1, 20))
+    assert "customer.subscription.deleted" in event_types()

@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paydesk.sandbox.billing import invoicing, lifecycle, periods
+from paydesk.sandbox.billing import invoicing, lifecycle, periods, preview
 from paydesk.sandbox.billing.common import snapshot
+from paydesk.sandbox.billing.outbox import emit
+from paydesk.sandbox.errors import StripeError
+from paydesk.sandbox.params import Params
 from paydesk.sandbox.state import Json, SandboxState
 
 MAX_STEPS = 10_000  # guards against a bug looping forever inside one request
+UPCOMING_NOTICE = 3 * 86_400  # Stripe's default "upcoming renewal" notice: three days
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,24 @@ def _subscription_actions(state: SandboxState, subscription: Json) -> list[Actio
             actions.append(Action(notice, 1, sid, lifecycle.maybe_warn_trial_end, "trial_notice"))
         actions.append(Action(subscription["trial_end"], 2, sid, lifecycle.end_trial, "trial_end"))
         return actions
+    notice = period_end - UPCOMING_NOTICE
+    if state.private_of(sid).get("upcoming_sent") != period_end and not subscription["cancel_at"]:
+        actions.append(Action(notice, 1, sid, _announce_upcoming, "upcoming"))
     actions.append(Action(period_end, 3, sid, _renew, "renew"))
     return actions
+
+
+def _announce_upcoming(state: SandboxState, subscription: Json, now: int) -> None:
+    """``invoice.upcoming``: Stripe's heads-up with a preview of the renewal invoice."""
+    period_end = lifecycle.current_period(subscription)[1]
+    state.private_of(subscription["id"])["upcoming_sent"] = period_end
+    if subscription["pause_collection"] is not None or subscription["status"] == "unpaid":
+        return
+    try:
+        upcoming = preview.build(state, subscription["customer"], subscription, Params({}))
+    except StripeError:
+        return  # nothing upcoming (e.g. the subscription ends at the period end)
+    emit(state, "invoice.upcoming", upcoming)
 
 
 def _cancel_scheduled(state: SandboxState, subscription: Json, now: int) -> None:

@@ -358,19 +358,7 @@ def void(ctx: Ctx) -> Json:
 def mark_uncollectible(ctx: Ctx) -> Json:
     state = ctx.state
     invoice = invoicing.get_invoice(state, ctx.path["id"])
-    if invoice["status"] != "open":
-        raise invalid_request(
-            f"You can only mark open invoices uncollectible. This invoice is {invoice['status']}.",
-            code="invoice_not_open",
-        )
-    before = snapshot(invoice)
-    invoice["status"] = "uncollectible"
-    invoice["next_payment_attempt"] = None
-    invoice["status_transitions"]["marked_uncollectible_at"] = state.now_for_customer(
-        invoice["customer"]
-    )
-    emit(state, "invoice.marked_uncollectible", invoice)
-    emit(state, "invoice.updated", invoice, changed(before, invoice))
+    invoicing.mark_uncollectible(state, invoice, state.now_for_customer(invoice["customer"]))
     return invoice
 
 

@@ -449,3 +449,18 @@ def void(state: SandboxState, invoice: Json, now: int) -> None:
     invoice["status_transitions"]["voided_at"] = now
     emit(state, "invoice.voided", invoice)
     emit(state, "invoice.updated", invoice, changed(before, invoice))
+
+
+def mark_uncollectible(state: SandboxState, invoice: Json, now: int) -> None:
+    """open → uncollectible (no further payment attempts)."""
+    if invoice["status"] != "open":
+        raise invalid_request(
+            f"You can only mark open invoices uncollectible. This invoice is {invoice['status']}.",
+            code="invoice_not_open",
+        )
+    before = snapshot(invoice)
+    invoice["status"] = "uncollectible"
+    invoice["next_payment_attempt"] = None
+    invoice["status_transitions"]["marked_uncollectible_at"] = now
+    emit(state, "invoice.marked_uncollectible", invoice)
+    emit(state, "invoice.updated", invoice, changed(before, invoice))

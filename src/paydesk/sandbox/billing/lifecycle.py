@@ -146,12 +146,22 @@ def renew(state: SandboxState, subscription: Json, now: int) -> Json:
     invoicing.add_subscription_lines(state, invoice, subscription)
     invoicing.add_pending_items(state, invoice, subscription_id=subscription["id"])
     subscription["latest_invoice"] = invoice["id"]
-    if subscription["status"] == "unpaid":
+    pause = subscription["pause_collection"]
+    if pause is not None and pause["resumes_at"] is not None and pause["resumes_at"] <= now:
+        subscription["pause_collection"] = pause = None
+    if subscription["status"] == "unpaid" or pause is not None:
         invoice["auto_advance"] = False
     else:
         invoice["automatically_finalizes_at"] = now + invoicing.FINALIZE_DELAY
     emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
     invoicing.announce(state, invoice)
+    if pause is not None and pause["behavior"] != "keep_as_draft":
+        # Paused collection: the invoice is closed right away instead of charged.
+        invoicing.finalize(state, invoice, now)
+        if invoice["status"] == "open" and pause["behavior"] == "void":
+            invoicing.void(state, invoice, now)
+        elif invoice["status"] == "open":
+            invoicing.mark_uncollectible(state, invoice, now)
     return invoice
 
 

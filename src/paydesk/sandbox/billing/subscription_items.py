@@ -59,7 +59,11 @@ _ITEM_WRITE = ("price", "quantity", "metadata", "proration_behavior", "proration
                "payment_behavior", "off_session")  # fmt: skip
 
 
-@router.post("/v1/subscription_items", params=("subscription", *_ITEM_WRITE))
+# Stripe takes off_session on item updates only.
+@router.post(
+    "/v1/subscription_items",
+    params=("subscription", *(k for k in _ITEM_WRITE if k != "off_session")),
+)
 def create_item(ctx: Ctx) -> Json:
     p = ctx.params
     subscription_id = p.required_string("subscription")
