@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -40,9 +41,14 @@ FILE_VARIABLES = (
     "STRIPE_WEBHOOK_SECRET",
     "PAYDESK_DATABASE_URL",
     "PAYDESK_JWT_SECRET",
+    "PAYDESK_SECRET_KEY",
 )
 
 MIN_JWT_SECRET_LENGTH = 32
+MIN_SECRET_KEY_LENGTH = 32
+# Development only: the console works out of the box on a laptop. Staging and
+# production have no default; without PAYDESK_SECRET_KEY admin sign-in is refused.
+DEVELOPMENT_SECRET_KEY = "paydesk-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 
 DEFAULT_DATABASE_PATH = Path("var") / "paydesk.db"
 
@@ -72,6 +78,14 @@ class Settings(BaseModel):
     jwt_audience: str | None = None
     jwt_user_claim: str = "sub"
     jwt_email_claim: str = "email"
+    # Admin Center (paydesk.auth): signing/encryption material, session lifetimes.
+    secret_key: SecretStr | None = None
+    admin_session_idle_minutes: int = 30
+    admin_session_max_hours: int = 12
+    admin_max_failed_logins: int = 5
+    admin_lockout_minutes: int = 15
+    stripe_key_created: date | None = None
+    prometheus_url: str | None = None
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -241,6 +255,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if not env_vars.get(var, "").strip():
                 raise ConfigurationError(var, f"required in {env} when app tokens are accepted")
 
+    secret_key = env_vars.get("PAYDESK_SECRET_KEY", "").strip() or None
+    if secret_key is not None and len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            "PAYDESK_SECRET_KEY", f"too short: use at least {MIN_SECRET_KEY_LENGTH} characters"
+        )
+    if secret_key is None and env == "development":
+        secret_key = DEVELOPMENT_SECRET_KEY
+    key_created_raw = env_vars.get("PAYDESK_STRIPE_KEY_CREATED", "").strip()
+    try:
+        key_created = date.fromisoformat(key_created_raw) if key_created_raw else None
+    except ValueError as exc:
+        raise ConfigurationError(
+            "PAYDESK_STRIPE_KEY_CREATED", "expected a date (YYYY-MM-DD)"
+        ) from exc
+    prometheus_url = env_vars.get("PAYDESK_PROMETHEUS_URL", "").strip().rstrip("/") or None
+    if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
+        raise ConfigurationError("PAYDESK_PROMETHEUS_URL", "expected an http(s):// URL")
+
     return Settings(
         env=env,
         database_url=SecretStr(database_url),
@@ -262,7 +294,25 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_audience=env_vars.get("PAYDESK_JWT_AUDIENCE", "").strip() or None,
         jwt_user_claim=env_vars.get("PAYDESK_JWT_USER_CLAIM", "").strip() or "sub",
         jwt_email_claim=env_vars.get("PAYDESK_JWT_EMAIL_CLAIM", "").strip() or "email",
+        secret_key=SecretStr(secret_key) if secret_key else None,
+        admin_session_idle_minutes=_parse_positive(
+            "PAYDESK_ADMIN_SESSION_IDLE_MINUTES", env_vars, 30
+        ),
+        admin_session_max_hours=_parse_positive("PAYDESK_ADMIN_SESSION_MAX_HOURS", env_vars, 12),
+        admin_max_failed_logins=_parse_positive("PAYDESK_ADMIN_MAX_FAILED_LOGINS", env_vars, 5),
+        admin_lockout_minutes=_parse_positive("PAYDESK_ADMIN_LOCKOUT_MINUTES", env_vars, 15),
+        stripe_key_created=key_created,
+        prometheus_url=prometheus_url,
     )
+
+
+def _parse_positive(var: str, env_vars: Mapping[str, str], default: int) -> int:
+    raw = env_vars.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(var, "expected a positive whole number")
+    return int(raw)
 
 
 def mask(value: str | None) -> str:
