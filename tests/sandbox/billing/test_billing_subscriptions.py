@@ -289,3 +289,28 @@ def test_subscription_item_endpoints(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.subscription_items.retrieve("si_missing")
     assert missing.value.code == "resource_missing"
+
+
+def test_three_d_secure_first_payment_completes_later(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    customer = customer_with_card(client, "pm_card_threeDSecure2Required")
+    price = monthly_price(client, 999)
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": price.id}],
+            "expand": ["latest_invoice.payments"],
+        }
+    )
+    assert sub.status == "incomplete"
+    invoice = sub.latest_invoice
+    assert isinstance(invoice, stripe.Invoice)
+    intent_id = str(invoice.payments.data[0].payment.payment_intent)
+    assert client.v1.payment_intents.retrieve(intent_id).status == "requires_action"
+    assert "invoice.payment_action_required" in event_types()
+    assert "invoice.payment_failed" not in event_types()
+    # What the test page's "Complete" button does.
+    client.raw_request("post", f"/_sandbox/3ds/{intent_id}/complete")
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert client.v1.invoices.retrieve(invoice.id).status == "paid"

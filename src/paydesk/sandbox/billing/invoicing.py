@@ -354,7 +354,13 @@ def attempt_payment(
         )
     # An off-session charge that needs 3-D Secure is the "action required" case of
     # Stripe's SCA flow, even though the core reports it as a decline.
-    needs_action = outcome.requires_action or error.code == "authentication_required"
+    if outcome.requires_action:
+        # On-session 3-D Secure: not a failure yet; the customer completes it with the
+        # invoice's PaymentIntent (the payment_intent.* listeners then settle it).
+        emit(state, "invoice.payment_action_required", invoice)
+        emit(state, "invoice.updated", invoice, changed(before, invoice))
+        return error
+    needs_action = error.code == "authentication_required"
     record_failure(state, invoice, now, before, requires_action=needs_action)
     return error
 

@@ -13,7 +13,7 @@ BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete")
 PRORATIONS = ("create_prorations", "none", "always_invoice")
 MISSING_PM = ("cancel", "create_invoice", "pause")
 # Accepted for compatibility; they change nothing in the sandbox (no tax, no Connect).
-IGNORED = ("automatic_tax", "payment_settings", "off_session", "default_tax_rates", "on_behalf_of")
+IGNORED = ("automatic_tax", "payment_settings", "default_tax_rates", "on_behalf_of")
 CREATE_PARAMS = (
     "customer",
     "items",
@@ -32,6 +32,7 @@ CREATE_PARAMS = (
     "trial_end",
     "trial_period_days",
     "trial_settings",
+    "off_session",
     *IGNORED,
 )
 UPDATE_PARAMS = (
@@ -52,6 +53,7 @@ UPDATE_PARAMS = (
     "proration_date",
     "trial_end",
     "trial_settings",
+    "off_session",
     *IGNORED,
 )
 

@@ -166,7 +166,12 @@ def _pay_update_invoice(
             "This customer has no attached payment source or default payment method. Please "
             "consider adding a default payment method.",
         )
-    error = invoicing.attempt_payment(state, invoice, now, payment_method=pm) if pm else None
+    off_session = bool(ctx.params.boolean("off_session", False))
+    error = (
+        invoicing.attempt_payment(state, invoice, now, payment_method=pm, off_session=off_session)
+        if pm
+        else None
+    )
     if error is not None and behavior == "error_if_incomplete":
         intent = invoicing.current_intent(state, invoice)
         if intent is not None and intent["status"] == "requires_payment_method":

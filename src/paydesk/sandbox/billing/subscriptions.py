@@ -159,7 +159,15 @@ def _start(
                 )
             invoicing.open_payment(state, invoice, now, None)
         else:
-            error = invoicing.attempt_payment(state, invoice, now, payment_method=pm)
+            # Creating a subscription charges on-session unless told otherwise, so a
+            # card that needs 3-D Secure leaves the PaymentIntent requires_action.
+            error = invoicing.attempt_payment(
+                state,
+                invoice,
+                now,
+                payment_method=pm,
+                off_session=bool(ctx.params.boolean("off_session", False)),
+            )
             if error is not None and behavior == "error_if_incomplete":
                 raise error
             if error is None:
