@@ -1,5 +1,12 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
+from paydesk.db.models.admin import (
+    AdminApiToken,
+    AdminRecoveryCode,
+    AdminSession,
+    AdminUser,
+    AuditEntry,
+)
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
@@ -8,6 +15,11 @@ from paydesk.db.models.payments import Dispute, Payment, Refund
 from paydesk.db.models.subscriptions import Invoice, Subscription
 
 __all__ = [
+    "AdminApiToken",
+    "AdminRecoveryCode",
+    "AdminSession",
+    "AdminUser",
+    "AuditEntry",
     "Base",
     "Customer",
     "Dispute",
