@@ -1,6 +1,6 @@
 """Benchmark: the Paydesk sandbox vs localstripe, through the official SDK.
 
-Usage: ``.venv/bin/python -m bench.sandbox [--seconds 5] [--workers 4]``.
+Usage: ``.venv/bin/python -m bench.sandbox [--seconds 5] [--workers 4] [--rounds 3]``.
 
 Both servers run as separate processes (one each: uvicorn for ours, aiohttp for
 localstripe). ``--workers`` client processes, each with its own
@@ -23,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -159,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench-sandbox.json")
     args = parser.parse_args()
 
@@ -176,8 +178,16 @@ def main() -> None:
         server(ls_cmd, f"http://127.0.0.1:{ls_port}") as theirs,
     ):
         for flow in FLOWS:
-            ours_rate, ours_cpu = measure(ours, flow, args.seconds, args.workers)
-            their_rate, their_cpu = measure(theirs, flow, args.seconds, args.workers)
+            # Alternate the two servers round by round and keep medians, so a burst
+            # of other load on the machine hits both alike.
+            ours_runs, their_runs = [], []
+            for _ in range(args.rounds):
+                ours_runs.append(measure(ours, flow, args.seconds, args.workers))
+                their_runs.append(measure(theirs, flow, args.seconds, args.workers))
+            ours_rate = statistics.median(r for r, _ in ours_runs)
+            ours_cpu = statistics.median(c for _, c in ours_runs)
+            their_rate = statistics.median(r for r, _ in their_runs)
+            their_cpu = statistics.median(c for _, c in their_runs)
             results[flow] = {
                 "paydesk_sandbox_per_s": ours_rate,
                 "localstripe_per_s": their_rate,
@@ -197,7 +207,13 @@ def main() -> None:
             f"{r['paydesk_sandbox_server_cpu_ms']:>8.2f} {r['localstripe_server_cpu_ms']:>12.2f}"
             f" {r['server_cpu_ratio']:>5.2f}x"
         )
-    meta = {"seconds": args.seconds, "workers": args.workers, "cpus": os.cpu_count()}
+    meta = {
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
 
