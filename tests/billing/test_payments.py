@@ -190,3 +190,22 @@ def test_one_customer_per_user(stack: Stack, session: Session, customer: Custome
     assert again.stripe_id == customer.stripe_id
     other = ensure_customer(session, stack.gateway, user_id="user-2")
     assert other.stripe_id != customer.stripe_id
+
+
+def test_payment_requires_authentication_is_a_402_with_next_action(
+    stack: Stack, session: Session, customer: Customer
+) -> None:
+    # Charging off-session a card that always needs 3-D Secure: the guide's
+    # "Payment requires authentication" — the customer must come back on-session.
+    card = stack.sdk.v1.payment_methods.attach(
+        "pm_card_authenticationRequired", {"customer": customer.stripe_id}
+    )
+    with pytest.raises(PaymentFailed) as caught:
+        pay(stack, session, customer, card.id, off_session=True)
+    error = caught.value
+    assert error.code == "authentication_required"
+    assert error.details["client_secret"].startswith(error.details["payment"])
+    assert get_payment(session, error.details["payment"]).status in (
+        "requires_action",
+        "requires_payment_method",
+    )

@@ -29,6 +29,8 @@ class PaymentRequest:
     confirm: bool = True
     capture_method: str = "automatic"
     return_url: str | None = None
+    # Charging a saved card while the customer is away (renewals, top-ups).
+    off_session: bool = False
     description: str | None = None
     receipt_email: str | None = None
     metadata: dict[str, str] | None = None
@@ -71,8 +73,14 @@ def _record_decline(session: Session, gateway: StripeGateway, error: PaymentFail
     # failure shows up in the payments list and the metrics.
     intent_id = error.details.get("payment_intent")
     if intent_id:
-        _mirror(session, gateway.retrieve_payment_intent(str(intent_id)))
+        intent = gateway.retrieve_payment_intent(str(intent_id))
+        _mirror(session, intent)
         error.details["payment"] = intent_id
+        if error.code == "authentication_required":
+            # An off-session charge the bank wants authenticated: the customer must
+            # come back on-session; these let the front end run 3-D Secure.
+            error.details["client_secret"] = intent.get("client_secret")
+            error.details["next_action"] = intent.get("next_action")
 
 
 def create_payment(
@@ -108,6 +116,8 @@ def create_payment(
         params["payment_method"] = request.payment_method
     if request.confirm:
         params["confirm"] = True
+        if request.off_session:
+            params["off_session"] = True
         if request.return_url:
             params["return_url"] = request.return_url
     if request.description:

@@ -15,8 +15,9 @@ from paydesk.logs import get_logger
 
 log = get_logger("paydesk.stripe")
 
-# Stripe ids look like cus_NffrFeUfNV2Hib or whsec_…; replace them to get a route template.
-_ID_SEGMENT = re.compile(r"^[a-z]{1,8}(?:_[a-z]+)?_[A-Za-z0-9]{6,}$")
+# Stripe ids look like cus_NffrFeUfNV2Hib: a lower-case prefix, then random characters
+# with upper-case letters or digits — which resource names (payment_intents) never have.
+_ID_SEGMENT = re.compile(r"^[a-z]+(?:_[a-z]+)*_(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]{6,}$")
 
 
 def route_template(path: str) -> str:

@@ -122,6 +122,7 @@ def create(
         confirm=body.confirm and body.payment_method is not None,
         capture_method=body.capture_method,
         return_url=body.return_url,
+        off_session=body.off_session,
         description=body.description,
         receipt_email=body.receipt_email,
     )

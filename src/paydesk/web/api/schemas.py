@@ -117,6 +117,9 @@ class PaymentCreate(Strict):
     confirm: bool = True
     capture_method: Literal["automatic", "manual"] = "automatic"
     return_url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2000)] = None
+    off_session: bool = Field(
+        default=False, description="Charge a saved card while the customer is away."
+    )
     description: Annotated[str | None, Field(max_length=1000)] = None
     receipt_email: EmailStr | None = None
 
