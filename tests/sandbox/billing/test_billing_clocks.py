@@ -276,3 +276,19 @@ def test_cancel_at_a_timestamp_mid_period(
     ended = client.v1.subscriptions.retrieve(sub.id)
     assert (ended.status, ended.ended_at) == ("canceled", at(2026, 1, 20))
     assert "customer.subscription.deleted" in event_types()
+
+
+def test_dunning_settings_can_be_changed_at_runtime(client: stripe.StripeClient) -> None:
+    shown = client.raw_request("get", "/_sandbox/billing/settings")
+    assert "canceled" in shown.body
+    client.raw_request(
+        "post", "/_sandbox/billing/settings", retries_exhausted="unpaid", retry_days="1"
+    )
+    clock, customer, sub = clocked_subscription(client)
+    _swap_card(client, customer.id, "pm_card_chargeCustomerFail")
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    advance(client, clock.id, at(2026, 2, 2, 2))
+    assert client.v1.subscriptions.retrieve(sub.id).status == "unpaid"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.raw_request("post", "/_sandbox/billing/settings", retries_exhausted="maybe")

@@ -14,4 +14,5 @@ RESOURCE_MODULES: list[str] = [
     "paydesk.sandbox.billing.subscription_items",
     "paydesk.sandbox.billing.invoices",
     "paydesk.sandbox.billing.test_clocks",
+    "paydesk.sandbox.billing.admin",
 ]
