@@ -16,7 +16,8 @@ from tests.sandbox.billing.helpers import (
 
 from paydesk.sandbox.billing.settings import END_STATE_KEY
 from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import running_sandbox
+from paydesk.sandbox.server import RunningSandbox, running_sandbox
+from paydesk.sandbox.state import SandboxState
 
 
 def _swap_card(client: stripe.StripeClient, customer_id: str, card: str) -> None:
@@ -292,3 +293,36 @@ def test_dunning_settings_can_be_changed_at_runtime(client: stripe.StripeClient)
     assert client.v1.subscriptions.retrieve(sub.id).status == "unpaid"
     with pytest.raises(stripe.InvalidRequestError):
         client.raw_request("post", "/_sandbox/billing/settings", retries_exhausted="maybe")
+
+
+def test_future_billing_cycle_anchor_bills_a_prorated_stub(client: stripe.StripeClient) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": at(2026, 1, 10)})
+    customer = customer_with_card(client, clock=clock.id)
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": monthly_price(client, 3100).id}],
+            "billing_cycle_anchor": at(2026, 2, 1),
+        }
+    )
+    item = sub["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (at(2026, 1, 10), at(2026, 2, 1))
+    stub = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert stub.amount_paid == 3100 * 22 // 31  # 22 of January's 31 days
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewed = client.v1.subscriptions.retrieve(sub.id)["items"].data[0]
+    assert (renewed.current_period_start, renewed.current_period_end) == (
+        at(2026, 2, 1),
+        at(2026, 3, 1),
+    )
+
+
+def test_billing_state_survives_a_snapshot(
+    sandbox: RunningSandbox, client: stripe.StripeClient
+) -> None:
+    clock, _customer, sub = clocked_subscription(client)
+    restored = SandboxState()
+    restored.restore(sandbox.state.snapshot())
+    assert restored.store("subscription")[sub.id]["status"] == "active"
+    assert restored.private_of(sub.id) == sandbox.state.private_of(sub.id)
+    assert restored.store("test_helpers.test_clock")[clock.id]["frozen_time"] == at(2026, 1, 1)
