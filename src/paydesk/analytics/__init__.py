@@ -1,0 +1,1 @@
+"""Business metrics from the mirror and the Prometheus exporter (no HTTP here)."""
