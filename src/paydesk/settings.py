@@ -42,10 +42,12 @@ FILE_VARIABLES = (
     "PAYDESK_DATABASE_URL",
     "PAYDESK_JWT_SECRET",
     "PAYDESK_SECRET_KEY",
+    "PAYDESK_METRICS_TOKEN",
 )
 
 MIN_JWT_SECRET_LENGTH = 32
 MIN_SECRET_KEY_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
 # Development only: the console works out of the box on a laptop. Staging and
 # production have no default; without PAYDESK_SECRET_KEY admin sign-in is refused.
 DEVELOPMENT_SECRET_KEY = "paydesk-development-only-secret-key-do-not-use-in-production"  # noqa: S105
@@ -86,6 +88,9 @@ class Settings(BaseModel):
     admin_lockout_minutes: int = 15
     stripe_key_created: date | None = None
     prometheus_url: str | None = None
+    # /metrics: bearer token (without one, served in development only) and read cache.
+    metrics_token: SecretStr | None = None
+    metrics_cache_seconds: int = 5
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -272,6 +277,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     prometheus_url = env_vars.get("PAYDESK_PROMETHEUS_URL", "").strip().rstrip("/") or None
     if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
         raise ConfigurationError("PAYDESK_PROMETHEUS_URL", "expected an http(s):// URL")
+    metrics_token = env_vars.get("PAYDESK_METRICS_TOKEN", "").strip() or None
+    if metrics_token is not None and len(metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigurationError(
+            "PAYDESK_METRICS_TOKEN",
+            f"too short: use at least {MIN_METRICS_TOKEN_LENGTH} characters",
+        )
 
     return Settings(
         env=env,
@@ -303,6 +314,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         admin_lockout_minutes=_parse_positive("PAYDESK_ADMIN_LOCKOUT_MINUTES", env_vars, 15),
         stripe_key_created=key_created,
         prometheus_url=prometheus_url,
+        metrics_token=SecretStr(metrics_token) if metrics_token else None,
+        metrics_cache_seconds=_parse_positive("PAYDESK_METRICS_CACHE_SECONDS", env_vars, 5),
     )
 
 
