@@ -326,3 +326,30 @@ def test_billing_state_survives_a_snapshot(
     assert restored.store("subscription")[sub.id]["status"] == "active"
     assert restored.private_of(sub.id) == sandbox.state.private_of(sub.id)
     assert restored.store("test_helpers.test_clock")[clock.id]["frozen_time"] == at(2026, 1, 1)
+
+
+def test_card_saved_on_subscription_pays_renewals(client: stripe.StripeClient) -> None:
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": at(2026, 1, 1)})
+    customer = client.v1.customers.create(params={"test_clock": clock.id})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": monthly_price(client, 999).id}],
+            "payment_behavior": "default_incomplete",
+            "payment_settings": {"save_default_payment_method": "on_subscription"},
+            "expand": ["latest_invoice.confirmation_secret"],
+        }
+    )
+    invoice = sub.latest_invoice
+    assert isinstance(invoice, stripe.Invoice)
+    assert invoice.confirmation_secret is not None
+    intent_id = invoice.confirmation_secret.client_secret.split("_secret_")[0]
+    client.v1.payment_intents.confirm(intent_id, params={"payment_method": "pm_card_visa"})
+    active = client.v1.subscriptions.retrieve(sub.id)
+    assert active.status == "active"
+    assert active.default_payment_method is not None
+    card = client.v1.payment_methods.retrieve(str(active.default_payment_method))
+    assert card.customer == customer.id
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    renewal = _latest(client, sub.id)
+    assert (renewal.billing_reason, renewal.status) == ("subscription_cycle", "paid")

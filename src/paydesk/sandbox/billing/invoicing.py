@@ -261,9 +261,18 @@ def open_payment(state: SandboxState, invoice: Json, now: int, payment_method: s
         payment_method=payment_method,
         description=_payment_description(invoice),
         invoice_id=invoice["id"],
+        save_payment_method=_saves_payment_method(state, invoice),
     )
     _record_payment(state, invoice, intent, now)
     return intent
+
+
+def _saves_payment_method(state: SandboxState, invoice: Json) -> bool:
+    subscription = subscription_of(state, invoice)
+    if subscription is None:
+        return False
+    choice = (subscription["payment_settings"] or {}).get("save_default_payment_method")
+    return bool(choice == "on_subscription")
 
 
 def _payment_description(invoice: Json) -> str:
@@ -422,6 +431,15 @@ def mark_paid(state: SandboxState, invoice: Json, now: int, *, payment_intent: J
     if before["status"] != "draft":
         emit(state, "invoice.updated", invoice, changed(before, invoice))
     subscription = subscription_of(state, invoice)
+    if (
+        subscription is not None
+        and payment_intent is not None
+        and payment_intent.get("payment_method")
+        and _saves_payment_method(state, invoice)
+    ):
+        # on_subscription: the card that paid becomes the subscription's default, so
+        # renewals can charge it off-session.
+        subscription["default_payment_method"] = payment_intent["payment_method"]
     if (
         subscription is not None
         and subscription["latest_invoice"] == invoice["id"]

@@ -40,8 +40,14 @@ def create_intent(
     payment_method: str | None,
     description: str,
     invoice_id: str,
+    save_payment_method: bool = False,
 ) -> Json:
-    """An unconfirmed PaymentIntent for an invoice (emits ``payment_intent.created``)."""
+    """An unconfirmed PaymentIntent for an invoice (emits ``payment_intent.created``).
+
+    ``save_payment_method`` sets ``setup_future_usage=off_session`` so the card the
+    customer pays with is attached to them, as Stripe does for subscriptions with
+    ``payment_settings[save_default_payment_method]=on_subscription``.
+    """
     intent = core.create_intent(
         state,
         amount=amount,
@@ -50,6 +56,7 @@ def create_intent(
         payment_method=payment_method,
         description=description,
         payment_method_types=["card"],
+        setup_future_usage="off_session" if save_payment_method else None,
     )
     state.private_of(intent["id"])["invoice"] = invoice_id
     return intent

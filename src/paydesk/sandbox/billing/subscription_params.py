@@ -13,7 +13,7 @@ BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete")
 PRORATIONS = ("create_prorations", "none", "always_invoice")
 MISSING_PM = ("cancel", "create_invoice", "pause")
 # Accepted for compatibility; they change nothing in the sandbox (no tax, no Connect).
-IGNORED = ("automatic_tax", "payment_settings", "default_tax_rates", "on_behalf_of")
+IGNORED = ("automatic_tax", "default_tax_rates", "on_behalf_of")
 CREATE_PARAMS = (
     "customer",
     "items",
@@ -33,6 +33,7 @@ CREATE_PARAMS = (
     "trial_period_days",
     "trial_settings",
     "off_session",
+    "payment_settings",
     *IGNORED,
 )
 UPDATE_PARAMS = (
@@ -54,6 +55,7 @@ UPDATE_PARAMS = (
     "trial_end",
     "trial_settings",
     "off_session",
+    "payment_settings",
     *IGNORED,
 )
 
@@ -184,3 +186,13 @@ def apply_trial_settings(subscription: Json, p: Params) -> None:
         missing = end.enum("missing_payment_method", MISSING_PM)
         if missing is not None:
             subscription["trial_settings"]["end_behavior"]["missing_payment_method"] = missing
+
+
+def apply_payment_settings(subscription: Json, p: Params) -> None:
+    """``payment_settings[save_default_payment_method]`` (other keys are accepted as-is)."""
+    settings = p.sub("payment_settings")
+    if settings is None:
+        return
+    choice = settings.enum("save_default_payment_method", ("off", "on_subscription"))
+    if choice is not None:
+        subscription["payment_settings"]["save_default_payment_method"] = choice

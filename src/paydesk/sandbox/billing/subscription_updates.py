@@ -91,6 +91,7 @@ def _update(
             if key in details:
                 subscription["cancellation_details"][key] = details.string(key)
     sp.apply_trial_settings(subscription, p)
+    sp.apply_payment_settings(subscription, p)
     if "collection_method" in p:
         subscription["collection_method"] = p.enum(
             "collection_method", ("charge_automatically", "send_invoice")

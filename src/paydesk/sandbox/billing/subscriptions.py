@@ -81,6 +81,7 @@ def create(ctx: Ctx) -> Json:
     if params["collection_method"] == "send_invoice" and params["days_until_due"] is None:
         raise parameter_missing("days_until_due")
     sp.apply_trial_settings(subscription, p)
+    sp.apply_payment_settings(subscription, p)
     anchor = p.integer("billing_cycle_anchor")
     if trial_end is not None:
         subscription["trial_start"] = now
