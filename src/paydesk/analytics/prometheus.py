@@ -1,0 +1,373 @@
+"""Prometheus metrics of one Paydesk app: Stripe API calls observed in process, the rest
+read from the database at scrape time.
+
+Webhook, payment, refund, dispute and subscription figures come from the tables
+every process writes (the webhook inbox, the rejections log, the mirror), so an
+API pod reports what the workers did without any shared in-memory state, and
+counters survive restarts. They are read by one collector with a short cache, so
+scrapes from several Prometheus servers cost one set of queries. Several API pods
+report the same database figures: aggregate them with ``max``, not ``sum``.
+
+Each app gets its own ``CollectorRegistry``; nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from paydesk import __version__
+from paydesk.analytics.business import (
+    mrr_movements,
+    payment_metrics,
+    refund_metrics,
+    round_minor,
+)
+from paydesk.db.models import (
+    Dispute,
+    Payment,
+    Refund,
+    StripeEvent,
+    Subscription,
+    WebhookRejection,
+)
+from paydesk.logs import get_logger
+from paydesk.stripe_gateway.http import StripeCall
+
+log = get_logger(__name__)
+
+STRIPE_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LAG_WINDOW = timedelta(minutes=5)  # processing lag: events applied in the last 5 minutes
+RATIO_WINDOW = timedelta(hours=24)  # payment/refund/dispute ratio gauges
+CHURN_WINDOW = timedelta(days=30)  # churn gauges
+_DISPUTE_CLOSED = ("won", "lost", "warning_closed", "prevented")
+
+
+def stripe_outcome(call: StripeCall) -> str:
+    """A bounded label: success, client_error, rate_limited, server_error or network."""
+    if call.status is None:
+        return "network"
+    if call.status < 400:
+        return "success"
+    if call.status == 429:
+        return "rate_limited"
+    if call.status < 500:
+        return "client_error"
+    return "server_error"
+
+
+class PaydeskMetrics:
+    """The registry of one app, its Stripe API instruments and the database collector."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.stripe_requests = Counter(
+            "paydesk_stripe_api_requests",
+            "HTTP attempts to the Stripe API (retries included), by outcome.",
+            ["method", "route", "outcome"],
+            registry=self.registry,
+        )
+        self.stripe_duration = Histogram(
+            "paydesk_stripe_api_request_duration_seconds",
+            "Duration of HTTP attempts to the Stripe API.",
+            ["method", "route"],
+            buckets=STRIPE_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(
+            DatabaseCollector(sessions, cache_seconds=cache_seconds, clock=clock)
+        )
+
+    def observe_stripe(self, call: StripeCall) -> None:
+        """Gateway observer: count and time one Stripe API attempt."""
+        self.stripe_requests.labels(call.method, call.route, stripe_outcome(call)).inc()
+        self.stripe_duration.labels(call.method, call.route).observe(call.duration_s)
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)
+
+
+class DatabaseCollector(Collector):
+    """Figures read from the database at scrape time, cached for ``cache_seconds``."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, cache_seconds: float, clock: Callable[[], float]
+    ) -> None:
+        self._sessions = sessions
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing up front: the families are known only after reading the database."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """The cached families, refreshed when older than the cache time."""
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now - self._cached[0] >= self._cache_seconds:
+                self._cached = (now, self._read(now))
+            families = self._cached[1]
+        yield from families
+
+    def _read(self, now: float) -> list[Metric]:
+        info = GaugeMetricFamily("paydesk_build_info", "Paydesk version.", labels=["version"])
+        info.add_metric([__version__], 1)
+        up = GaugeMetricFamily(
+            "paydesk_database_up", "1 when the last read of the database for metrics worked."
+        )
+        try:
+            with self._sessions() as session:
+                families = [*webhook_families(session, now), *mirror_families(session, now)]
+        except Exception:
+            log.exception("metrics_read_failed")
+            up.add_metric([], 0)
+            return [info, up]
+        up.add_metric([], 1)
+        return [info, up, *families]
+
+
+def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=labels or [])
+
+
+def webhook_families(session: Session, now: float) -> list[Metric]:
+    """The webhook inbox and rejections log as metrics."""
+    by_status: dict[str, int] = dict.fromkeys(("pending", "processed", "failed", "ignored"), 0)
+    received = _counter(
+        "paydesk_webhook_events_received", "Stripe events stored, by source.", ["source"]
+    )
+    for source, count in session.execute(
+        select(StripeEvent.source, func.count()).group_by(StripeEvent.source)
+    ):
+        received.add_metric([source], count)
+    for status, count in session.execute(
+        select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
+    ):
+        by_status[status] = int(count)
+    processed = _counter("paydesk_webhook_events_processed", "Stripe events applied.")
+    processed.add_metric([], by_status["processed"])
+    ignored = _counter("paydesk_webhook_events_ignored", "Stripe events of unhandled types.")
+    ignored.add_metric([], by_status["ignored"])
+    failed = GaugeMetricFamily(
+        "paydesk_webhook_events_failed",
+        "Stripe events parked after their last attempt failed (replay brings them back).",
+    )
+    failed.add_metric([], by_status["failed"])
+    backlog = GaugeMetricFamily(
+        "paydesk_webhook_backlog_events", "Stripe events stored and not yet applied."
+    )
+    backlog.add_metric([], by_status["pending"])
+    retrying = GaugeMetricFamily(
+        "paydesk_webhook_events_retrying", "Pending Stripe events that failed at least once."
+    )
+    retrying.add_metric(
+        [],
+        session.scalar(
+            select(func.count()).where(StripeEvent.status == "pending", StripeEvent.attempts > 0)
+        )
+        or 0,
+    )
+    oldest = session.scalar(
+        select(func.min(StripeEvent.created)).where(StripeEvent.status == "pending")
+    )
+    oldest_age = GaugeMetricFamily(
+        "paydesk_webhook_oldest_pending_age_seconds",
+        "Age (since Stripe created it) of the oldest event not yet applied; 0 when none.",
+    )
+    oldest_age.add_metric([], max(0.0, now - oldest) if oldest is not None else 0.0)
+    recent = session.execute(
+        select(StripeEvent.created, StripeEvent.processed_at).where(
+            StripeEvent.status == "processed",
+            StripeEvent.processed_at >= datetime.fromtimestamp(now, UTC) - LAG_WINDOW,
+        )
+    ).all()
+    lags = [processed_at.timestamp() - created for created, processed_at in recent if processed_at]
+    lag = GaugeMetricFamily(
+        "paydesk_webhook_processing_lag_seconds",
+        "Largest delay from an event's creation at Stripe to its application, among events "
+        "applied in the last 5 minutes; 0 when none.",
+    )
+    lag.add_metric([], max([0.0, *lags]))
+    rejections = _counter(
+        "paydesk_webhook_rejections", "Webhook deliveries refused, by reason.", ["reason"]
+    )
+    for reason, count in session.execute(
+        select(WebhookRejection.reason, func.count()).group_by(WebhookRejection.reason)
+    ):
+        rejections.add_metric([reason], count)
+    return [received, processed, ignored, failed, backlog, retrying, oldest_age, lag, rejections]
+
+
+def mirror_families(session: Session, now: float) -> list[Metric]:
+    """Payments, refunds, disputes, subscriptions and the business gauges."""
+    payments = _counter(
+        "paydesk_payments",
+        "Payments by outcome: created (all), succeeded, failed (declined or errored, "
+        "not succeeded since).",
+        ["currency", "outcome"],
+    )
+    received = _counter(
+        "paydesk_payments_received_minor_units",
+        "Amount received by succeeded payments, in the currency's minor units.",
+        ["currency"],
+    )
+    currencies: set[str] = set()
+    for currency, n_created, succeeded, failed, amount in session.execute(
+        select(
+            Payment.currency,
+            func.count(),
+            func.count().filter(Payment.status == "succeeded"),
+            func.count().filter(Payment.status != "succeeded", Payment.failure_code.is_not(None)),
+            func.coalesce(
+                func.sum(Payment.amount_received).filter(Payment.status == "succeeded"), 0
+            ),
+        ).group_by(Payment.currency)
+    ):
+        currencies.add(currency)
+        payments.add_metric([currency, "created"], n_created)
+        payments.add_metric([currency, "succeeded"], succeeded)
+        payments.add_metric([currency, "failed"], failed)
+        received.add_metric([currency], amount)
+
+    refunds = _counter("paydesk_refunds", "Refunds created.", ["currency"])
+    refunded = _counter(
+        "paydesk_refunded_minor_units", "Amount of succeeded refunds, minor units.", ["currency"]
+    )
+    for currency, count, amount in session.execute(
+        select(
+            Refund.currency,
+            func.count(),
+            func.coalesce(func.sum(Refund.amount).filter(Refund.status == "succeeded"), 0),
+        ).group_by(Refund.currency)
+    ):
+        refunds.add_metric([currency], count)
+        refunded.add_metric([currency], amount)
+
+    disputes = _counter("paydesk_disputes", "Disputes opened.", ["currency"])
+    open_disputes = GaugeMetricFamily(
+        "paydesk_disputes_open", "Disputes not closed yet.", labels=["currency"]
+    )
+    for currency, count, still_open in session.execute(
+        select(
+            Dispute.currency,
+            func.count(),
+            func.count().filter(Dispute.status.not_in(_DISPUTE_CLOSED)),
+        ).group_by(Dispute.currency)
+    ):
+        disputes.add_metric([currency], count)
+        open_disputes.add_metric([currency], still_open)
+
+    created = _counter("paydesk_subscriptions_created", "Subscriptions created.", ["tier"])
+    canceled = _counter(
+        "paydesk_subscriptions_canceled",
+        "Subscriptions canceled (at once or at period end) or ended.",
+        ["tier"],
+    )
+    current = GaugeMetricFamily(
+        "paydesk_subscriptions", "Subscriptions by tier and status.", labels=["tier", "status"]
+    )
+    tier = func.coalesce(Subscription.tier, "other")
+    for tier_key, total, cancels in session.execute(
+        select(
+            tier,
+            func.count(),
+            func.count().filter(
+                or_(Subscription.canceled_at.is_not(None), Subscription.ended_at.is_not(None))
+            ),
+        ).group_by(tier)
+    ):
+        created.add_metric([tier_key], total)
+        canceled.add_metric([tier_key], cancels)
+    for tier_key, status, count in session.execute(
+        select(tier, Subscription.status, func.count()).group_by(tier, Subscription.status)
+    ):
+        current.add_metric([tier_key, status], count)
+    sub_currencies = session.scalars(select(Subscription.currency).distinct()).all()
+    return [
+        payments,
+        received,
+        refunds,
+        refunded,
+        disputes,
+        open_disputes,
+        created,
+        canceled,
+        current,
+        *business_families(session, now, currencies | set(sub_currencies)),
+    ]
+
+
+def business_families(session: Session, now: float, currencies: set[str]) -> list[Metric]:
+    """The business figures of docs/METRICS.md as gauges, per currency."""
+    mrr = GaugeMetricFamily(
+        "paydesk_mrr_minor_units",
+        "Monthly recurring revenue now (free tier excluded), minor units per month.",
+        labels=["currency"],
+    )
+    paying = GaugeMetricFamily(
+        "paydesk_paying_customers", "Customers with a paid subscription.", labels=["currency"]
+    )
+    success = GaugeMetricFamily(
+        "paydesk_payment_success_ratio",
+        "Succeeded / (succeeded + failed) payments created in the last 24 hours.",
+        labels=["currency"],
+    )
+    average = GaugeMetricFamily(
+        "paydesk_payment_average_value_minor_units",
+        "Average received by succeeded payments created in the last 24 hours.",
+        labels=["currency"],
+    )
+    refund_ratio = GaugeMetricFamily(
+        "paydesk_refund_ratio",
+        "Succeeded refunds / succeeded payments, both created in the last 24 hours.",
+        labels=["currency"],
+    )
+    subscriber_churn = GaugeMetricFamily(
+        "paydesk_subscriber_churn_ratio",
+        "Paying customers 30 days ago who pay nothing now, over paying customers then.",
+        labels=["currency"],
+    )
+    revenue_churn = GaugeMetricFamily(
+        "paydesk_revenue_churn_ratio",
+        "(Churned + contracted MRR) over the last 30 days / MRR 30 days ago.",
+        labels=["currency"],
+    )
+    end = int(now) + 1  # "now" includes this second
+    day_ago = end - int(RATIO_WINDOW.total_seconds())
+    month_ago = end - int(CHURN_WINDOW.total_seconds())
+    for currency in sorted(currencies):
+        moves = mrr_movements(session, month_ago, end, currency)
+        mrr.add_metric([currency], round_minor(moves.mrr_end))
+        paying.add_metric([currency], moves.customers_end)
+        if moves.subscriber_churn_rate is not None:
+            subscriber_churn.add_metric([currency], float(moves.subscriber_churn_rate))
+        if moves.revenue_churn_rate is not None:
+            revenue_churn.add_metric([currency], float(moves.revenue_churn_rate))
+        pay = payment_metrics(session, day_ago, end, currency)
+        if pay.success_rate is not None:
+            success.add_metric([currency], float(pay.success_rate))
+        if pay.average_value is not None:
+            average.add_metric([currency], round_minor(pay.average_value))
+        refund_rate = refund_metrics(session, day_ago, end, currency, payments=pay).refund_rate
+        if refund_rate is not None:
+            refund_ratio.add_metric([currency], float(refund_rate))
+    return [mrr, paying, success, average, refund_ratio, subscriber_churn, revenue_churn]

@@ -1,0 +1,86 @@
+"""The metrics registry: Stripe API observations, the database collector's cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
+
+from paydesk.analytics.prometheus import PaydeskMetrics, stripe_outcome
+from paydesk.db.engine import create_engine, session_factory
+from paydesk.db.migrate import upgrade_to_head
+from paydesk.db.models import Refund
+from paydesk.stripe_gateway.http import StripeCall
+
+
+def value(metrics: PaydeskMetrics, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_stripe_outcomes_are_bounded_labels() -> None:
+    def call(status: int | None) -> StripeCall:
+        return StripeCall("POST", "/v1/refunds", status, None, 0.01, None if status else "network")
+
+    assert [stripe_outcome(call(s)) for s in (200, 402, 404, 429, 500, 503, None)] == [
+        "success",
+        "client_error",
+        "client_error",
+        "rate_limited",
+        "server_error",
+        "server_error",
+        "network",
+    ]
+
+
+def test_stripe_calls_are_counted_and_timed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    metrics = PaydeskMetrics(session_factory(engine))
+    metrics.observe_stripe(StripeCall("POST", "/v1/payment_intents", 200, "req_1", 0.2))
+    metrics.observe_stripe(StripeCall("POST", "/v1/payment_intents", 402, "req_2", 0.3))
+    metrics.observe_stripe(StripeCall("GET", "/v1/customers/{id}", 500, "req_3", 3.0))
+    route = {"method": "POST", "route": "/v1/payment_intents"}
+    assert value(metrics, "paydesk_stripe_api_requests_total", **route, outcome="success") == 1
+    assert value(metrics, "paydesk_stripe_api_requests_total", **route, outcome="client_error") == 1
+    assert value(metrics, "paydesk_stripe_api_request_duration_seconds_count", **route) == 2
+    assert value(metrics, "paydesk_stripe_api_request_duration_seconds_sum", **route) == 0.5
+    slow = {"method": "GET", "route": "/v1/customers/{id}"}
+    assert (
+        value(metrics, "paydesk_stripe_api_request_duration_seconds_bucket", **slow, le="2.5") == 0
+    )
+    assert (
+        value(metrics, "paydesk_stripe_api_request_duration_seconds_bucket", **slow, le="5.0") == 1
+    )
+    engine.dispose()
+
+
+def test_database_figures_are_cached_for_the_configured_time(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    now = [1_000.0]
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=10, clock=lambda: now[0])
+    assert value(metrics, "paydesk_refunds_total", currency="eur") is None
+    with Session(engine) as session:
+        session.add(Refund(stripe_id="re_1", amount=300, currency="eur", status="succeeded"))
+        session.commit()
+    now[0] += 9
+    assert value(metrics, "paydesk_refunds_total", currency="eur") is None  # still cached
+    now[0] += 1
+    assert value(metrics, "paydesk_refunds_total", currency="eur") == 1
+    assert value(metrics, "paydesk_refunded_minor_units_total", currency="eur") == 300
+    engine.dispose()
+
+
+def test_a_database_outage_reports_database_down_not_a_failed_scrape(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
+    assert value(metrics, "paydesk_database_up") == 0
+    assert value(metrics, "paydesk_build_info", version=__import__("paydesk").__version__) == 1
+    engine.dispose()
