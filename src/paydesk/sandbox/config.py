@@ -23,4 +23,6 @@ class SandboxConfig:
     async_delay: float = 1.0
     api_version: str = API_VERSION
     seed: int | None = None
+    # Free-form string settings for resource modules, keys namespaced by module
+    # (e.g. "billing.retry_days"), so a process can start with them.
     extra: dict[str, str] = field(default_factory=dict)

@@ -72,11 +72,6 @@ def parameter_unknown(param: str) -> StripeError:
     )
 
 
-def parameter_invalid(param: str, message: str) -> StripeError:
-    """400 for a parameter with a value of the wrong type or outside its enum."""
-    return invalid_request(message, param=param, code="parameter_invalid_empty")
-
-
 def resource_missing(label: str, object_id: str, *, param: str = "id") -> StripeError:
     """404 ``resource_missing``: ``No such customer: 'cus_x'``."""
     return StripeError(
