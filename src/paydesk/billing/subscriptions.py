@@ -255,4 +255,3 @@ def refresh_subscription(
 ) -> Subscription:
     """Re-read a subscription from Stripe into the mirror."""
     return _mirror(session, settings, gateway.retrieve_subscription(subscription_id)).subscription
-
