@@ -400,10 +400,10 @@ def record_failure(
 
             lifecycle.end_after_retries(state, subscription, invoice, now, policy.end_state)
         elif subscription["status"] != "past_due":
-            lifecycle_set_status(state, subscription, "past_due")
+            _set_subscription_status(state, subscription, "past_due")
 
 
-def lifecycle_set_status(state: SandboxState, subscription: Json, status: str) -> None:
+def _set_subscription_status(state: SandboxState, subscription: Json, status: str) -> None:
     """Change a subscription's status with its ``customer.subscription.updated`` event."""
     before = snapshot(subscription)
     subscription["status"] = status
@@ -449,7 +449,7 @@ def mark_paid(state: SandboxState, invoice: Json, now: int, *, payment_intent: J
             # Paid while being created: customer.subscription.created carries "active".
             subscription["status"] = "active"
         else:
-            lifecycle_set_status(state, subscription, "active")
+            _set_subscription_status(state, subscription, "active")
 
 
 def void(state: SandboxState, invoice: Json, now: int) -> None:
