@@ -210,3 +210,25 @@ def test_unknown_enabled_event_is_rejected(stripe_client: stripe.StripeClient) -
             }
         )
     assert info.value.param == "enabled_events[1]"
+
+
+def test_delivery_success_filter(
+    stripe_client: stripe.StripeClient, webhook_receiver: WebhookReceiver
+) -> None:
+    webhook_receiver.register(stripe_client, ["customer.created"])
+    webhook_receiver.fail_next = 100
+    failing = stripe_client.v1.customers.create()
+    deadline = time.monotonic() + 5
+    while webhook_receiver.requests < 4:  # the first try and its 3 retries
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    webhook_receiver.fail_next = 0
+    ok = stripe_client.v1.customers.create()
+    webhook_receiver.wait_for("customer.created")
+    time.sleep(0.1)
+    undelivered = stripe_client.v1.events.list(params={"delivery_success": False}).data
+    assert [e.data.object["id"] for e in undelivered] == [failing.id]
+    delivered = stripe_client.v1.events.list(
+        params={"delivery_success": True, "type": "customer.created"}
+    ).data
+    assert [e.data.object["id"] for e in delivered] == [ok.id]
