@@ -1,0 +1,1 @@
+"""Tests of deploy/monitoring: alert rules, Prometheus end to end, dashboards."""
