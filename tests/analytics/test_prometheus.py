@@ -26,9 +26,11 @@ def test_stripe_outcomes_are_bounded_labels() -> None:
     def call(status: int | None) -> StripeCall:
         return StripeCall("POST", "/v1/refunds", status, None, 0.01, None if status else "network")
 
-    assert [stripe_outcome(call(s)) for s in (200, 402, 404, 429, 500, 503, None)] == [
+    assert [stripe_outcome(call(s)) for s in (200, 402, 401, 403, 404, 429, 500, 503, None)] == [
         "success",
-        "client_error",
+        "card_error",
+        "auth_error",
+        "auth_error",
         "client_error",
         "rate_limited",
         "server_error",
@@ -47,7 +49,7 @@ def test_stripe_calls_are_counted_and_timed(tmp_path: Path) -> None:
     metrics.observe_stripe(StripeCall("GET", "/v1/customers/{id}", 500, "req_3", 3.0))
     route = {"method": "POST", "route": "/v1/payment_intents"}
     assert value(metrics, "paydesk_stripe_api_requests_total", **route, outcome="success") == 1
-    assert value(metrics, "paydesk_stripe_api_requests_total", **route, outcome="client_error") == 1
+    assert value(metrics, "paydesk_stripe_api_requests_total", **route, outcome="card_error") == 1
     assert value(metrics, "paydesk_stripe_api_request_duration_seconds_count", **route) == 2
     assert value(metrics, "paydesk_stripe_api_request_duration_seconds_sum", **route) == 0.5
     slow = {"method": "GET", "route": "/v1/customers/{id}"}

@@ -49,20 +49,20 @@ STRIPE_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 LAG_WINDOW = timedelta(minutes=5)  # processing lag: events applied in the last 5 minutes
 RATIO_WINDOW = timedelta(hours=24)  # payment/refund/dispute ratio gauges
 CHURN_WINDOW = timedelta(days=30)  # churn gauges
+_OUTCOME_BY_STATUS = {401: "auth_error", 402: "card_error", 403: "auth_error", 429: "rate_limited"}
 _DISPUTE_CLOSED = ("won", "lost", "warning_closed", "prevented")
 
 
 def stripe_outcome(call: StripeCall) -> str:
-    """A bounded label: success, client_error, rate_limited, server_error or network."""
+    """A bounded label: success, card_error (402), auth_error (401/403), rate_limited,
+    client_error (other 4xx), server_error or network."""
     if call.status is None:
         return "network"
     if call.status < 400:
         return "success"
-    if call.status == 429:
-        return "rate_limited"
-    if call.status < 500:
-        return "client_error"
-    return "server_error"
+    return _OUTCOME_BY_STATUS.get(
+        call.status, "client_error" if call.status < 500 else "server_error"
+    )
 
 
 class PaydeskMetrics:
@@ -221,9 +221,16 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
     """Payments, refunds, disputes, subscriptions and the business gauges."""
     payments = _counter(
         "paydesk_payments",
-        "Payments by outcome: created (all), succeeded, failed (declined or errored, "
-        "not succeeded since).",
+        "Payments created, and those that succeeded.",
         ["currency", "outcome"],
+    )
+    # A gauge, not a counter: a declined intent retried to success leaves this set,
+    # and a counter going down would read as a reset (a spike in increase()).
+    failed_now = GaugeMetricFamily(
+        "paydesk_payments_failed",
+        "Payments whose last attempt failed (declined, errored) and that never succeeded; "
+        "use delta(), not increase().",
+        labels=["currency"],
     )
     received = _counter(
         "paydesk_payments_received_minor_units",
@@ -245,7 +252,7 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         currencies.add(currency)
         payments.add_metric([currency, "created"], n_created)
         payments.add_metric([currency, "succeeded"], succeeded)
-        payments.add_metric([currency, "failed"], failed)
+        failed_now.add_metric([currency], failed)
         received.add_metric([currency], amount)
 
     refunds = _counter("paydesk_refunds", "Refunds created.", ["currency"])
@@ -304,6 +311,7 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
     sub_currencies = session.scalars(select(Subscription.currency).distinct()).all()
     return [
         payments,
+        failed_now,
         received,
         refunds,
         refunded,
