@@ -116,7 +116,7 @@ class SandboxState:
         """The object or a 404 ``No such <label>: '<id>'``."""
         obj = self.objects.get(object_type, {}).get(object_id)
         if obj is None:
-            raise resource_missing(label or object_type.replace("_", ""), object_id, param=param)
+            raise resource_missing(label or object_type, object_id, param=param)
         return obj
 
     def find(self, object_id: str) -> Json | None:
