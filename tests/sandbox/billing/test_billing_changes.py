@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import stripe
+from sandbox_shapes import assert_same_keys
 from tests.sandbox.billing.helpers import advance, at, clocked_subscription, monthly_price
 
 # 16 of 31 days left, rounded half-up to whole cents.
@@ -330,3 +331,72 @@ def test_preview_without_upcoming_invoice(client: stripe.StripeClient) -> None:
     assert none.value.code == "invoice_upcoming_none"
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.create_preview(params={"customer": customer.id})
+
+
+def _failing_default_card(client: stripe.StripeClient, customer_id: str) -> None:
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer_id}
+    )
+    client.v1.customers.update(
+        customer_id, params={"invoice_settings": {"default_payment_method": failing.id}}
+    )
+
+
+def _pending_upgrade(client: stripe.StripeClient, sub: stripe.Subscription) -> stripe.Subscription:
+    price = monthly_price(client, 2999, "Enterprise")
+    return client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": sub["items"].data[0].id, "price": price.id}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+
+
+def test_pending_update_applies_once_paid(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    _failing_default_card(client, customer.id)
+    advance(client, clock.id, at(2026, 1, 16))
+    pending = _pending_upgrade(client, sub)
+    assert pending.status == "active"
+    assert pending["items"].data[0].price.unit_amount == 999
+    assert pending.pending_update is not None
+    assert pending.pending_update.subscription_items[0].price.unit_amount == 2999
+    assert_same_keys(pending, "subscription")
+    invoice = client.v1.invoices.retrieve(str(pending.latest_invoice))
+    assert invoice.status == "open"
+    assert invoice.next_payment_attempt is None
+    good = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+    client.v1.invoices.pay(invoice.id, params={"payment_method": good.id})
+    applied = client.v1.subscriptions.retrieve(sub.id)
+    assert applied.pending_update is None
+    assert applied["items"].data[0].price.unit_amount == 2999
+    assert "customer.subscription.pending_update_applied" in event_types()
+
+
+def test_pending_update_expires(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, customer, sub = clocked_subscription(client)
+    _failing_default_card(client, customer.id)
+    advance(client, clock.id, at(2026, 1, 16))
+    pending = _pending_upgrade(client, sub)
+    advance(client, clock.id, at(2026, 1, 17, 1))
+    expired = client.v1.subscriptions.retrieve(sub.id)
+    assert expired.pending_update is None
+    assert expired["items"].data[0].price.unit_amount == 999
+    assert client.v1.invoices.retrieve(str(pending.latest_invoice)).status == "void"
+    assert "customer.subscription.pending_update_expired" in event_types()
+
+
+def test_pending_if_incomplete_rejects_other_changes(client: stripe.StripeClient) -> None:
+    _clock, _customer, sub = clocked_subscription(client)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.subscriptions.update(
+            sub.id,
+            params={"payment_behavior": "pending_if_incomplete", "metadata": {"a": "b"}},
+        )
+    assert err.value.param == "metadata"

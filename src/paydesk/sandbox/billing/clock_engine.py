@@ -47,6 +47,11 @@ def _subscription_actions(state: SandboxState, subscription: Json) -> list[Actio
     if status not in lifecycle.ACTIVE_LIKE:
         return []
     actions: list[Action] = []
+    pending = subscription["pending_update"]
+    if pending is not None:
+        actions.append(
+            Action(pending["expires_at"], 0, sid, lifecycle.expire_pending_update, "pending")
+        )
     period_end = lifecycle.current_period(subscription)[1]
     cancel_at = subscription["cancel_at"]
     if cancel_at is not None and cancel_at <= period_end:

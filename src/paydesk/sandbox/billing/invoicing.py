@@ -382,7 +382,14 @@ def record_failure(
     policy = settings.dunning_policy(state)
     # Stripe retries renewal and update invoices automatically; a subscription's first
     # invoice is not retried (the subscription stays incomplete, then expires).
-    if subscription is not None and invoice["billing_reason"] != "subscription_create":
+    pending = subscription is not None and state.private_of(subscription["id"]).get(
+        "pending_attempt"
+    )
+    if (
+        subscription is not None
+        and invoice["billing_reason"] != "subscription_create"
+        and not pending
+    ):
         outcome = dunning.after_failed_attempt(invoice["attempt_count"], now, policy)
         invoice["next_payment_attempt"] = outcome.next_payment_attempt
     else:
@@ -440,6 +447,13 @@ def mark_paid(state: SandboxState, invoice: Json, now: int, *, payment_intent: J
         # on_subscription: the card that paid becomes the subscription's default, so
         # renewals can charge it off-session.
         subscription["default_payment_method"] = payment_intent["payment_method"]
+    if (
+        subscription is not None
+        and state.private_of(subscription["id"]).get("pending_invoice") == invoice["id"]
+    ):
+        from paydesk.sandbox.billing import lifecycle  # cycle: lifecycle pays invoices
+
+        lifecycle.apply_pending_update(state, subscription)
     if (
         subscription is not None
         and subscription["latest_invoice"] == invoice["id"]

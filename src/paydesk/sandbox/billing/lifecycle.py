@@ -289,6 +289,34 @@ def expire_incomplete(state: SandboxState, subscription: Json, now: int) -> None
     emit(state, "customer.subscription.deleted", subscription, changed(before, subscription))
 
 
+# ---- pending updates (payment_behavior=pending_if_incomplete) --------------------
+def apply_pending_update(state: SandboxState, subscription: Json) -> None:
+    """The pending update's invoice was paid: the change takes effect."""
+    update = subscription["pending_update"]
+    state.private_of(subscription["id"]).pop("pending_invoice", None)
+    if update is None:
+        return
+    before = snapshot(subscription)
+    subscription["items"]["data"] = update["subscription_items"]
+    subscription["pending_update"] = None
+    previous = changed(before, subscription)
+    emit(state, "customer.subscription.pending_update_applied", subscription, previous)
+    emit(state, "customer.subscription.updated", subscription, previous)
+
+
+def expire_pending_update(state: SandboxState, subscription: Json, now: int) -> None:
+    """23 h without payment: drop the pending update and void its invoice."""
+    invoice_id = state.private_of(subscription["id"]).pop("pending_invoice", None)
+    invoice = state.store("invoice").get(invoice_id) if invoice_id else None
+    if invoice is not None and invoice["status"] == "open":
+        invoicing.void(state, invoice, now)
+    before = snapshot(subscription)
+    subscription["pending_update"] = None
+    previous = changed(before, subscription)
+    emit(state, "customer.subscription.pending_update_expired", subscription, previous)
+    emit(state, "customer.subscription.updated", subscription, previous)
+
+
 # ---- prorations -----------------------------------------------------------------
 def add_proration_item(
     state: SandboxState,

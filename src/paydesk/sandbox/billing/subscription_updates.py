@@ -13,7 +13,7 @@ from paydesk.sandbox.billing.common import changed, snapshot
 from paydesk.sandbox.billing.outbox import emit, held
 from paydesk.sandbox.errors import invalid_request, parameter_missing
 from paydesk.sandbox.routing import Ctx, Router
-from paydesk.sandbox.state import Json, SandboxState
+from paydesk.sandbox.state import Json, SandboxState, clone
 
 router = Router()
 
@@ -40,10 +40,21 @@ def update_subscription(ctx: Ctx) -> Json:
     behavior = behavior or "allow_incomplete"
     proration_behavior = p.enum("proration_behavior", sp.PRORATIONS) or "create_prorations"
     at = p.integer("proration_date") or now
+    if behavior == "pending_if_incomplete":
+        extra = set(p.data) - PENDING_ALLOWED
+        if extra:
+            raise invalid_request(
+                "When payment_behavior=pending_if_incomplete you can only update items, "
+                f"proration settings and trial_end; also got: {', '.join(sorted(extra))}.",
+                param=sorted(extra)[0],
+            )
     before = snapshot(subscription)
+    reported: Json | None = None
     with held(state, enabled=behavior == "error_if_incomplete"):
         try:
             reported = _update(ctx, subscription, now, at, behavior, proration_behavior)
+        except _PaymentPending:
+            _keep_pending(state, subscription, before, now)
         except BaseException:
             _restore(state, subscription, before)
             raise
@@ -51,6 +62,40 @@ def update_subscription(ctx: Ctx) -> Json:
     if diff:
         emit(state, "customer.subscription.updated", subscription, diff)
     return subscription
+
+
+PENDING_ALLOWED = frozenset(
+    {"items", "proration_behavior", "proration_date", "payment_behavior", "expand",
+     "off_session", "trial_end", "add_invoice_items"}
+)  # fmt: skip
+PENDING_LIFETIME = 23 * 3_600  # Stripe lets a pending update wait 23 hours for payment
+
+
+class _PaymentPending(Exception):
+    """The update's invoice was not paid and ``pending_if_incomplete`` was asked for."""
+
+
+def _keep_pending(state: SandboxState, subscription: Json, before: Json, now: int) -> None:
+    """pending_if_incomplete: keep the subscription as it was, remember the change in
+    ``pending_update`` and apply it once the update's invoice is paid."""
+    data = state.private_of(subscription["id"])
+    wanted_items = clone(subscription["items"]["data"])
+    invoice_id = data.pop("new_invoice")
+    data.pop("new_items", None)
+    subscription.clear()
+    subscription.update(before)
+    subscription["latest_invoice"] = invoice_id
+    subscription["pending_update"] = {
+        "billing_cycle_anchor": None,
+        "discount": None,
+        "discounts": None,
+        "expires_at": now + PENDING_LIFETIME,
+        "metadata": None,
+        "subscription_items": wanted_items,
+        "trial_end": None,
+        "trial_from_plan": None,
+    }
+    data["pending_invoice"] = invoice_id
 
 
 def _restore(state: SandboxState, subscription: Json, before: Json) -> None:
@@ -168,11 +213,22 @@ def _pay_update_invoice(
             "consider adding a default payment method.",
         )
     off_session = bool(ctx.params.boolean("off_session", False))
-    error = (
-        invoicing.attempt_payment(state, invoice, now, payment_method=pm, off_session=off_session)
-        if pm
-        else None
-    )
+    pending = behavior == "pending_if_incomplete"
+    data = state.private_of(subscription["id"])
+    if pending:
+        data["pending_attempt"] = True  # record_failure: no past_due, no retries
+    try:
+        error = (
+            invoicing.attempt_payment(
+                state, invoice, now, payment_method=pm, off_session=off_session
+            )
+            if pm
+            else None
+        )
+    finally:
+        data.pop("pending_attempt", None)
+    if pending and (error is not None or pm is None):
+        raise _PaymentPending
     if error is not None and behavior == "error_if_incomplete":
         intent = invoicing.current_intent(state, invoice)
         if intent is not None and intent["status"] == "requires_payment_method":
