@@ -123,7 +123,7 @@ def _start(
     sp.add_invoice_items(ctx, subscription, now)
     if trial_end is not None:
         subscription["status"] = "trialing"
-        invoice = _first_invoice(state, subscription, now, zero=True)
+        _first_invoice(state, subscription, now, zero=True)
         emit(state, "customer.subscription.created", subscription)
         lifecycle.maybe_warn_trial_end(state, subscription, now)
         return
@@ -156,7 +156,7 @@ def _start(
                 raise invalid_request(
                     "This customer has no attached payment source or default payment method. "
                     "Please consider adding a default payment method.",
-                    code="resource_missing",
+                    param="default_payment_method",
                 )
             invoicing.open_payment(state, invoice, now, None)
         else:
@@ -215,11 +215,8 @@ def _forget(state: SandboxState, subscription: Json) -> None:
     """Remove every trace of a subscription whose creation failed."""
     state.store("subscription").pop(subscription["id"], None)
     for invoice in list(state.store("invoice").values()):
-        if (
-            invoicing.subscription_of(state, invoice) is None
-            and invoice["parent"]
-            and (invoice["parent"]["subscription_details"]["subscription"] == subscription["id"])
-        ):
+        parent = invoice["parent"]
+        if parent and parent["subscription_details"]["subscription"] == subscription["id"]:
             state.store("invoice").pop(invoice["id"], None)
             for record in list(state.store("invoice_payment").values()):
                 if record["invoice"] == invoice["id"]:
