@@ -34,6 +34,8 @@ def test_create_charges_first_invoice(
     assert invoice.parent.subscription_details is not None
     assert invoice.parent.subscription_details.subscription == sub.id
     assert invoice.lines.data[0].description == "1 × Premium (at $9.99 / month)"
+    details = invoice.lines.data[0].pricing.price_details  # type: ignore[union-attr]
+    assert (details.price, details.product) == (price.id, price.product)  # type: ignore[union-attr]
     types = event_types()
     for expected in (
         "customer.subscription.created",

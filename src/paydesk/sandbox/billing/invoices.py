@@ -456,6 +456,7 @@ def create_item(ctx: Ctx) -> Json:
         proration=False,
         subscription_id=subscription_id,
         price_id=price_id,
+        product_id=prices.product_of(state, price_id),
         quantity=quantity,
         metadata=p.metadata(),
         test_clock=customer.get("test_clock"),

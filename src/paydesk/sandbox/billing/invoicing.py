@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from paydesk.sandbox.billing import dunning, payments, settings, shapes, totals
+from paydesk.sandbox.billing import dunning, payments, prices, settings, shapes, totals
 from paydesk.sandbox.billing.common import changed, snapshot
 from paydesk.sandbox.billing.money import format_amount
 from paydesk.sandbox.billing.outbox import emit
@@ -108,6 +108,7 @@ def add_line(
         period=period,
         quantity=quantity,
         price_id=price_id,
+        product_id=prices.product_of(state, price_id),
         subscription_id=subscription_id,
         subscription_item_id=subscription_item["id"] if subscription_item else None,
         invoice_item_id=invoice_item["id"] if invoice_item else None,

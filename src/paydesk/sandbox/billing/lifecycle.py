@@ -347,6 +347,7 @@ def add_proration_item(
         proration=True,
         subscription_id=subscription["id"],
         price_id=price["id"],
+        product_id=price["product"],
         quantity=quantity,
         metadata={},
         test_clock=customer.get("test_clock"),

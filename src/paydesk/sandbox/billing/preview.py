@@ -208,6 +208,7 @@ def _invoice(
                 period=line.period,
                 quantity=line.quantity,
                 price_id=line.price_id,
+                product_id=prices.product_of(state, line.price_id),
                 subscription_id=subscription["id"] if subscription else None,
                 subscription_item_id=line.subscription_item_id,
                 invoice_item_id=line.invoice_item_id,

@@ -56,6 +56,12 @@ def get_price(state: SandboxState, price_id: str, param: str = "id") -> Json:
     return state.get("price", price_id, label="price", param=param)
 
 
+def product_of(state: SandboxState, price_id: str | None) -> str | None:
+    """The product id of a stored price (None for no price or an unknown one)."""
+    price = state.store("price").get(price_id) if price_id else None
+    return str(price["product"]) if price else None
+
+
 def _claim_lookup_key(ctx: Ctx, key: str | None, transfer: bool, owner_id: str | None) -> None:
     """Make ``key`` free for a price, moving it off its holder when ``transfer`` is set."""
     if key is None:

@@ -231,6 +231,7 @@ def line_item(
     invoice_item_id: str | None,
     proration: bool,
     metadata: JSON,
+    product_id: str | None = None,
 ) -> JSON:
     """An invoice line, from a subscription item (a cycle charge) or an invoice item."""
     if invoice_item_id is not None:
@@ -273,7 +274,7 @@ def line_item(
         "pretax_credit_amounts": [],
         "pricing": {
             "type": "price_details",
-            "price_details": {"price": price_id, "product": None},
+            "price_details": {"price": price_id, "product": product_id},
             "unit_amount_decimal": str(amount // quantity if quantity else amount),
         },
         "quantity": quantity,
@@ -299,6 +300,7 @@ def invoice_item(
     quantity: int,
     metadata: JSON,
     test_clock: str | None,
+    product_id: str | None = None,
 ) -> JSON:
     """A pending invoice item (proration or manual charge) waiting for an invoice."""
     return {
@@ -327,7 +329,7 @@ def invoice_item(
         "period": {"start": period[0], "end": period[1]},
         "pricing": {
             "type": "price_details",
-            "price_details": {"price": price_id, "product": None} if price_id else None,
+            "price_details": {"price": price_id, "product": product_id} if price_id else None,
             "unit_amount_decimal": str(amount // quantity if quantity else amount),
         },
         "proration": proration,

@@ -169,6 +169,7 @@ def add_invoice_items(ctx: Ctx, subscription: Json, now: int) -> None:
             proration=False,
             subscription_id=subscription["id"],
             price_id=price["id"],
+            product_id=price["product"],
             quantity=quantity,
             metadata={},
             test_clock=customer.get("test_clock"),
