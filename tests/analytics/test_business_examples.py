@@ -86,4 +86,4 @@ def test_mrr_series_by_calendar_month(session: Session) -> None:
     assert [datetime.fromtimestamp(m.start, UTC).month for m in series] == [1, 2]
     assert series[0].mrr_start == 999 + 1000  # cus_A and cus_B, created 10 s before
     assert series[0].mrr_end == series[1].mrr_start == 999 + 2999 + 999
-    assert series[1].end == BASE + 40 * DAY
+    assert series[1].end == BASE + 40 * DAY + 1  # now's second included

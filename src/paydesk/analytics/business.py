@@ -368,10 +368,10 @@ def overview(session: Session, start: int, end: int, currency: str) -> Overview:
 
 
 def month_starts(now: datetime, months: int) -> list[int]:
-    """Unix starts of the last ``months`` calendar months (UTC) up to ``now``'s, plus ``now``.
+    """Unix starts of the last ``months`` calendar months (UTC) up to ``now``'s, plus an end.
 
-    The result has ``months + 1`` instants: consecutive pairs are the months,
-    the last one ending at ``now`` (the month so far).
+    The result has ``months + 1`` instants: consecutive pairs are the months, the
+    last one ending just after ``now``'s second (the month so far, this second included).
     """
     now = now.astimezone(UTC)
     year, month = now.year, now.month
@@ -379,7 +379,7 @@ def month_starts(now: datetime, months: int) -> list[int]:
     for _ in range(months):
         starts.append(unix(datetime(year, month, 1, tzinfo=UTC)))
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return [*reversed(starts), unix(now)]
+    return [*reversed(starts), unix(now) + 1]
 
 
 def mrr_series(session: Session, now: datetime, months: int, currency: str) -> list[MrrMovements]:

@@ -140,13 +140,16 @@ def get_metrics(
     start: Annotated[
         datetime | None, Query(description="Window start (default end − 30 days)")
     ] = None,
-    end: Annotated[datetime | None, Query(description="Window end, excluded (default now)")] = None,
+    end: Annotated[
+        datetime | None, Query(description="Window end, excluded (default: now, included)")
+    ] = None,
     currency: CurrencyQuery = "usd",
 ) -> MetricsOut:
     """Payments, refunds, disputes, MRR movements and new subscriptions of ``[start, end)``."""
     end_at = end or datetime.now(UTC)
     start_at = start or end_at - DEFAULT_WINDOW
-    a, b = unix(start_at), unix(end_at)
+    # Without an end, "up to now" includes the current second (windows are whole seconds).
+    a, b = unix(start_at), unix(end_at) + (0 if end else 1)
     if a >= b:
         raise InvalidInput("start must be before end.", field="start")
     result = overview(session, a, b, currency)
