@@ -335,3 +335,29 @@ def test_concurrent_workers_apply_each_event_once(engine: Engine) -> None:
     assert len(statuses) == 60
     assert set(statuses.values()) == {"succeeded"}
     assert sum(w.counters.processed for w in workers) == 300
+
+
+def test_same_second_events_in_one_batch_are_resolved_by_refetching(engine: Engine) -> None:
+    from paydesk.webhooks.handlers import Fetcher
+
+    subscription = {
+        "id": "sub_tie",
+        "object": "subscription",
+        "customer": "cus_1",
+        "items": {"data": []},
+    }
+    created = event_dict(
+        "customer.subscription.created", {**subscription, "status": "active"}, created=500
+    )
+    deleted = event_dict(
+        "customer.subscription.deleted", {**subscription, "status": "canceled"}, created=500
+    )
+    store(engine, deleted, created)  # stored (and so claimed) in the wrong order
+    stripe_now = {**subscription, "status": "canceled"}
+    fetcher = Fetcher({"subscription": lambda _id: stripe_now})
+    worker(engine, fetcher=fetcher).drain()
+    with Session(engine) as session:
+        status = session.scalars(select(Subscription.status)).one()
+    assert status == "canceled"
+    assert event_row(engine, created["id"]).outcome == "refetched"
+    assert fetcher.fetched == 1

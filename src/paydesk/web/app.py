@@ -9,16 +9,25 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from paydesk import __version__
+from paydesk.analytics.prometheus import PaydeskMetrics
 from paydesk.auth.app_users import AppTokenVerifier
 from paydesk.db.engine import create_engine, session_factory
 from paydesk.settings import Settings
 from paydesk.stripe_gateway import build_gateway
-from paydesk.web import health
-from paydesk.web.api import admin_customers, admin_payments, admin_subscriptions
+from paydesk.web import health, metrics
+from paydesk.web.api import (
+    admin_access,
+    admin_customers,
+    admin_metrics,
+    admin_payments,
+    admin_subscriptions,
+)
 from paydesk.web.api import billing as billing_api
 from paydesk.web.api import webhooks as webhooks_api
+from paydesk.web.console import build_console
 from paydesk.web.errors import install_error_handlers
 from paydesk.web.middleware import RequestContextMiddleware
+from paydesk.web.security import SecurityHeadersMiddleware
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -48,15 +57,30 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.engine = db_engine
     app.state.sessions = session_factory(db_engine)
     install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    app.state.gateway = build_gateway(settings) if settings.stripe_secret_key else None
+    app.add_middleware(webhooks_api.WebhookFastPath)  # outermost: the delivery hot path
+    app.state.metrics = PaydeskMetrics(
+        app.state.sessions, cache_seconds=settings.metrics_cache_seconds
+    )
+    app.state.gateway = (
+        build_gateway(settings, observers=[app.state.metrics.observe_stripe])
+        if settings.stripe_secret_key
+        else None
+    )
     app.state.app_tokens = AppTokenVerifier(settings)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(webhooks_api.router)
     app.include_router(billing_api.router)
-    if settings.env == "development":
-        # Admin authentication arrives with the console; until then the Admin API
-        # exists only where every caller is the local developer.
-        for router in (admin_customers.router, admin_payments.router, admin_subscriptions.router):
-            app.include_router(router)
+    # Every Admin API route requires a role-scoped API token (paydesk.auth).
+    for router in (
+        admin_customers.router,
+        admin_payments.router,
+        admin_subscriptions.router,
+        admin_access.router,
+        admin_metrics.router,
+    ):
+        app.include_router(router)
+    app.mount("/admin", build_console(app))  # the Admin Center console (HTML)
     return app

@@ -252,6 +252,8 @@ def _cached_or_loaded(ctx: Context, model: type[Any], object_id: str) -> Any:
 
 
 def _tied_with_another_event(ctx: Context, object_id: str, created: int) -> bool:
+    # Events applied earlier in this batch are only in the session so far.
+    ctx.session.flush()
     query = select(StripeEvent.id).where(
         StripeEvent.object_id == object_id,
         StripeEvent.created == created,

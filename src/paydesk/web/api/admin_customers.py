@@ -5,17 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
+from paydesk.auth.roles import Permission
 from paydesk.billing.customers import ensure_customer, get_customer
 from paydesk.billing.tiers import TIERS, configured_price_ids
 from paydesk.db.models import Customer
+from paydesk.web.api.admin_auth import PrincipalDep, record, require
 from paydesk.web.api.deps import GatewayDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import MAX_LIMIT, page
 from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page, TierOut
 
-router = APIRouter(prefix="/api/admin", tags=["admin: customers and tiers"])
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin: customers and tiers"],
+    dependencies=[require(Permission.READ)],
+)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
@@ -76,8 +82,21 @@ def retrieve_customer(customer_id: str, session: SessionDep) -> CustomerOut:
     return CustomerOut.model_validate(get_customer(session, customer_id))
 
 
-@router.post("/customers", summary="Find or create an app user's customer", status_code=200)
-def create_customer(body: CustomerCreate, session: SessionDep, gateway: GatewayDep) -> CustomerOut:
+@router.post(
+    "/customers",
+    summary="Find or create an app user's customer",
+    status_code=200,
+    dependencies=[require(Permission.CUSTOMERS_WRITE)],
+)
+def create_customer(
+    body: CustomerCreate,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> CustomerOut:
     """The customer of ``user_id``, created in Stripe on first need (one per user)."""
     row = ensure_customer(session, gateway, user_id=body.user_id, email=body.email, name=body.name)
+    record(request, session, settings, principal, "customer.ensure", row.stripe_id)
     return CustomerOut.model_validate(row)

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import or_, select
 
+from paydesk.auth import actions
+from paydesk.auth.roles import Permission
 from paydesk.billing.customers import get_customer
 from paydesk.billing.payments import (
     PaymentOutcome,
@@ -19,9 +21,10 @@ from paydesk.billing.payments import (
     get_payment,
     refresh_payment,
 )
-from paydesk.billing.refunds import RefundRequest, get_refund, refund_payment
+from paydesk.billing.refunds import RefundRequest, get_refund
 from paydesk.db.models import Customer, Payment, Refund
-from paydesk.web.api.deps import ActorDep, GatewayDep, IdempotencyKeyDep, SessionDep
+from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
+from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import MAX_LIMIT, page
 from paydesk.web.api.schemas import (
     CaptureBody,
@@ -34,7 +37,11 @@ from paydesk.web.api.schemas import (
     error_responses,
 )
 
-router = APIRouter(prefix="/api/admin", tags=["admin: payments and refunds"])
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin: payments and refunds"],
+    dependencies=[require(Permission.READ)],
+)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
@@ -99,12 +106,20 @@ def retrieve_payment(payment_id: str, session: SessionDep) -> PaymentOut:
     return PaymentOut.model_validate(get_payment(session, payment_id))
 
 
-@router.post("/payments", summary="Create a payment", responses=_ERRORS)
+@router.post(
+    "/payments",
+    summary="Create a payment",
+    responses=_ERRORS,
+    dependencies=[require(Permission.PAYMENTS_WRITE)],
+)
 def create(
     body: PaymentCreate,
     session: SessionDep,
     gateway: GatewayDep,
     key: IdempotencyKeyDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> PaymentResult:
     """Create and (with a payment method) confirm a payment.
 
@@ -126,24 +141,82 @@ def create(
         description=body.description,
         receipt_email=body.receipt_email,
     )
-    return payment_result(create_payment(session, gateway, customer, request))
+    outcome = create_payment(session, gateway, customer, request)
+    record(
+        http,
+        session,
+        settings,
+        principal,
+        "payment.create",
+        outcome.payment.stripe_id,
+        after={"amount": body.amount, "currency": body.currency, "status": outcome.payment.status},
+    )
+    return payment_result(outcome)
 
 
-@router.post("/payments/{payment_id}/capture", summary="Capture a payment", responses=_ERRORS)
+@router.post(
+    "/payments/{payment_id}/capture",
+    summary="Capture a payment",
+    responses=_ERRORS,
+    dependencies=[require(Permission.PAYMENTS_WRITE)],
+)
 def capture(
-    payment_id: str, body: CaptureBody, session: SessionDep, gateway: GatewayDep
+    payment_id: str,
+    body: CaptureBody,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> PaymentOut:
     """Capture an authorised (``requires_capture``) payment, fully or partly."""
-    return PaymentOut.model_validate(capture_payment(session, gateway, payment_id, body.amount))
+    row = capture_payment(session, gateway, payment_id, body.amount)
+    record(
+        http,
+        session,
+        settings,
+        principal,
+        "payment.capture",
+        payment_id,
+        after={"amount": body.amount, "status": row.status},
+    )
+    return PaymentOut.model_validate(row)
 
 
-@router.post("/payments/{payment_id}/cancel", summary="Cancel a payment", responses=_ERRORS)
-def cancel(payment_id: str, session: SessionDep, gateway: GatewayDep) -> PaymentOut:
+@router.post(
+    "/payments/{payment_id}/cancel",
+    summary="Cancel a payment",
+    responses=_ERRORS,
+    dependencies=[require(Permission.PAYMENTS_WRITE)],
+)
+def cancel(
+    payment_id: str,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
+) -> PaymentOut:
     """Cancel a payment that has not succeeded."""
-    return PaymentOut.model_validate(cancel_payment(session, gateway, payment_id))
+    row = cancel_payment(session, gateway, payment_id)
+    record(
+        http,
+        session,
+        settings,
+        principal,
+        "payment.cancel",
+        payment_id,
+        after={"status": row.status},
+    )
+    return PaymentOut.model_validate(row)
 
 
-@router.post("/payments/{payment_id}/refresh", summary="Re-read from Stripe", responses=_ERRORS)
+@router.post(
+    "/payments/{payment_id}/refresh",
+    summary="Re-read from Stripe",
+    responses=_ERRORS,
+    dependencies=[require(Permission.PAYMENTS_REFRESH)],
+)
 def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> PaymentOut:
     """Re-read a payment from Stripe (e.g. after the customer finished 3-D Secure)."""
     get_payment(session, payment_id)
@@ -155,13 +228,16 @@ def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> Paymen
     summary="Refund a payment",
     responses=_ERRORS,
     status_code=201,
+    dependencies=[require(Permission.REFUNDS_CREATE)],
 )
 def refund(
     payment_id: str,
     body: RefundCreate,
     session: SessionDep,
     gateway: GatewayDep,
-    actor: ActorDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
     key: IdempotencyKeyDep,
 ) -> RefundOut:
     """Refund all (no ``amount``) or part of a succeeded payment.
@@ -169,12 +245,13 @@ def refund(
     Refused before Stripe is asked when the payment did not succeed (e.g. was
     declined) or the amount exceeds what is still refundable.
     """
-    row = refund_payment(
-        session,
+    ctx = actions.Context(session, settings, principal, source_address(http), "api")
+    row = actions.refund(
+        ctx,
         gateway,
         RefundRequest(
             payment_id=payment_id,
-            requested_by=actor,
+            requested_by=principal.actor,
             amount=body.amount,
             reason=body.reason,
             note=body.note,

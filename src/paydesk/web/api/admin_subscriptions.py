@@ -6,19 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
+from paydesk.auth import actions
+from paydesk.auth.roles import Permission
 from paydesk.billing.customers import get_customer
 from paydesk.billing.subscriptions import (
     SubscriptionOutcome,
-    cancel_subscription,
-    change_tier,
     create_subscription,
     get_subscription,
-    resume_subscription,
 )
 from paydesk.db.models import Subscription
+from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import MAX_LIMIT, page
 from paydesk.web.api.schemas import (
@@ -32,7 +32,11 @@ from paydesk.web.api.schemas import (
     error_responses,
 )
 
-router = APIRouter(prefix="/api/admin", tags=["admin: subscriptions"])
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin: subscriptions"],
+    dependencies=[require(Permission.READ)],
+)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
@@ -85,13 +89,21 @@ def retrieve(subscription_id: str, session: SessionDep) -> SubscriptionOut:
     return SubscriptionOut.model_validate(get_subscription(session, subscription_id))
 
 
-@router.post("/subscriptions", summary="Subscribe a customer", responses=_ERRORS, status_code=201)
+@router.post(
+    "/subscriptions",
+    summary="Subscribe a customer",
+    responses=_ERRORS,
+    status_code=201,
+    dependencies=[require(Permission.SUBSCRIPTIONS_CREATE)],
+)
 def create(
     body: SubscriptionCreate,
     session: SessionDep,
     gateway: GatewayDep,
     settings: SettingsDep,
     key: IdempotencyKeyDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> SubscriptionResult:
     """Subscribe to a tier: Free needs no card; a paid tier is charged with
     ``payment_method``, or left ``incomplete`` with a ``client_secret`` to confirm."""
@@ -105,10 +117,24 @@ def create(
         request_key=key or uuid.uuid4().hex,
         payment_method=body.payment_method,
     )
+    record(
+        http,
+        session,
+        settings,
+        principal,
+        "subscription.create",
+        outcome.subscription.stripe_id,
+        after={"tier": body.tier, "status": outcome.subscription.status},
+    )
     return result(outcome)
 
 
-@router.post("/subscriptions/{subscription_id}/tier", summary="Change tier", responses=_ERRORS)
+@router.post(
+    "/subscriptions/{subscription_id}/tier",
+    summary="Change tier",
+    responses=_ERRORS,
+    dependencies=[require(Permission.SUBSCRIPTIONS_CHANGE_TIER)],
+)
 def change(
     subscription_id: str,
     body: TierChange,
@@ -116,12 +142,14 @@ def change(
     gateway: GatewayDep,
     settings: SettingsDep,
     key: IdempotencyKeyDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> SubscriptionResult:
     """Upgrade (prorated, invoiced now) or downgrade (prorated credit) at once."""
-    outcome = change_tier(
-        session,
+    ctx = actions.Context(session, settings, principal, source_address(http), "api")
+    outcome = actions.set_tier(
+        ctx,
         gateway,
-        settings,
         subscription_id,
         tier=body.tier,
         request_key=key or uuid.uuid4().hex,
@@ -130,25 +158,40 @@ def change(
     return result(outcome)
 
 
-@router.post("/subscriptions/{subscription_id}/cancel", summary="Cancel", responses=_ERRORS)
+@router.post(
+    "/subscriptions/{subscription_id}/cancel",
+    summary="Cancel",
+    responses=_ERRORS,
+    dependencies=[require(Permission.SUBSCRIPTIONS_CANCEL)],
+)
 def cancel(
     subscription_id: str,
     body: CancelBody,
     session: SessionDep,
     gateway: GatewayDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> SubscriptionResult:
     """Cancel now, or at the end of the current period (``at_period_end``)."""
-    return result(
-        cancel_subscription(
-            session, gateway, settings, subscription_id, at_period_end=body.at_period_end
-        )
-    )
+    ctx = actions.Context(session, settings, principal, source_address(http), "api")
+    return result(actions.cancel(ctx, gateway, subscription_id, at_period_end=body.at_period_end))
 
 
-@router.post("/subscriptions/{subscription_id}/resume", summary="Resume", responses=_ERRORS)
+@router.post(
+    "/subscriptions/{subscription_id}/resume",
+    summary="Resume",
+    responses=_ERRORS,
+    dependencies=[require(Permission.SUBSCRIPTIONS_RESUME)],
+)
 def resume(
-    subscription_id: str, session: SessionDep, gateway: GatewayDep, settings: SettingsDep
+    subscription_id: str,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    http: Request,
 ) -> SubscriptionResult:
     """Undo a cancellation at period end, before the period ends."""
-    return result(resume_subscription(session, gateway, settings, subscription_id))
+    ctx = actions.Context(session, settings, principal, source_address(http), "api")
+    return result(actions.resume(ctx, gateway, subscription_id))

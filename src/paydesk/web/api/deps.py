@@ -77,16 +77,3 @@ SessionDep = Annotated[Session, Depends(unit_of_work, scope="function")]
 GatewayDep = Annotated[StripeGateway, Depends(get_gateway)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
-
-
-def current_actor(request: Request) -> str:
-    """Who is acting on the Admin API.
-
-    Admin authentication arrives with the console; until then the Admin API is
-    mounted only in development, where every caller is the local developer.
-    """
-    settings = get_settings(request)
-    return f"{settings.env}-admin"
-
-
-ActorDep = Annotated[str, Depends(current_actor)]

@@ -3,24 +3,43 @@
 The order is the contract with Stripe: nothing is answered 2xx before it is
 committed, so an event is never lost; a refused delivery is answered 400 and
 recorded without its payload; a database outage is a 503 and Stripe retries.
+
+Deliveries are the one hot path of the API, so they are served by a thin ASGI
+layer (``WebhookFastPath``, installed outermost by ``create_app``) that skips
+routing, dependency resolution and the per-request access log; the FastAPI route
+below runs the same ``handle_delivery`` and documents the endpoint in OpenAPI.
+Successful deliveries are logged at DEBUG; refusals and outages at WARNING.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paydesk.errors import PaydeskError, ServiceUnavailable
+from paydesk.logs import get_logger
 from paydesk.stripe_gateway.webhook_signature import (
     DEFAULT_TOLERANCE_SECONDS,
     SignatureRejected,
     verify_signature,
 )
+from paydesk.web.errors import status_for
 from paydesk.webhooks.events import NotAnEvent, parse_event
 from paydesk.webhooks.receive import Inbox
 
+log = get_logger(__name__)
+_stdlib_log = logging.getLogger(__name__)
+
+PATH = "/api/webhooks/stripe"
 MAX_BODY_BYTES = 512 * 1024
 
 router = APIRouter(tags=["webhooks"])
@@ -35,9 +54,14 @@ class PayloadTooLarge(PaydeskError):
     code = "payload_too_large"
 
 
-def inbox_of(request: Request) -> Inbox:
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+
+    return (OperationalError, InterfaceError, PoolTimeoutError, psycopg.OperationalError, OSError)
+
+
+def inbox_of(state: Any) -> Inbox:
     """The app's inbox (created on first use, bound to the app's engine)."""
-    state: Any = request.app.state
     inbox: Inbox | None = getattr(state, "webhook_inbox", None)
     if inbox is None:
         inbox = Inbox(state.engine)
@@ -45,51 +69,136 @@ def inbox_of(request: Request) -> Inbox:
     return inbox
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _error(
+    status: int, code: str, message: str, request_id: str, retry: bool = False
+) -> tuple[int, bytes, dict[str, str]]:
+    # The shape of every Paydesk error (paydesk.web.errors.error_body).
+    body = {"error": {"code": code, "message": message, "field": None, "request_id": request_id}}
+    headers = {"Retry-After": "5"} if retry else {}
+    return status, orjson.dumps(body), headers
+
+
+async def handle_delivery(
+    state: Any,
+    chunks: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    signature: str | None,
+    source: str | None,
+    request_id: str,
+) -> tuple[int, bytes, dict[str, str]]:
+    """Verify, store and answer one delivery: (status, JSON body, extra headers)."""
+    settings = state.settings
+    secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secrets]
+    inbox = inbox_of(state)
+    if not secrets:
+        missing = ServiceUnavailable(
+            "No webhook secret is configured (STRIPE_WEBHOOK_SECRET).",
+            code="webhook_secret_missing",
+        )
+        log.error("webhook_secret_missing")
+        return _error(status_for(missing), missing.code, missing.message, request_id, True)
+    try:
+        body = await _read_capped(chunks, content_length, MAX_BODY_BYTES)
+    except PayloadTooLarge as exc:
+        await inbox.record_rejection(exc.code, source, MAX_BODY_BYTES)
+        return _error(status_for(exc), exc.code, exc.message, request_id)
+    try:
+        verify_signature(body, signature, secrets, tolerance=DEFAULT_TOLERANCE_SECONDS)
+        event = parse_event(body)
+    except (SignatureRejected, NotAnEvent) as exc:
+        await inbox.record_rejection(exc.code, source, len(body))
+        return _error(status_for(exc), exc.code, exc.message, request_id)
+    try:
+        new = await inbox.store(event)
+    except _database_errors() as exc:
+        log.warning("database_unavailable", error_type=type(exc).__name__)
+        return _error(
+            503,
+            "database_unavailable",
+            "The database is unavailable; retry shortly.",
+            request_id,
+            True,
+        )
+    if _stdlib_log.isEnabledFor(logging.DEBUG):  # hot path: build the event only if shown
+        log.debug("webhook_stored", event_id=event.event_id, type=event.type, duplicate=not new)
+    return 200, (_RECEIVED if new else _DUPLICATE), {}
 
 
 @router.post(
-    "/api/webhooks/stripe",
+    PATH,
     summary="Receive a Stripe event",
     response_description="Stored (or already stored): the event is durable.",
 )
 async def receive_stripe_event(request: Request) -> Response:
-    """Verify ``Stripe-Signature``, store the event once, commit, then answer 200."""
-    settings = request.app.state.settings
-    secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secrets]
-    inbox = inbox_of(request)
-    source = request.client.host if request.client else None
-    if not secrets:
-        raise ServiceUnavailable(
-            "No webhook secret is configured (STRIPE_WEBHOOK_SECRET).",
-            code="webhook_secret_missing",
+    """Verify ``Stripe-Signature``, store the event once, commit, then answer 200.
+
+    400 (``signature_missing|malformed|invalid|expired``, ``not_an_event``,
+    ``payload_too_large``): refused, not stored, recorded. 503: the database is
+    unavailable or no secret is configured; Stripe retries.
+    """
+    status, body, headers = await handle_delivery(
+        request.app.state,
+        request.stream(),
+        content_length=request.headers.get("content-length"),
+        signature=request.headers.get("stripe-signature"),
+        source=request.client.host if request.client else None,
+        request_id=getattr(request.state, "request_id", None) or f"req_{uuid.uuid4().hex}",
+    )
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+class WebhookFastPath:
+    """Serves ``POST /api/webhooks/stripe`` directly; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = f"req_{uuid.uuid4().hex}"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                more = message.get("more_body", False)
+
+        client = scope.get("client")
+        length = headers.get(b"content-length")
+        signature = headers.get(b"stripe-signature")
+        status, body, extra = await handle_delivery(
+            scope["app"].state,
+            chunks(),
+            content_length=length.decode("latin-1") if length is not None else None,
+            signature=signature.decode("latin-1") if signature is not None else None,
+            source=client[0] if client else None,
+            request_id=request_id,
         )
-    try:
-        body = await _read_capped(request, MAX_BODY_BYTES)
-    except PayloadTooLarge as exc:
-        await inbox.record_rejection(exc.code, source, MAX_BODY_BYTES)
-        raise
-    try:
-        verify_signature(
-            body,
-            request.headers.get("stripe-signature"),
-            secrets,
-            tolerance=DEFAULT_TOLERANCE_SECONDS,
-        )
-        event = parse_event(body)
-    except (SignatureRejected, NotAnEvent) as exc:
-        await inbox.record_rejection(exc.code, source, len(body))
-        raise
-    new = await inbox.store(event)
-    return Response(_RECEIVED if new else _DUPLICATE, media_type="application/json")
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *((name.lower().encode(), value.encode()) for name, value in extra.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})

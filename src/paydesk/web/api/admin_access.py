@@ -1,0 +1,276 @@
+"""Admin API: webhook events (list, replay), the audit log, API tokens and admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from paydesk.auth import accounts, actions, audit, roles, tokens
+from paydesk.auth.roles import Permission
+from paydesk.errors import PermissionDenied
+from paydesk.web.api.admin_auth import PrincipalDep, require, source_address
+from paydesk.web.api.deps import SessionDep, SettingsDep
+from paydesk.webhooks import operations
+
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin: access, audit, events"],
+    dependencies=[require(Permission.READ)],
+)
+
+
+class EventOut(BaseModel):
+    """A stored webhook event and what the worker made of it."""
+
+    id: str
+    type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created: int
+
+
+class AuditOut(BaseModel):
+    """One audit log entry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    outcome: str
+    before: str | None
+    after: str | None
+    source_address: str | None
+
+
+class TokenCreate(BaseModel):
+    """A new API token for the caller."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: roles.Role
+    days: int = Field(default=tokens.DEFAULT_DAYS, ge=1, le=tokens.MAX_DAYS)
+
+
+class TokenOut(BaseModel):
+    """An API token's metadata (never the token itself)."""
+
+    id: int
+    name: str
+    prefix: str
+    role: str
+    expires_at: datetime
+    revoked: bool
+
+
+class TokenCreated(TokenOut):
+    """A created token: ``token`` is shown this once and never again."""
+
+    token: str
+
+
+class AdminOut(BaseModel):
+    """An admin account."""
+
+    id: int
+    email: str
+    role: str
+    totp_enabled: bool
+    disabled: bool
+
+
+def _token_out(row: object) -> dict[str, object]:
+    return {
+        "id": row.id,  # type: ignore[attr-defined]
+        "name": row.name,  # type: ignore[attr-defined]
+        "prefix": row.prefix,  # type: ignore[attr-defined]
+        "role": row.role,  # type: ignore[attr-defined]
+        "expires_at": row.expires_at,  # type: ignore[attr-defined]
+        "revoked": row.revoked_at is not None,  # type: ignore[attr-defined]
+    }
+
+
+@router.get("/events", summary="Stored webhook events")
+def list_events(
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[EventOut]:
+    """The newest stored Stripe events, optionally of one status."""
+    return [
+        EventOut(
+            id=row.event_id,
+            type=row.type,
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            created=row.created,
+        )
+        for row in operations.list_events(session, status=status, limit=limit)
+    ]
+
+
+@router.post(
+    "/events/{event_id}/replay",
+    summary="Replay a stored event",
+    dependencies=[require(Permission.EVENTS_REPLAY)],
+)
+def replay_event(
+    event_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> EventOut:
+    """Make the event due again; the worker applies it on its next pass."""
+    ctx = actions.Context(session, settings, principal, source_address(request), "api")
+    row = actions.replay_event(ctx, event_id)
+    return EventOut(
+        id=row.event_id,
+        type=row.type,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created=row.created,
+    )
+
+
+@router.get(
+    "/audit",
+    summary="The audit log",
+    dependencies=[require(Permission.AUDIT_READ)],
+    response_model=None,
+)
+def list_audit(
+    session: SessionDep,
+    actor: Annotated[str | None, Query(max_length=320)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    target: Annotated[str | None, Query(max_length=255)] = None,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> list[AuditOut] | PlainTextResponse:
+    """Entries newest first; ``format=csv`` exports every matching entry."""
+    filters = audit.AuditFilter(actor=actor, action=action, target=target)
+    if format == "csv":
+        return PlainTextResponse(
+            audit.to_csv(audit.iter_all(session, filters)),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="paydesk-audit.csv"'},
+        )
+    rows = audit.query(session, filters, before_id=before_id, limit=limit)
+    return [AuditOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/tokens", summary="Your API tokens", dependencies=[require(Permission.TOKENS_OWN)])
+def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
+    """The caller's tokens (metadata only)."""
+    return [
+        TokenOut.model_validate(_token_out(row))
+        for row in tokens.list_tokens(session, principal.user_id)
+    ]
+
+
+@router.post(
+    "/tokens",
+    summary="Create an API token",
+    status_code=201,
+    dependencies=[require(Permission.TOKENS_OWN)],
+)
+def create_token(
+    body: TokenCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> TokenCreated:
+    """A token for the caller, at most the caller's role; the token is shown once."""
+    user = accounts.get_admin(session, principal.user_id)
+    if roles.rank(body.role) > roles.rank(principal.role):
+        # Bounded by the caller's current role: a narrow token cannot mint a wider one.
+        raise PermissionDenied("A token cannot have more rights than its creator.", field="role")
+    row, raw = tokens.create(
+        session,
+        settings,
+        user,
+        name=body.name,
+        role=body.role,
+        days=body.days,
+        actor=principal.actor,
+        source_address=source_address(request),
+    )
+    return TokenCreated.model_validate({**_token_out(row), "token": raw})
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    summary="Revoke an API token",
+    dependencies=[require(Permission.TOKENS_OWN)],
+)
+def revoke_token(
+    token_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> TokenOut:
+    """Revoke one of your tokens (admins: anyone's)."""
+    live = settings.key_mode == "live"
+    row = tokens.revoke(
+        session,
+        settings,
+        token_id,
+        by=principal,
+        may_manage_others=roles.can(principal.role, Permission.ADMINS_MANAGE, live=live),
+        source_address=source_address(request),
+    )
+    return TokenOut.model_validate(_token_out(row))
+
+
+@router.get("/admins", summary="Admin accounts", dependencies=[require(Permission.ADMINS_MANAGE)])
+def list_admins(session: SessionDep) -> list[AdminOut]:
+    """Every admin account."""
+    from sqlalchemy import select
+
+    from paydesk.db.models import AdminUser
+
+    return [
+        AdminOut(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            totp_enabled=user.totp_enabled,
+            disabled=user.disabled_at is not None,
+        )
+        for user in session.scalars(select(AdminUser).order_by(AdminUser.email))
+    ]
+
+
+@router.post(
+    "/admins/{admin_id}/disable",
+    summary="Disable an admin",
+    dependencies=[require(Permission.ADMINS_MANAGE)],
+)
+def disable_admin(
+    admin_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    request: Request,
+) -> AdminOut:
+    """Refuse the admin's sign-in and revoke their sessions and tokens at once."""
+    user = accounts.get_admin(session, admin_id)
+    accounts.disable_admin(
+        session, settings, user, actor=principal.actor, source_address=source_address(request)
+    )
+    return AdminOut(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        totp_enabled=user.totp_enabled,
+        disabled=True,
+    )
