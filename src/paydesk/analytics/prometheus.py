@@ -153,12 +153,16 @@ def webhook_families(session: Session, now: float) -> list[Metric]:
     """The webhook inbox and rejections log as metrics."""
     by_status: dict[str, int] = dict.fromkeys(("pending", "processed", "failed", "ignored"), 0)
     received = _counter(
-        "paydesk_webhook_events_received", "Stripe events stored, by source.", ["source"]
+        "paydesk_webhook_events_received",
+        "Stripe events stored, by source (webhook, backfill) and event type.",
+        ["source", "type"],
     )
-    for source, count in session.execute(
-        select(StripeEvent.source, func.count()).group_by(StripeEvent.source)
+    for source, event_type, count in session.execute(
+        select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
+            StripeEvent.source, StripeEvent.type
+        )
     ):
-        received.add_metric([source], count)
+        received.add_metric([source, event_type], count)
     for status, count in session.execute(
         select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
     ):
