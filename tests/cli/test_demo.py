@@ -28,6 +28,19 @@ def wait_for(url: str, deadline_s: float = 60) -> httpx.Response:
         time.sleep(0.2)
 
 
+def demo_admin_token(workdir: Path) -> str:
+    from paydesk.db.engine import create_engine, session_factory
+    from paydesk.settings import load_settings
+    from tests.support.admins import admin_token
+
+    url = f"sqlite:///{workdir / 'var' / 'paydesk.db'}"
+    engine = create_engine(url)
+    try:
+        return admin_token(session_factory(engine), load_settings({"PAYDESK_DATABASE_URL": url}))
+    finally:
+        engine.dispose()
+
+
 def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> None:
     port, sandbox_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
@@ -51,8 +64,12 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_for(f"{base}/readyz").json()["status"] == "ready"
+        # The Admin API needs an admin's token, as everywhere (made as the console would).
+        auth = {"Authorization": f"Bearer {demo_admin_token(tmp_path)}"}
         created = httpx.post(
-            f"{base}/api/admin/customers", json={"user_id": "demo-user", "email": "d@example.com"}
+            f"{base}/api/admin/customers",
+            json={"user_id": "demo-user", "email": "d@example.com"},
+            headers=auth,
         )
         if created.status_code != 200:
             process.send_signal(signal.SIGINT)
@@ -67,13 +84,17 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
                 "currency": "usd",
                 "payment_method": "pm_card_visa",
             },
+            headers=auth,
         ).json()["payment"]
         assert paid["status"] == "succeeded"
-        refund = httpx.post(f"{base}/api/admin/payments/{paid['id']}/refunds", json={"amount": 500})
+        refund = httpx.post(
+            f"{base}/api/admin/payments/{paid['id']}/refunds", json={"amount": 500}, headers=auth
+        )
         assert refund.status_code == 201
         sub = httpx.post(
             f"{base}/api/admin/subscriptions",
             json={"customer": customer, "tier": "premium", "payment_method": "pm_card_visa"},
+            headers=auth,
         )
         assert sub.json()["subscription"]["status"] == "active"
         # The sandbox delivers signed webhooks to the demo, whose worker applies them.

@@ -20,9 +20,11 @@ Generated from the OpenAPI document by `paydesk docs api`; do not edit by hand
 - Lists are newest first; pass a page's `next_cursor` as `cursor` for the next.
 - Mutating calls accept an `Idempotency-Key` header: the same key gives the
   same single result (one payment, one refund).
-- The Admin API (`/api/admin`) is mounted in development only until admin
-  authentication lands; the billing API (`/api/billing`) takes the app's JWT
-  as `Authorization: Bearer <token>`.
+- The Admin API (`/api/admin`) takes an admin API token as
+  `Authorization: Bearer pdk_…` (created in the console under Access, shown
+  once); each route needs a permission of the token's role, see
+  `docs/ACCESS.md`. The billing API (`/api/billing`) takes the app's JWT as
+  `Authorization: Bearer <token>`.
 """
 
 

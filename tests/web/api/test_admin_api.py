@@ -9,6 +9,7 @@ import pytest
 
 from paydesk.settings import load_settings
 from paydesk.web import create_app
+from tests.support.admins import admin_token
 from tests.support.servers import serve_in_thread
 from tests.support.stack import Stack, stack_environment
 
@@ -82,7 +83,7 @@ def test_refunds_through_the_api(api: httpx.Client, customer_id: str) -> None:
         json={"amount": 2000, "reason": "requested_by_customer", "note": "ticket 7"},
     )
     assert partial.status_code == 201, partial.text
-    assert partial.json()["requested_by"] == "development-admin"
+    assert partial.json()["requested_by"] == "admin@paydesk.test"  # the token's owner
     too_much = error_of(
         api.post(f"/api/admin/payments/{payment}/refunds", json={"amount": 3001}), 422
     )
@@ -186,19 +187,29 @@ def test_one_live_subscription_per_customer(api: httpx.Client, customer_id: str)
     assert error_of(second, 409)["code"] == "subscription_exists"
 
 
-def test_admin_api_is_absent_outside_development(stack: Stack) -> None:
+def test_admin_api_requires_a_token_in_every_environment(stack: Stack) -> None:
     env = stack_environment(stack.sandbox.url, stack.settings.database_url.get_secret_value())
-    env.update({"PAYDESK_ENV": "staging"})
+    env.update({"PAYDESK_ENV": "staging", "PAYDESK_SECRET_KEY": "s" * 40})
     staging = load_settings(env)
+    token = admin_token(stack.sessions, staging, "viewer")
     with serve_in_thread(create_app(staging, engine=stack.engine)) as base:
         response = httpx.get(f"{base}/api/admin/payments")
-    assert error_of(response, 404)["code"] == "not_found"
+        assert error_of(response, 401)["code"] == "token_required"
+        bad = httpx.get(f"{base}/api/admin/payments", headers={"Authorization": "Bearer pdk_x"})
+        assert error_of(bad, 401)["code"] == "invalid_token"
+        ok = httpx.get(f"{base}/api/admin/payments", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200, ok.text
 
 
 def test_stripe_not_configured_is_503(stack: Stack) -> None:
     bare = load_settings({"PAYDESK_DATABASE_URL": stack.settings.database_url.get_secret_value()})
+    token = admin_token(stack.sessions, bare)
     with serve_in_thread(create_app(bare, engine=stack.engine)) as base:
-        response = httpx.post(f"{base}/api/admin/customers", json={"user_id": "x"})
+        response = httpx.post(
+            f"{base}/api/admin/customers",
+            json={"user_id": "x"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert error_of(response, 503)["code"] == "stripe_not_configured"
 
 

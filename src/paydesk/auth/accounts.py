@@ -1,0 +1,417 @@
+"""Admin accounts: passwords (argon2id), TOTP, recovery codes, sign-in with lockout.
+
+Sign-in is two steps: ``check_password`` (throttled per source address, locking
+the account after repeated failures) and ``check_second_factor`` (a TOTP code, each
+time step accepted once, or an unused recovery code). Every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import segno
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from paydesk.auth import audit, roles
+from paydesk.auth.keys import decrypt, encrypt, keyed_digest
+from paydesk.db.models import AdminApiToken, AdminRecoveryCode, AdminSession, AdminUser, AuditEntry
+from paydesk.db.models.base import utcnow
+from paydesk.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, RateLimited
+from paydesk.settings import Settings
+
+# argon2id with the library's RFC 9106 "low memory" profile defaults.
+_HASHER = PasswordHasher()
+# Verified against when the email is unknown, so timing does not reveal accounts.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = 12
+RECOVERY_CODES = 10
+# Failed sign-ins from one address within the window before it is throttled.
+ADDRESS_FAILURE_LIMIT = 20
+ADDRESS_WINDOW = timedelta(minutes=15)
+TOTP_ISSUER = "Paydesk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated admin: via a console session or an API token."""
+
+    user_id: int
+    email: str
+    role: roles.Role
+    via: str  # "session" | "token"
+    credential_id: int
+
+    @property
+    def actor(self) -> str:
+        """How the audit log and refunds' ``requested_by`` name this admin."""
+        return self.email
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of ``password`` (length-checked)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.", field="password"
+        )
+    return _HASHER.hash(password)
+
+
+def generate_password() -> str:
+    """A random password for a new account (printed once)."""
+    return secrets.token_urlsafe(15)
+
+
+def _normal_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_admin(session: Session, email: str) -> AdminUser | None:
+    """The admin with ``email`` (case-insensitive), if any."""
+    return session.scalars(select(AdminUser).where(AdminUser.email == _normal_email(email))).first()
+
+
+def get_admin(session: Session, user_id: int) -> AdminUser:
+    """The admin ``user_id``; ``NotFound`` otherwise."""
+    user = session.get(AdminUser, user_id)
+    if user is None:
+        raise NotFound(f"No admin {user_id}.", code="admin_not_found")
+    return user
+
+
+def create_admin(
+    session: Session,
+    settings: Settings,
+    *,
+    email: str,
+    role: str,
+    password: str | None = None,
+    actor: str = "cli",
+    source_address: str | None = None,
+) -> tuple[AdminUser, str]:
+    """Create an admin; returns the row and the password (generated when not given)."""
+    if not roles.is_role(role):
+        raise InvalidInput(f"Unknown role {role!r}.", field="role")
+    email = _normal_email(email)
+    if "@" not in email or len(email) > 320:
+        raise InvalidInput("Expected an email address.", field="email")
+    if find_admin(session, email) is not None:
+        raise Conflict(f"An admin {email} exists already.", code="admin_exists")
+    password = password or generate_password()
+    user = AdminUser(email=email, role=role, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        settings,
+        actor=actor,
+        action="admin.create",
+        target=email,
+        after={"role": role},
+        source_address=source_address,
+    )
+    return user, password
+
+
+def revoke_credentials(session: Session, user_id: int) -> None:
+    """End every session and API token of ``user_id`` now."""
+    now = utcnow()
+    session.execute(
+        update(AdminSession)
+        .where(AdminSession.user_id == user_id, AdminSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(AdminApiToken)
+        .where(AdminApiToken.user_id == user_id, AdminApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def disable_admin(
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    *,
+    actor: str,
+    source_address: str | None = None,
+) -> None:
+    """Disable ``user``: sign-in refused, sessions and tokens revoked at once."""
+    was = user.disabled_at is not None
+    user.disabled_at = user.disabled_at or utcnow()
+    revoke_credentials(session, user.id)
+    audit.record(
+        session,
+        settings,
+        actor=actor,
+        action="admin.disable",
+        target=user.email,
+        before={"disabled": was},
+        after={"disabled": True},
+        source_address=source_address,
+    )
+
+
+def set_role(
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    role: str,
+    *,
+    actor: str,
+    source_address: str | None = None,
+) -> None:
+    """Change ``user``'s role; their sessions and tokens end (they sign in again)."""
+    if not roles.is_role(role):
+        raise InvalidInput(f"Unknown role {role!r}.", field="role")
+    before = user.role
+    user.role = role
+    revoke_credentials(session, user.id)
+    audit.record(
+        session,
+        settings,
+        actor=actor,
+        action="admin.role",
+        target=user.email,
+        before={"role": before},
+        after={"role": role},
+        source_address=source_address,
+    )
+
+
+def reset_two_factor(
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    *,
+    actor: str,
+    source_address: str | None = None,
+) -> None:
+    """Forget ``user``'s TOTP seed and recovery codes; they enrol again at next sign-in."""
+    user.totp_secret_encrypted = None
+    user.totp_enabled = False
+    user.totp_last_step = 0
+    for code in session.scalars(
+        select(AdminRecoveryCode).where(AdminRecoveryCode.user_id == user.id)
+    ):
+        session.delete(code)
+    revoke_credentials(session, user.id)
+    audit.record(
+        session,
+        settings,
+        actor=actor,
+        action="admin.reset_2fa",
+        target=user.email,
+        source_address=source_address,
+    )
+
+
+def _recent_failures_from(session: Session, source_address: str | None) -> int:
+    if not source_address:
+        return 0
+    since = utcnow() - ADDRESS_WINDOW
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(
+                AuditEntry.action == "auth.sign_in",
+                AuditEntry.outcome == "failure",
+                AuditEntry.source_address == source_address,
+                AuditEntry.at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _fail(
+    session: Session, settings: Settings, email: str, source: str | None, reason: str
+) -> AuthenticationRequired:
+    audit.record(
+        session,
+        settings,
+        actor=email or "(none)",
+        action="auth.sign_in",
+        target=email or None,
+        outcome="failure",
+        after={"reason": reason},
+        source_address=source,
+    )
+    return AuthenticationRequired("Wrong email, password or code.", code="sign_in_failed")
+
+
+def check_password(
+    session: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    *,
+    source_address: str | None,
+) -> AdminUser:
+    """First sign-in step. Raises ``AuthenticationRequired`` (audited) or ``RateLimited``.
+
+    The caller must commit even when this raises, so failures count.
+    """
+    if _recent_failures_from(session, source_address) >= ADDRESS_FAILURE_LIMIT:
+        raise RateLimited("Too many failed sign-ins from this address; wait a few minutes.")
+    email = _normal_email(email)[:320]
+    user = find_admin(session, email)
+    now = utcnow()
+    if user is None:
+        _verify(_DUMMY_HASH, password)
+        raise _fail(session, settings, email, source_address, "unknown_email")
+    if user.locked_until is not None and _aware(user.locked_until) > now:
+        _verify(_DUMMY_HASH, password)
+        raise _fail(session, settings, email, source_address, "locked")
+    if not _verify(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= settings.admin_max_failed_logins:
+            user.locked_until = now + timedelta(minutes=settings.admin_lockout_minutes)
+            user.failed_logins = 0
+        raise _fail(session, settings, email, source_address, "wrong_password")
+    if user.disabled_at is not None:
+        raise _fail(session, settings, email, source_address, "disabled")
+    if _HASHER.check_needs_rehash(user.password_hash):
+        user.password_hash = _HASHER.hash(password)
+    return user
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def signed_in(
+    session: Session, settings: Settings, user: AdminUser, *, method: str, source: str | None
+) -> None:
+    """Record a completed sign-in."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = utcnow()
+    audit.record(
+        session,
+        settings,
+        actor=user.email,
+        action="auth.sign_in",
+        target=user.email,
+        after={"method": method},
+        source_address=source,
+    )
+
+
+def sign_in_failed(
+    session: Session, settings: Settings, user: AdminUser, *, reason: str, source: str | None
+) -> AuthenticationRequired:
+    """Count and audit a failed second step; returns the error to raise."""
+    user.failed_logins += 1
+    if user.failed_logins >= settings.admin_max_failed_logins:
+        user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
+        user.failed_logins = 0
+        revoke_credentials(session, user.id)
+    return _fail(session, settings, user.email, source, reason)
+
+
+# --- TOTP -------------------------------------------------------------------
+
+
+def start_enrolment(settings: Settings, user: AdminUser) -> str:
+    """Give ``user`` a fresh (not yet enabled) TOTP seed; returns it for display."""
+    seed = pyotp.random_base32()
+    user.totp_secret_encrypted = encrypt(settings, seed)
+    user.totp_enabled = False
+    user.totp_last_step = 0
+    return seed
+
+
+def totp_seed(settings: Settings, user: AdminUser) -> str | None:
+    """The decrypted TOTP seed, if one was set."""
+    if user.totp_secret_encrypted is None:
+        return None
+    return decrypt(settings, user.totp_secret_encrypted)
+
+
+def provisioning_uri(seed: str, email: str) -> str:
+    """The ``otpauth://`` URI authenticator apps scan."""
+    return pyotp.TOTP(seed).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+
+def qr_svg(uri: str) -> str:
+    """The URI as an inline SVG QR code (no raster library needed)."""
+    return str(segno.make(uri, error="m").svg_inline(scale=5, dark="#111", light="#fff"))
+
+
+def verify_totp(
+    settings: Settings, user: AdminUser, code: str, *, now: float | None = None
+) -> bool:
+    """Check ``code`` against the seed (±1 step); each step is accepted once."""
+    seed = totp_seed(settings, user)
+    code = code.strip().replace(" ", "")
+    if seed is None or not (code.isdigit() and len(code) == 6):
+        return False
+    totp = pyotp.TOTP(seed)
+    moment = time.time() if now is None else now
+    current = totp.timecode(datetime.fromtimestamp(moment, UTC))
+    for step in (current - 1, current, current + 1):
+        if step <= user.totp_last_step:
+            continue
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def issue_recovery_codes(session: Session, settings: Settings, user: AdminUser) -> list[str]:
+    """Replace ``user``'s recovery codes with new ones; returns them (shown once)."""
+    for old in session.scalars(
+        select(AdminRecoveryCode).where(AdminRecoveryCode.user_id == user.id)
+    ):
+        session.delete(old)
+    session.flush()
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = secrets.token_hex(6)
+        code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+        codes.append(code)
+        session.add(
+            AdminRecoveryCode(user_id=user.id, code_digest=keyed_digest(settings, "recovery", raw))
+        )
+    session.flush()
+    return codes
+
+
+def use_recovery_code(session: Session, settings: Settings, user: AdminUser, code: str) -> bool:
+    """Consume an unused recovery code of ``user``."""
+    normal = code.strip().lower().replace("-", "").replace(" ", "")
+    row = session.scalars(
+        select(AdminRecoveryCode).where(
+            AdminRecoveryCode.user_id == user.id,
+            AdminRecoveryCode.code_digest == keyed_digest(settings, "recovery", normal),
+            AdminRecoveryCode.used_at.is_(None),
+        )
+    ).first()
+    if row is None:
+        return False
+    row.used_at = utcnow()
+    session.flush()
+    return True
+
+
+def enable_two_factor(settings: Settings, user: AdminUser, code: str) -> bool:
+    """Finish enrolment: the first valid code switches TOTP on."""
+    if user.totp_secret_encrypted is None or not verify_totp(settings, user, code):
+        return False
+    user.totp_enabled = True
+    return True
