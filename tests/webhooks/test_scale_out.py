@@ -161,8 +161,9 @@ def test_two_servers_three_workers_store_and_apply_each_event_once(shared_databa
         for process in servers + workers:
             stack.callback(lambda p=process: p.poll() is None and p.kill())
         bases = [f"http://127.0.0.1:{port}" for port in ports]
-        for base in bases:
-            poll(lambda base=base: _healthy(base), timeout=30, every=0.1)
+        for base, process in zip(bases, servers, strict=True):
+            # Generous: five interpreters start at once on a possibly busy CI machine.
+            poll(lambda base=base, process=process: _healthy(base, process), timeout=90, every=0.1)
 
         clients = [stack.enter_context(httpx.Client(base_url=base, timeout=30)) for base in bases]
 
@@ -222,7 +223,9 @@ def test_two_servers_three_workers_store_and_apply_each_event_once(shared_databa
     )
 
 
-def _healthy(base: str) -> bool:
+def _healthy(base: str, process: subprocess.Popen[str]) -> bool:
+    if process.poll() is not None:
+        pytest.fail(f"server exited with {process.returncode}: {process.communicate()[1][-2000:]}")
     try:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, func, select, text, update
 from sqlalchemy.orm import Session
 
 from paydesk.billing import mirror
@@ -150,13 +150,7 @@ class Worker:
     # -- claiming -----------------------------------------------------------------
     def _due(self) -> Any:
         now = utcnow()
-        return and_(
-            or_(
-                StripeEvent.status == "pending",
-                and_(StripeEvent.status == "failed", StripeEvent.attempts < self._max_attempts),
-            ),
-            StripeEvent.next_attempt_at <= now,
-        )
+        return and_(StripeEvent.status == "pending", StripeEvent.next_attempt_at <= now)
 
     def claim(self) -> list[int]:
         """Lease a batch of due events to this worker; returns their ids, oldest first."""
@@ -185,7 +179,7 @@ class Worker:
         with self._engine.begin() as connection:
             connection.execute(
                 update(StripeEvent)
-                .where(StripeEvent.id.in_(ids), StripeEvent.status.in_(("pending", "failed")))
+                .where(StripeEvent.id.in_(ids), StripeEvent.status == "pending")
                 .values(next_attempt_at=utcnow())
             )
 
@@ -334,11 +328,13 @@ class Worker:
         row.attempts += 1
 
     def _record_failure(self, row: StripeEvent, exc: Exception, tally: _Tally) -> None:
+        # Retrying events stay ``pending`` (with their error) until the limit parks them
+        # as ``failed``; ``paydesk events replay --failed`` brings parked ones back.
         message = f"{type(exc).__name__}: {exc}"[:2000]
-        row.status = "failed"
         row.last_error = message
         row.outcome = None
         if row.attempts >= self._max_attempts:
+            row.status = "failed"
             tally.parked += 1
             row.next_attempt_at = utcnow()
             log.error("webhook_event_parked", event_id=row.event_id, type=row.type, error=message)

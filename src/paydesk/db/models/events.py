@@ -22,10 +22,10 @@ EVENT_STATUSES = ("pending", "processed", "failed", "ignored")
 class StripeEvent(Base):
     """A Stripe event as received, and what the worker made of it.
 
-    ``status``: ``pending`` (stored, not yet applied, or waiting for a retry at
-    ``next_attempt_at``), ``processed``, ``failed`` (parked after the attempt
-    limit; ``paydesk events replay --failed`` brings it back) or ``ignored``
-    (a type Paydesk does not handle; kept for the record).
+    ``status``: ``pending`` (stored and not yet applied; after a failed attempt it
+    keeps ``last_error`` and waits for ``next_attempt_at``), ``processed``,
+    ``failed`` (parked after the attempt limit; ``paydesk events replay --failed``
+    brings it back) or ``ignored`` (a type Paydesk does not handle; kept).
     """
 
     __tablename__ = "stripe_events"

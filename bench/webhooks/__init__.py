@@ -1,0 +1,1 @@
+"""Webhook ingest and processing benchmark (see bench/README.md)."""
