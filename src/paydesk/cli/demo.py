@@ -89,6 +89,23 @@ def _prepare_stripe(state: dict[str, str], paydesk_url: str) -> None:
     _save(state)
 
 
+def _seed_admin_center(settings: Any, engine: Any) -> Any:
+    """First run only: the first admin now, the demo business in the background."""
+    from paydesk import demo_seed
+    from paydesk.stripe_gateway import build_gateway
+
+    first_admin = demo_seed.create_first_admin(settings, engine)
+    if first_admin is not None:
+        threading.Thread(
+            target=demo_seed.seed_business,
+            args=(settings, engine, build_gateway(settings)),
+            kwargs={"progress": typer.echo},
+            name="demo-seed",
+            daemon=True,
+        ).start()
+    return first_admin
+
+
 def register(app: typer.Typer) -> None:
     """Add ``demo`` to ``app``."""
 
@@ -126,6 +143,7 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         worker = build_worker(settings, engine)
         threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True).start()
+        first_admin = _seed_admin_center(settings, engine) if use_sandbox else None
 
         stripe_where = state.get("PAYDESK_STRIPE_API_BASE", "Stripe test mode")
         typer.echo(
@@ -136,6 +154,15 @@ def register(app: typer.Typer) -> None:
                     f"  API:            {base}   (docs: {base}/docs, health: {base}/healthz)",
                     f"  Stripe:         {stripe_where}",
                     f"  Database:       {settings.database_url.get_secret_value()}",
+                    f"  Console:        {base}/admin",
+                    *(
+                        [
+                            f"  First admin:    {first_admin.email}  password: "
+                            f"{first_admin.password}  (shown once; set up two-factor at sign-in)"
+                        ]
+                        if first_admin
+                        else []
+                    ),
                     "  Try:            see README.md, 'Try the demo' (curl examples)",
                     "  Stop:           Ctrl-C",
                     "",

@@ -1,0 +1,34 @@
+"""Demo seeding: the first admin once, and a business with every kind of row."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from paydesk import demo_seed
+from paydesk.auth import accounts
+from paydesk.db.models import AdminUser, Customer, Payment, Refund, Subscription
+from tests.support.stack import Stack
+
+
+def test_first_admin_once_and_a_believable_business(stack: Stack) -> None:
+    admin = demo_seed.create_first_admin(stack.settings, stack.engine)
+    assert admin is not None
+    assert demo_seed.create_first_admin(stack.settings, stack.engine) is None
+    demo_seed.seed_business(stack.settings, stack.engine, stack.gateway, customers=30)
+    with stack.sessions() as session:
+        user = session.scalars(select(AdminUser)).one()
+        assert user.role == "admin"
+        assert admin.password not in user.password_hash
+        assert accounts.check_password(
+            session, stack.settings, admin.email, admin.password, source_address=None
+        )
+
+        def count(model: type) -> int:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+        assert count(Customer) == 30
+        statuses = set(session.scalars(select(Payment.status)))
+        assert {"succeeded", "requires_payment_method"} <= statuses
+        assert count(Refund) > 0
+        tiers = set(session.scalars(select(Subscription.tier)))
+        assert {"free", "premium", "enterprise"} <= tiers
