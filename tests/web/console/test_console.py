@@ -124,3 +124,11 @@ def test_audit_csv_export_and_filters(console_as: Console) -> None:
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("id,at,actor,action")
     assert all(",auth.sign_in," in line for line in lines[1:])
+
+
+def test_hsts_is_sent_over_tls_only(base_url: str) -> None:
+    plain = httpx.get(f"{base_url}/admin/login")
+    assert "strict-transport-security" not in plain.headers
+    proxied = httpx.get(f"{base_url}/admin/login", headers={"X-Forwarded-Proto": "https"})
+    # uvicorn trusts proxy headers from loopback: the request counts as TLS.
+    assert proxied.headers["strict-transport-security"].startswith("max-age=")
