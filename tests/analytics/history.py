@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from paydesk.db.models import Dispute, Payment, Refund, Subscription
+from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
 
 BASE = 1_767_225_600  # 2026-01-01T00:00:00Z: offsets below are seconds after it
 SPAN = 12  # small, so that instants often coincide with window bounds
@@ -67,6 +68,9 @@ class S:
     created: int
     ended_after: int | None
     canceled_after: int | None
+    # Stored customer.subscription.* events: (seconds after creation, unit_amount).
+    events: tuple[tuple[int, int], ...] = ()
+    source_after: int = 0  # the mirror row's source_time, seconds after creation
 
 
 offsets = st.integers(min_value=0, max_value=SPAN)
@@ -106,6 +110,10 @@ subscriptions = st.builds(
     created=offsets,
     ended_after=st.none() | st.integers(0, SPAN),
     canceled_after=st.none() | st.integers(0, SPAN),
+    events=st.lists(
+        st.tuples(st.integers(0, SPAN), st.sampled_from([0, 999, 2999])), max_size=3
+    ).map(lambda events: tuple(sorted(events, key=lambda e: e[0]))),
+    source_after=st.integers(0, SPAN),
 )
 windows = st.tuples(offsets, offsets).filter(lambda w: w[0] < w[1])
 
@@ -167,9 +175,13 @@ def insert(session: Session, history: History) -> None:
             )
         )
     for s in history.subscriptions:
+        sub_id = f"sub_{next(_ids)}"
+        for after, unit_amount in s.events:
+            session.add(subscription_event(sub_id, BASE + s.created + after, unit_amount, s))
         session.add(
             Subscription(
-                stripe_id=f"sub_{next(_ids)}",
+                stripe_id=sub_id,
+                source_time=BASE + s.created + s.source_after,
                 stripe_created=BASE + s.created,
                 customer_id=s.customer,
                 currency=s.currency,
@@ -183,3 +195,29 @@ def insert(session: Session, history: History) -> None:
             )
         )
     session.flush()
+
+
+def subscription_event(sub_id: str, created: int, unit_amount: int, s: S) -> StripeEvent:
+    """A stored ``customer.subscription.updated`` event carrying the subscription's price."""
+    price = {
+        "unit_amount": unit_amount,
+        "currency": s.currency,
+        "recurring": {"interval": s.interval, "interval_count": s.interval_count},
+    }
+    obj = {"id": sub_id, "object": "subscription", "items": {"data": [{"price": price}]}}
+    event_id = f"evt_{next(_ids)}"
+    return StripeEvent(
+        event_id=event_id,
+        type="customer.subscription.updated",
+        created=created,
+        object_id=sub_id,
+        status="processed",
+        payload=json.dumps(
+            {
+                "id": event_id,
+                "type": "customer.subscription.updated",
+                "created": created,
+                "data": {"object": obj},
+            }
+        ),
+    )

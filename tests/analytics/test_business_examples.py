@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from paydesk.analytics.business import (
+    mrr_movements,
     mrr_series,
     overview,
     round_minor,
@@ -87,3 +88,27 @@ def test_mrr_series_by_calendar_month(session: Session) -> None:
     assert series[0].mrr_start == 999 + 1000  # cus_A and cus_B, created 10 s before
     assert series[0].mrr_end == series[1].mrr_start == 999 + 2999 + 999
     assert series[1].end == BASE + 40 * DAY + 1  # now's second included
+
+
+def test_tier_changes_from_stored_events_are_expansion_and_contraction(session: Session) -> None:
+    history = History(
+        payments=[],
+        refunds=[],
+        disputes=[],
+        subscriptions=[
+            # cus_U: premium from 0, upgraded at 100 (event); the mirror says enterprise.
+            S("cus_U", "usd", "enterprise", 2999, "month", 1, "active", 0, None, None,
+              events=((0, 999), (100, 2999)), source_after=100),
+            # cus_V: enterprise from 0, downgraded by the API at 300 (no event for it yet).
+            S("cus_V", "usd", "premium", 999, "month", 1, "active", 0, None, None,
+              events=((0, 2999),), source_after=300),
+        ],
+    )  # fmt: skip
+    insert(session, history)
+    first = mrr_movements(session, BASE + 50, BASE + 200, "usd")
+    assert (first.mrr_start, first.mrr_end) == (999 + 2999, 2999 + 2999)
+    assert (first.expansion, first.contraction, first.new) == (2000, 0, 0)
+    second = mrr_movements(session, BASE + 200, BASE + 400, "usd")
+    assert (second.expansion, second.contraction) == (0, 2000)
+    assert second.mrr_end == 2999 + 999
+    assert second.revenue_churn_rate == Fraction(2000, 5998)

@@ -58,17 +58,39 @@ def bf_payments(history: History, a: int, b: int, cur: str) -> tuple[int, int, i
     return len(succeeded), len(failed), sum(p.amount_received for p in succeeded)
 
 
-def bf_monthly(s: S) -> Fraction:
-    return Fraction(s.unit_amount) * PER_MONTH[s.interval] / s.interval_count
+def bf_monthly(s: S, unit_amount: int) -> Fraction:
+    return Fraction(unit_amount) * PER_MONTH[s.interval] / s.interval_count
 
 
-def bf_pays(s: S, cur: str) -> bool:
-    return (
-        s.currency == cur
-        and s.unit_amount > 0
-        and s.tier != "free"
-        and s.status not in ("incomplete", "incomplete_expired", "trialing")
-    )
+def bf_counts(s: S, cur: str) -> bool:
+    return s.currency == cur and s.status not in ("incomplete", "incomplete_expired", "trialing")
+
+
+def bf_timeline(s: S) -> list[tuple[int, Fraction]]:
+    """(from when, monthly amount): the first applies from creation, each later one after."""
+    current = Fraction(0) if s.tier == "free" else bf_monthly(s, s.unit_amount)
+    if not s.events:
+        return [(s.created, current)]
+    points = [(s.created, bf_monthly(s, s.events[0][1]))]
+    points += [(s.created + after, bf_monthly(s, amount)) for after, amount in s.events[1:]]
+    last_event = s.created + s.events[-1][0]
+    return [*points, (max(last_event, s.created + s.source_after), current)]
+
+
+def bf_amount(s: S, t: int, cur: str) -> Fraction:
+    """The subscription's monthly amount after everything strictly before ``t``."""
+    end = bf_end(s)
+    if not bf_counts(s, cur) or not (s.created < t and (end is None or end >= t)):
+        return Fraction(0)
+    value = Fraction(0)
+    for when, amount in bf_timeline(s):
+        if when < t:
+            value = amount
+    return value
+
+
+def bf_paid_before(s: S, t: int, cur: str) -> bool:
+    return bf_counts(s, cur) and any(when < t and amount > 0 for when, amount in bf_timeline(s))
 
 
 def bf_end(s: S) -> int | None:
@@ -83,9 +105,9 @@ def bf_mrr(history: History, t: int, cur: str) -> dict[str, Fraction]:
     """Each customer's MRR after everything strictly before ``t``."""
     out: dict[str, Fraction] = {}
     for s in history.subscriptions:
-        end = bf_end(s)
-        if bf_pays(s, cur) and s.created < t and (end is None or end >= t):
-            out[s.customer] = out.get(s.customer, Fraction(0)) + bf_monthly(s)
+        amount = bf_amount(s, t, cur)
+        if amount > 0:
+            out[s.customer] = out.get(s.customer, Fraction(0)) + amount
     return out
 
 
@@ -158,9 +180,7 @@ def test_mrr_movements_and_churn(
 ) -> None:
     a, b = window
     before, after = bf_mrr(history, a, cur), bf_mrr(history, b, cur)
-    ever_paid_before_a = {
-        s.customer for s in history.subscriptions if bf_pays(s, cur) and s.created < a
-    }
+    ever_paid_before_a = {s.customer for s in history.subscriptions if bf_paid_before(s, a, cur)}
     expected = dict.fromkeys(("new", "reactivation", "expansion", "contraction", "churn"), 0)
     movement: dict[str, Fraction] = {k: Fraction(0) for k in expected}
     churned = 0

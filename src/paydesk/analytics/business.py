@@ -9,6 +9,7 @@ are documented, denominator by denominator, in ``docs/METRICS.md``.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,12 +21,17 @@ from itertools import pairwise
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from paydesk.db.models import Dispute, Payment, Refund, Subscription
+from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
 
 # Subscription statuses that never collected money (and may never): left out of MRR.
 NOT_REVENUE_STATUSES = ("incomplete", "incomplete_expired", "trialing")
 # Subscriptions that never started: left out of the new-subscription count.
 NEVER_STARTED_STATUSES = ("incomplete", "incomplete_expired")
+SUBSCRIPTION_EVENTS = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+)
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 # Months per billing interval, for monthly normalisation (a year is 12 months,
@@ -186,12 +192,34 @@ def dispute_metrics(
 
 @dataclass(frozen=True)
 class SubscriptionSpan:
-    """What MRR needs of a subscription: who, how much a month, from when to when."""
+    """What MRR needs of a subscription: who, how much a month, from when to when.
+
+    ``monthly`` applies from creation; each of ``changes`` (time, new monthly
+    amount), sorted by time, applies after its time: a tier change.
+    """
 
     customer_id: str
     monthly: Fraction  # monthly-normalised amount, minor units
     created: int
     ended: int | None  # None while it runs
+    changes: tuple[tuple[int, Fraction], ...] = ()
+
+    def monthly_at(self, moment: int) -> Fraction:
+        """The monthly amount after everything strictly before ``moment`` (0 if inactive)."""
+        if not self.active_at(moment):
+            return Fraction(0)
+        amount = self.monthly
+        for when, changed in self.changes:
+            if when >= moment:
+                break
+            amount = changed
+        return amount
+
+    def paid_before(self, moment: int) -> bool:
+        """Whether it was created, and had a positive amount, strictly before ``moment``."""
+        if self.created >= moment:
+            return False
+        return self.monthly > 0 or any(a > 0 for when, a in self.changes if when < moment)
 
     def active_at(self, moment: int) -> bool:
         """Whether it is counted in the MRR at ``moment``: created before it, not ended before.
@@ -219,32 +247,87 @@ def _ended(row: Subscription) -> int | None:
     return None
 
 
+def _event_monthly(payload: str) -> Fraction | None:
+    """The monthly amount of the subscription in a stored event's payload, if readable."""
+    try:
+        item = json.loads(payload)["data"]["object"]["items"]["data"][0]
+        price = item["price"]
+        recurring = price.get("recurring") or {}
+        return monthly_amount(
+            int(price.get("unit_amount") or 0),
+            str(recurring.get("interval") or "month"),
+            int(recurring.get("interval_count") or 1),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def price_history(session: Session) -> dict[str, list[tuple[int, Fraction]]]:
+    """Subscription id → (event time, monthly amount) from the stored subscription events.
+
+    The mirror keeps a subscription's current price only; its earlier prices are
+    in the ``customer.subscription.*`` events of the webhook inbox.
+    """
+    history: dict[str, list[tuple[int, Fraction]]] = defaultdict(list)
+    rows = session.execute(
+        select(StripeEvent.object_id, StripeEvent.created, StripeEvent.payload)
+        .where(StripeEvent.type.in_(SUBSCRIPTION_EVENTS), StripeEvent.object_id.is_not(None))
+        .order_by(StripeEvent.created, StripeEvent.id)
+    )
+    for object_id, created, payload in rows:
+        amount = _event_monthly(payload)
+        if amount is not None and object_id:
+            history[object_id].append((int(created), amount))
+    return dict(history)
+
+
+def span_of(row: Subscription, history: list[tuple[int, Fraction]]) -> SubscriptionSpan:
+    """A subscription's span: its events' amounts in turn, then the mirror's current one.
+
+    Without events, the current amount applies from creation. The first event's
+    amount applies from creation; each later one after its time; the mirror's
+    amount (0 for the free tier) after the row's ``source_time`` if it differs.
+    """
+    current = (
+        Fraction(0)
+        if row.tier == "free"
+        else monthly_amount(row.unit_amount, row.interval, row.interval_count)
+    )
+    if not history:
+        return SubscriptionSpan(row.customer_id, current, row.stripe_created, _ended(row))
+    changes = [
+        (when, amount)
+        for (when, amount), (_, before) in zip(history[1:], history, strict=False)
+        if amount != before
+    ]
+    last_time, last = history[-1]
+    if current != last:
+        changes.append((max(last_time, row.source_time), current))
+    return SubscriptionSpan(
+        row.customer_id, history[0][1], row.stripe_created, _ended(row), tuple(changes)
+    )
+
+
 def revenue_spans(session: Session, currency: str) -> list[SubscriptionSpan]:
-    """The paid subscriptions in ``currency`` (free tier and zero prices excluded)."""
+    """The subscriptions in ``currency`` that paid something at some time."""
     rows = session.scalars(
         select(Subscription).where(
             Subscription.currency == currency.lower(),
-            Subscription.unit_amount > 0,
             Subscription.status.not_in(NOT_REVENUE_STATUSES),
-            (Subscription.tier.is_(None)) | (Subscription.tier != "free"),
         )
     ).all()
-    spans = []
-    for row in rows:
-        monthly = monthly_amount(row.unit_amount, row.interval, row.interval_count)
-        if monthly > 0:
-            spans.append(
-                SubscriptionSpan(row.customer_id, monthly, row.stripe_created, _ended(row))
-            )
-    return spans
+    history = price_history(session) if rows else {}
+    spans = [span_of(row, history.get(row.stripe_id, [])) for row in rows]
+    return [s for s in spans if s.monthly > 0 or any(a > 0 for _, a in s.changes)]
 
 
 def mrr_by_customer(spans: Iterable[SubscriptionSpan], moment: int) -> dict[str, Fraction]:
     """Each paying customer's MRR at ``moment`` (customers at zero left out)."""
     totals: dict[str, Fraction] = defaultdict(Fraction)
     for span in spans:
-        if span.active_at(moment):
-            totals[span.customer_id] += span.monthly
+        amount = span.monthly_at(moment)
+        if amount > 0:
+            totals[span.customer_id] += amount
     return dict(totals)
 
 
@@ -288,7 +371,7 @@ def movements_of(spans: list[SubscriptionSpan], start: int, end: int) -> MrrMove
     """``mrr_movements`` on spans already loaded (one query for a whole series)."""
     before = mrr_by_customer(spans, start)
     after = mrr_by_customer(spans, end)
-    paid_before = {span.customer_id for span in spans if span.created < start}
+    paid_before = {span.customer_id for span in spans if span.paid_before(start)}
     new = reactivation = expansion = contraction = churn = Fraction(0)
     churned = 0
     for customer in before.keys() | after.keys():
