@@ -282,3 +282,17 @@ def test_no_secret_is_stored_in_the_clear(
         assert secret not in everything
     for code in codes:
         assert code.replace("-", "") not in everything
+
+
+def test_audit_csv_neutralises_formulas(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    with sessions() as session:
+        audit.record(session, settings, actor="=HYPERLINK(1)", action="auth.sign_in", target="@x")
+        audit.record(session, settings, actor="ok@x", action="refund.create", after={"a": 1})
+        session.commit()
+        text_csv = audit.to_csv(audit.iter_all(session, audit.AuditFilter()))
+    lines = text_csv.splitlines()
+    assert lines[0] == ",".join(audit.CSV_COLUMNS)
+    assert ",'=HYPERLINK(1),auth.sign_in,'@x," in text_csv
+    assert 'ok@x,refund.create,,success,,"{""a"":1}"' in text_csv

@@ -162,8 +162,15 @@ def iter_all(session: Session, filters: AuditFilter) -> Iterator[AuditEntry]:
         before_id = rows[-1].id
 
 
+def _cell(value: str | None) -> str:
+    # A failed sign-in records whatever was typed as the email: keep spreadsheet
+    # programs from reading such a value as a formula.
+    text = value or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def to_csv(entries: Iterable[AuditEntry]) -> str:
-    """CSV with a header row (``CSV_COLUMNS``)."""
+    """CSV with a header row (``CSV_COLUMNS``); formula-like cells are neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -172,13 +179,13 @@ def to_csv(entries: Iterable[AuditEntry]) -> str:
             [
                 entry.id,
                 _utc(entry.at).isoformat(),
-                entry.actor,
+                _cell(entry.actor),
                 entry.action,
-                entry.target or "",
+                _cell(entry.target),
                 entry.outcome,
-                entry.before or "",
-                entry.after or "",
-                entry.source_address or "",
+                _cell(entry.before),
+                _cell(entry.after),
+                _cell(entry.source_address),
             ]
         )
     return buffer.getvalue()

@@ -1,8 +1,8 @@
-"""Dashboard figures computed from the mirror (simple aggregates over recent months).
+"""Dashboard figures from the mirror, month by month.
 
-The analytics package owns the business metrics exported to Prometheus; these
-are the console's own month-by-month views of the same mirror tables, kept
-small: rows of the last ``MONTHS`` months are read and bucketed in Python.
+MRR and its movements come from ``paydesk.analytics.business`` (the same exact
+figures the Prometheus metrics export); payment, refund and dispute counts are
+simple monthly buckets of the mirror tables, read for the last ``MONTHS`` months.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from paydesk.analytics.business import mrr_series
 from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
 
 MONTHS = 6
@@ -28,17 +29,6 @@ def _month_starts(now: datetime, count: int) -> list[datetime]:
         if month == 0:
             year, month = year - 1, 12
     return list(reversed(starts))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _monthly_amount(row: Subscription) -> float:
-    per_month = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365 / 12}
-    return row.unit_amount * per_month.get(row.interval, 1.0) / max(row.interval_count, 1)
 
 
 @dataclass
@@ -69,28 +59,21 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
     board = Dashboard(labels=[start.strftime("%b") for start in starts])
     since = int(starts[0].timestamp())
 
-    subscriptions = list(session.scalars(select(Subscription)))
-    for start, end in zip(starts, ends, strict=True):
-        point = min(end, now)
-        total = new = churned = 0.0
-        for row in subscriptions:
-            created = datetime.fromtimestamp(row.stripe_created, UTC)
-            ended = _aware(row.ended_at) or _aware(
-                row.canceled_at if row.status == "canceled" else None
-            )
-            amount = _monthly_amount(row) / 100
-            if created <= point and (ended is None or ended > point):
-                total += amount
-            if start <= created < end:
-                new += amount
-            if ended is not None and start <= ended < end:
-                churned += amount
-        board.mrr.append(round(total, 2))
-        board.new_mrr.append(round(new, 2))
-        board.churned_mrr.append(round(churned, 2))
-    live = [row for row in subscriptions if row.status in LIVE_STATUSES]
-    board.active_subscriptions = len(live)
-    board.mrr_now = round(sum(_monthly_amount(row) for row in live) / 100, 2)
+    for movement in mrr_series(session, now, MONTHS, "usd"):
+        board.mrr.append(round(float(movement.mrr_end) / 100, 2))
+        board.new_mrr.append(
+            round(float(movement.new + movement.reactivation + movement.expansion) / 100, 2)
+        )
+        board.churned_mrr.append(round(float(movement.churn + movement.contraction) / 100, 2))
+    board.mrr_now = board.mrr[-1] if board.mrr else 0
+    board.active_subscriptions = int(
+        session.scalar(
+            select(func.count())
+            .select_from(Subscription)
+            .where(Subscription.status.in_(LIVE_STATUSES))
+        )
+        or 0
+    )
 
     payments = session.execute(
         select(Payment.stripe_created, Payment.status).where(Payment.stripe_created >= since)

@@ -449,11 +449,11 @@ def _business_routes(app: FastAPI) -> None:
                 [charts.Series("MRR", board.mrr, "s1")],
             ),
             charts.bar_chart(
-                "MRR movements (USD)",
+                "MRR movements (USD): new + expansion vs churn + contraction",
                 board.labels,
                 [
-                    charts.Series("New", board.new_mrr, "s2"),
-                    charts.Series("Churned", board.churned_mrr, "s3"),
+                    charts.Series("New + expansion", board.new_mrr, "s2"),
+                    charts.Series("Churn + contraction", board.churned_mrr, "s3"),
                 ],
             ),
             charts.bar_chart(
