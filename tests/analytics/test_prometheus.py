@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from paydesk.analytics.prometheus import PaydeskMetrics, stripe_outcome
 from paydesk.db.engine import create_engine, session_factory
 from paydesk.db.migrate import upgrade_to_head
-from paydesk.db.models import Refund
+from paydesk.db.models import Refund, Subscription
 from paydesk.stripe_gateway.http import StripeCall
 
 
@@ -85,4 +85,28 @@ def test_a_database_outage_reports_database_down_not_a_failed_scrape(tmp_path: P
     metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
     assert value(metrics, "paydesk_database_up") == 0
     assert value(metrics, "paydesk_build_info", version=__import__("paydesk").__version__) == 1
+    engine.dispose()
+
+
+def test_business_gauges_refresh_every_minute_at_most(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    now = [2_000_000_000.0]
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=1, clock=lambda: now[0])
+    assert value(metrics, "paydesk_mrr_minor_units", currency="usd") is None
+    with Session(engine) as session:
+        session.add(
+            Subscription(
+                stripe_id="sub_1", customer_id="cus_1", status="active", tier="premium",
+                unit_amount=999, currency="usd", stripe_created=int(now[0]) - 100,
+            )
+        )  # fmt: skip
+        session.commit()
+    now[0] += 30
+    assert value(metrics, "paydesk_subscriptions_created_total", tier="premium") == 1
+    assert value(metrics, "paydesk_mrr_minor_units", currency="usd") is None  # not yet
+    now[0] += 30
+    assert value(metrics, "paydesk_mrr_minor_units", currency="usd") == 999
+    assert value(metrics, "paydesk_paying_customers", currency="usd") == 1
     engine.dispose()

@@ -49,6 +49,7 @@ STRIPE_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 LAG_WINDOW = timedelta(minutes=5)  # processing lag: events applied in the last 5 minutes
 RATIO_WINDOW = timedelta(hours=24)  # payment/refund/dispute ratio gauges
 CHURN_WINDOW = timedelta(days=30)  # churn gauges
+BUSINESS_CACHE_SECONDS = 60.0  # the business gauges (MRR, churn, ratios) refresh at most this often
 _OUTCOME_BY_STATUS = {401: "auth_error", 402: "card_error", 403: "auth_error", 429: "rate_limited"}
 _DISPUTE_CLOSED = ("won", "lost", "warning_closed", "prevented")
 
@@ -114,6 +115,9 @@ class DatabaseCollector(Collector):
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
+        # MRR and churn replay the subscription history: refreshed less often.
+        self._business_seconds = max(cache_seconds, BUSINESS_CACHE_SECONDS)
+        self._business: tuple[float, list[Metric]] | None = None
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: the families are known only after reading the database."""
@@ -137,12 +141,14 @@ class DatabaseCollector(Collector):
         try:
             with self._sessions() as session:
                 families = [*webhook_families(session, now), *mirror_families(session, now)]
+                if self._business is None or now - self._business[0] >= self._business_seconds:
+                    self._business = (now, business_families(session, now, currencies_of(session)))
         except Exception:
             log.exception("metrics_read_failed")
             up.add_metric([], 0)
             return [info, up]
         up.add_metric([], 1)
-        return [info, up, *families]
+        return [info, up, *families, *self._business[1]]
 
 
 def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
@@ -241,7 +247,6 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         "Amount received by succeeded payments, in the currency's minor units.",
         ["currency"],
     )
-    currencies: set[str] = set()
     for currency, n_created, succeeded, failed, amount in session.execute(
         select(
             Payment.currency,
@@ -253,7 +258,6 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
             ),
         ).group_by(Payment.currency)
     ):
-        currencies.add(currency)
         payments.add_metric([currency, "created"], n_created)
         payments.add_metric([currency, "succeeded"], succeeded)
         failed_now.add_metric([currency], failed)
@@ -312,7 +316,6 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         select(tier, Subscription.status, func.count()).group_by(tier, Subscription.status)
     ):
         current.add_metric([tier_key, status], count)
-    sub_currencies = session.scalars(select(Subscription.currency).distinct()).all()
     return [
         payments,
         failed_now,
@@ -324,8 +327,14 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         created,
         canceled,
         current,
-        *business_families(session, now, currencies | set(sub_currencies)),
     ]
+
+
+def currencies_of(session: Session) -> set[str]:
+    """Every currency of a payment or a subscription."""
+    payments = session.scalars(select(Payment.currency).distinct()).all()
+    subscriptions = session.scalars(select(Subscription.currency).distinct()).all()
+    return set(payments) | set(subscriptions)
 
 
 def business_families(session: Session, now: float, currencies: set[str]) -> list[Metric]:
