@@ -32,3 +32,14 @@ def test_first_admin_once_and_a_believable_business(stack: Stack) -> None:
         assert count(Refund) > 0
         tiers = set(session.scalars(select(Subscription.tier)))
         assert {"free", "premium", "enterprise"} <= tiers
+
+
+def test_history_on_a_test_clock_reaches_back_months(stack: Stack) -> None:
+    demo_seed.seed_history(stack.settings, customers=12)
+    payments = stack.sdk.v1.payment_intents.list({"limit": 100}).data
+    invoices = stack.sdk.v1.invoices.list({"limit": 100}).data
+    oldest = min(int(invoice.created) for invoice in invoices)
+    newest = max(int(invoice.created) for invoice in invoices)
+    months = (newest - oldest) / demo_seed.MONTH
+    assert months >= demo_seed.HISTORY_MONTHS - 1  # renewals of calendar months
+    assert len(payments) >= 12 * demo_seed.HISTORY_MONTHS // 2

@@ -6,16 +6,21 @@ log fill exactly as they would in use: customers, successful and declined
 payments, partial and full refunds, subscriptions on every tier with upgrades,
 downgrades and churn, and a few disputes (the sandbox's dispute test cards).
 
-Not yet: months of history via test clocks — the rows are created "now", so the
-dashboard's month charts show the current month only.
+History: on the sandbox, a cohort of customers lives on a test clock started
+five months ago; advancing it month by month renews their subscriptions (and
+fails or disputes some renewals), with upgrades and churn along the way. Those
+objects reach the mirror through webhooks, as in production, so the monthly
+charts have months to show.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -80,8 +85,100 @@ def seed_business(
                 session.commit()
             except PaydeskError:
                 session.commit()  # a decline is part of the story; keep what was mirrored
+        # Seeding runs beside the demo's server and worker on one SQLite file:
+        # leave them room to write between customers.
+        time.sleep(0.05)
         if progress is not None and number % 50 == 49:
             progress(f"demo data: {number + 1}/{customers} customers")
+    if settings.stripe_api_base and settings.stripe_secret_key:
+        seed_history(settings, progress=progress)
+
+
+HISTORY_MONTHS = 5
+MONTH = 30 * 86400
+
+
+def seed_history(
+    settings: Settings, *, customers: int = 60, progress: Callable[[str], None] | None = None
+) -> None:
+    """A cohort on a sandbox test clock, advanced month by month (sandbox only).
+
+    Talks to the sandbox's Stripe API directly: test clocks are a test helper
+    that Paydesk's gateway has no business offering in production.
+    """
+    if not (settings.stripe_api_base and settings.stripe_secret_key):
+        raise ValueError("seed_history needs the sandbox (PAYDESK_STRIPE_API_BASE) and a key")
+    rng = random.Random(11)  # noqa: S311 - demo data, not security
+    key = settings.stripe_secret_key.get_secret_value()
+    start = int(time.time()) - HISTORY_MONTHS * MONTH - 86400
+    with httpx.Client(base_url=settings.stripe_api_base, auth=(key, ""), timeout=60) as api:
+        clock = api.post("/v1/test_helpers/test_clocks", data={"frozen_time": start}).json()
+        cohort: list[str] = []
+        for n in range(customers):
+            card = rng.choice(
+                ["pm_card_visa"] * 12 + ["pm_card_chargeCustomerFail", "pm_card_createDispute"]
+            )
+            customer = api.post(
+                "/v1/customers",
+                data={
+                    "email": f"early.{n}@example.com",
+                    "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    "test_clock": clock["id"],
+                    "metadata[user_id]": f"demo-early-{n}",
+                },
+            ).json()
+            method = api.post(
+                f"/v1/payment_methods/{card}/attach", data={"customer": customer["id"]}
+            ).json()
+            api.post(
+                f"/v1/customers/{customer['id']}",
+                data={"invoice_settings[default_payment_method]": method.get("id", card)},
+            )
+            tier = settings.stripe_price_enterprise if n % 5 == 0 else settings.stripe_price_premium
+            subscription = api.post(
+                "/v1/subscriptions",
+                data={"customer": customer["id"], "items[0][price]": tier or ""},
+            ).json()
+            if "id" in subscription:
+                cohort.append(subscription["id"])
+        for month in range(1, HISTORY_MONTHS + 1):
+            for subscription_id in rng.sample(cohort, k=max(len(cohort) // 10, 1)):
+                _upgrade_or_churn(api, settings, rng, subscription_id)
+            api.post(
+                f"/v1/test_helpers/test_clocks/{clock['id']}/advance",
+                data={"frozen_time": start + month * MONTH},
+            )
+            _wait_ready(api, clock["id"])
+            if progress is not None:
+                progress(f"demo history: month {month}/{HISTORY_MONTHS}")
+
+
+def _upgrade_or_churn(
+    api: httpx.Client, settings: Settings, rng: random.Random, subscription_id: str
+) -> None:
+    current = api.get(f"/v1/subscriptions/{subscription_id}").json()
+    if current.get("status") != "active":
+        return
+    if rng.random() < 0.5:
+        api.delete(f"/v1/subscriptions/{subscription_id}")
+        return
+    item = current["items"]["data"][0]["id"]
+    api.post(
+        f"/v1/subscriptions/{subscription_id}",
+        data={
+            "items[0][id]": item,
+            "items[0][price]": settings.stripe_price_enterprise or "",
+            "proration_behavior": "create_prorations",
+        },
+    )
+
+
+def _wait_ready(api: httpx.Client, clock_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if api.get(f"/v1/test_helpers/test_clocks/{clock_id}").json().get("status") == "ready":
+            return
+        time.sleep(0.1)
 
 
 def _one_customer(
@@ -112,7 +209,9 @@ def _one_customer(
                 ),
             )
         except PaydeskError:
+            session.commit()
             continue
+        session.commit()
         if outcome.payment.status == "succeeded" and rng.random() < 0.12:
             refund_payment(
                 session,
