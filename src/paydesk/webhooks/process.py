@@ -367,7 +367,8 @@ class Worker:
         while not stop.is_set():
             try:
                 handled = self.run_once()
-            except Exception:  # noqa: BLE001 - keep working; the batch was released
+            except Exception as exc:  # noqa: BLE001 - keep working; the batch was released
+                log.warning("webhook_worker_round_failed", error_type=type(exc).__name__)
                 handled = 0
                 stop.wait(idle_seconds)
             if handled == 0:
