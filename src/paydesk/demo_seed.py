@@ -99,7 +99,7 @@ MONTH = 30 * 86400
 
 
 def seed_history(
-    settings: Settings, *, customers: int = 60, progress: Callable[[str], None] | None = None
+    settings: Settings, *, customers: int = 30, progress: Callable[[str], None] | None = None
 ) -> None:
     """A cohort on a sandbox test clock, advanced month by month (sandbox only).
 

@@ -58,7 +58,8 @@ def bar_chart(
     legend = "".join(
         f'<li><span class="swatch {escape(s.css)}"></span>{escape(s.name)}</li>' for s in series
     )
-    return Markup("".join(parts) + f'<ul class="legend">{legend}</ul>')  # noqa: S704
+    caption = f"<figcaption>{escape(title)}</figcaption>"
+    return Markup(caption + "".join(parts) + f'<ul class="legend">{legend}</ul>')  # noqa: S704
 
 
 def _short(value: float) -> str:
