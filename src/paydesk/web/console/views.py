@@ -204,6 +204,11 @@ def _field(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _raw(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def _ctx(request: Request, session: SessionDep, principal: Principal) -> actions.Context:
     return actions.Context(session, _settings(request), principal, _source(request), "console")
 
@@ -300,7 +305,7 @@ def _sign_in_routes(app: FastAPI) -> None:
                 session,
                 settings,
                 _field(form, "email"),
-                _field(form, "password") or str(form.get("password") or ""),
+                _raw(form, "password"),  # passwords keep their spaces
                 source_address=_source(request),
             )
         except PaydeskError as exc:
