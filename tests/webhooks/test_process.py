@@ -361,3 +361,44 @@ def test_same_second_events_in_one_batch_are_resolved_by_refetching(engine: Engi
     assert status == "canceled"
     assert event_row(engine, created["id"]).outcome == "refetched"
     assert fetcher.fetched == 1
+
+
+def test_a_row_inserted_concurrently_mid_batch_is_recovered_from(engine: Engine) -> None:
+    # The optimistic pass inserts new rows without a savepoint; if another writer (an
+    # API call) inserted the same object meanwhile, the batch is redone safely.
+    from paydesk.db.models.base import utcnow
+
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite sessions take the write lock at BEGIN: no insert can interleave")
+
+    class RacedWorker(Worker):
+        def _prefetch(self, session: Session, payloads: dict[int, dict[str, Any]]) -> None:
+            super()._prefetch(session, payloads)
+            with engine.begin() as other:  # the API's insert, committed in between
+                other.execute(
+                    Payment.__table__.insert().values(
+                        stripe_id="pi_race",
+                        amount=1,
+                        currency="usd",
+                        status="processing",
+                        amount_received=0,
+                        amount_refunded=0,
+                        capture_method="automatic",
+                        disputed=False,
+                        livemode=False,
+                        stripe_created=0,
+                        source_time=0,
+                        created_at=utcnow(),
+                        updated_at=utcnow(),
+                    )
+                )
+
+    event = event_dict("payment_intent.succeeded", payment_intent("pi_race", amount=777))
+    store(engine, event)
+    raced = RacedWorker(engine, backoff=lambda _attempts: 0.0)
+    assert raced.run_once() == 1
+    row = event_row(engine, event["id"])
+    assert (row.status, row.attempts) == ("processed", 1)
+    with Session(engine) as session:
+        payments = list(session.scalars(select(Payment)))
+    assert [(p.stripe_id, p.status, p.amount) for p in payments] == [("pi_race", "succeeded", 777)]

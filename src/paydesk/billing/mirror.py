@@ -81,6 +81,17 @@ def _get_or_create(session: Session, model: type[Row], stripe_id: str, **default
             return row
     # Two writers (the API call and its webhook) may insert the same object at once:
     # the loser of the unique constraint re-reads the winner's row.
+    if cache is not None:
+        # A batch writer that retries the whole batch on any error (the webhook
+        # worker) needs no savepoint: a lost race aborts the batch and it is redone.
+        row = model()
+        row.stripe_id = stripe_id
+        for name, value in defaults.items():
+            setattr(row, name, value)
+        session.add(row)
+        session.flush()
+        cache[(model, stripe_id)] = row
+        return row
     try:
         with session.begin_nested():
             row = model()
