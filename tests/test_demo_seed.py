@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from paydesk import demo_seed
-from paydesk.auth import accounts
+from paydesk.auth import accounts, tokens
 from paydesk.db.models import AdminUser, Customer, Payment, Refund, Subscription
 from tests.support.stack import Stack
 
@@ -22,6 +22,10 @@ def test_first_admin_once_and_a_believable_business(stack: Stack) -> None:
         assert accounts.check_password(
             session, stack.settings, admin.email, admin.password, source_address=None
         )
+        # Enrolled in two-factor, so the printed API token is usable at once.
+        assert user.totp_enabled
+        assert admin.totp_uri.startswith("otpauth://totp/")
+        assert tokens.authenticate(session, stack.settings, admin.api_token).role == "admin"
 
         def count(model: type) -> int:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)

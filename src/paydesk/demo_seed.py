@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from paydesk.auth import accounts
+from paydesk.auth import accounts, tokens
 from paydesk.billing.customers import ensure_customer
 from paydesk.billing.payments import PaymentRequest, create_payment
 from paydesk.billing.refunds import RefundRequest, refund_payment
@@ -53,6 +53,11 @@ class SeededAdmin:
 
     email: str
     password: str
+    # An Admin API token of the first admin, so the README's curl lines work at once.
+    api_token: str
+    # Two-factor is mandatory for the admin role (and for its tokens): the demo enrols
+    # the first admin and shows the otpauth URI once, for an authenticator app.
+    totp_uri: str
 
 
 def create_first_admin(settings: Settings, engine: Engine) -> SeededAdmin | None:
@@ -63,8 +68,13 @@ def create_first_admin(settings: Settings, engine: Engine) -> SeededAdmin | None
         user, password = accounts.create_admin(
             session, settings, email=DEMO_ADMIN, role="admin", actor="demo"
         )
+        seed = accounts.start_enrolment(settings, user)
+        user.totp_enabled = True
+        _row, token = tokens.create(
+            session, settings, user, name="demo curl", role="admin", days=30, actor="demo"
+        )
         session.commit()
-        return SeededAdmin(user.email, password)
+        return SeededAdmin(user.email, password, token, accounts.provisioning_uri(seed, user.email))
 
 
 def seed_business(

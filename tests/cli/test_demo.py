@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,17 +29,15 @@ def wait_for(url: str, deadline_s: float = 60) -> httpx.Response:
         time.sleep(0.2)
 
 
-def demo_admin_token(workdir: Path) -> str:
-    from paydesk.db.engine import create_engine, session_factory
-    from paydesk.settings import load_settings
-    from tests.support.admins import admin_token
-
-    url = f"sqlite:///{workdir / 'var' / 'paydesk.db'}"
-    engine = create_engine(url)
-    try:
-        return admin_token(session_factory(engine), load_settings({"PAYDESK_DATABASE_URL": url}))
-    finally:
-        engine.dispose()
+def printed_token(lines: list[str], deadline_s: float = 60) -> str:
+    """The API token the demo prints on its first run (the README's curl lines use it)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        for line in list(lines):
+            if "API token:" in line and "TOKEN=" in line:
+                return line.split("TOKEN=", 1)[1].split()[0]
+        assert time.monotonic() < deadline, "the demo printed no API token"
+        time.sleep(0.1)
 
 
 def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> None:
@@ -62,18 +61,19 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
     try:
         assert wait_for(f"{base}/readyz").json()["status"] == "ready"
-        # The Admin API needs an admin's token, as everywhere (made as the console would).
-        auth = {"Authorization": f"Bearer {demo_admin_token(tmp_path)}"}
+        # The Admin API needs an admin's token, as everywhere: the demo prints one.
+        auth = {"Authorization": f"Bearer {printed_token(lines)}"}
         created = httpx.post(
             f"{base}/api/admin/customers",
             json={"user_id": "demo-user", "email": "d@example.com"},
             headers=auth,
         )
-        if created.status_code != 200:
-            process.send_signal(signal.SIGINT)
-            print(process.communicate(timeout=30)[0][-6000:])
         assert created.status_code == 200, created.text
         customer = created.json()["id"]
         paid = httpx.post(
@@ -112,7 +112,9 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
             time.sleep(0.2)
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert f"API:            {base}" in output
     assert "sk_test_demo" not in output
     assert (tmp_path / "var" / "sandbox-state.json").exists(), "the sandbox keeps its state"

@@ -158,7 +158,11 @@ def register(app: typer.Typer) -> None:
                     *(
                         [
                             f"  First admin:    {first_admin.email}  password: "
-                            f"{first_admin.password}  (shown once; set up two-factor at sign-in)"
+                            f"{first_admin.password}  (shown once)",
+                            f"  Two-factor:     {first_admin.totp_uri}",
+                            "                  (add it to an authenticator app; shown once)",
+                            f"  API token:      export TOKEN={first_admin.api_token}"
+                            "  (admin role, 30 days, shown once)",
                         ]
                         if first_admin
                         else []
