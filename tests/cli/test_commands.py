@@ -116,3 +116,38 @@ def test_migrate_creates_the_database(tmp_path: os.PathLike[str]) -> None:
     result = paydesk("migrate", env={"PAYDESK_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert "database at revision" in result.stdout
+
+
+def test_serve_with_several_workers_answers(tmp_path: os.PathLike[str]) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from tests.support.servers import free_port
+
+    url = f"sqlite:///{tmp_path}/workers.db"
+    assert paydesk("migrate", env={"PAYDESK_DATABASE_URL": url}).returncode == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
+    env["PAYDESK_DATABASE_URL"] = url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paydesk", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve --workers 2 never answered"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ready"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

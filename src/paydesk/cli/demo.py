@@ -180,6 +180,7 @@ def register(app: typer.Typer) -> None:
                 port=port,
                 log_config=None,
                 server_header=False,
+                access_log=False,  # RequestContextMiddleware writes the access log
             )
         finally:
             stop.set()

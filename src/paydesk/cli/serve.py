@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from paydesk.cli.common import EXIT_CONFIG_ERROR, settings_or_exit
@@ -44,13 +46,20 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_or_exit()
         check_prices_or_exit(settings)
+        # Several workers need an importable factory (each process builds its app).
+        target: Any = (
+            "paydesk.web.asgi:app_from_environment" if workers > 1 else create_app(settings)
+        )
         uvicorn.run(
-            create_app(settings),
+            target,
+            factory=workers > 1,
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
             log_config=None,
             server_header=False,
+            # RequestContextMiddleware writes the access log (with request ids).
+            access_log=False,
         )
 
     @app.command("migrate")
