@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
+# One table of currency facts for Paydesk and its sandbox (both follow Stripe's).
+from paydesk.money import THREE_DECIMAL, ZERO_DECIMAL
 from paydesk.sandbox.errors import invalid_request
 
-ZERO_DECIMAL = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
-THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 # Minimum charge in the currency's minor unit (whole units for zero-decimal ones).
 MINIMUMS: dict[str, int] = {
     "usd": 50,

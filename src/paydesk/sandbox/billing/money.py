@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paydesk.sandbox.money import ZERO_DECIMAL
+from paydesk.money import ZERO_DECIMAL
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from paydesk.money import ZERO_DECIMAL
 from paydesk.sandbox.listing import created_filter, matching, paginate
-from paydesk.sandbox.money import ZERO_DECIMAL
 from paydesk.sandbox.routing import Ctx, Router
 from paydesk.sandbox.state import SandboxState
 
