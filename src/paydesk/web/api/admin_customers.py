@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +13,14 @@ from paydesk.billing.tiers import TIERS, configured_price_ids
 from paydesk.db.models import Customer
 from paydesk.web.api.admin_auth import PrincipalDep, record, require
 from paydesk.web.api.deps import GatewayDep, SessionDep, SettingsDep
-from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.pagination import (
+    CreatedGte,
+    CreatedLt,
+    Cursor,
+    Limit,
+    created_between,
+    page_of,
+)
 from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page, TierOut
 
 router = APIRouter(
@@ -22,9 +28,6 @@ router = APIRouter(
     tags=["admin: customers and tiers"],
     dependencies=[require(Permission.READ)],
 )
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
 
 
 @router.get("/tiers", summary="The three tiers and their configured prices")
@@ -49,8 +52,8 @@ def list_customers(
     session: SessionDep,
     email: Annotated[str | None, Query(max_length=320, description="Exact email")] = None,
     user_id: Annotated[str | None, Query(max_length=255)] = None,
-    created_gte: Annotated[datetime | None, Query(description="Created at or after")] = None,
-    created_lt: Annotated[datetime | None, Query(description="Created before")] = None,
+    created_gte: CreatedGte = None,
+    created_lt: CreatedLt = None,
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> Page[CustomerOut]:
@@ -60,16 +63,8 @@ def list_customers(
         query = query.where(Customer.email == email)
     if user_id:
         query = query.where(Customer.user_id == user_id)
-    if created_gte:
-        query = query.where(Customer.stripe_created >= int(created_gte.timestamp()))
-    if created_lt:
-        query = query.where(Customer.stripe_created < int(created_lt.timestamp()))
-    rows, next_cursor = page(session, Customer, query, cursor, limit)
-    return Page[CustomerOut](
-        data=[CustomerOut.model_validate(row) for row in rows],
-        has_more=next_cursor is not None,
-        next_cursor=next_cursor,
-    )
+    query = created_between(query, Customer, created_gte, created_lt)
+    return page_of(session, Customer, query, cursor, limit, CustomerOut)
 
 
 @router.get(

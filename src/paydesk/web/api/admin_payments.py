@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -25,7 +24,14 @@ from paydesk.billing.refunds import RefundRequest, get_refund
 from paydesk.db.models import Customer, Payment, Refund
 from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
-from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.pagination import (
+    CreatedGte,
+    CreatedLt,
+    Cursor,
+    Limit,
+    created_between,
+    page_of,
+)
 from paydesk.web.api.schemas import (
     CaptureBody,
     Page,
@@ -43,8 +49,6 @@ router = APIRouter(
     dependencies=[require(Permission.READ)],
 )
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
 _ERRORS = error_responses(402, 404, 409, 422, 503)
 
 
@@ -63,8 +67,8 @@ def list_payments(
     status: Annotated[str | None, Query(max_length=32)] = None,
     customer: Annotated[str | None, Query(max_length=255, description="Customer id")] = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
-    created_gte: Annotated[datetime | None, Query(description="Created at or after")] = None,
-    created_lt: Annotated[datetime | None, Query(description="Created before")] = None,
+    created_gte: CreatedGte = None,
+    created_lt: CreatedLt = None,
     q: Annotated[
         str | None, Query(max_length=320, description="A payment/charge id or customer email")
     ] = None,
@@ -79,10 +83,7 @@ def list_payments(
         query = query.where(Payment.customer_id == customer)
     if currency:
         query = query.where(Payment.currency == currency.lower())
-    if created_gte:
-        query = query.where(Payment.stripe_created >= int(created_gte.timestamp()))
-    if created_lt:
-        query = query.where(Payment.stripe_created < int(created_lt.timestamp()))
+    query = created_between(query, Payment, created_gte, created_lt)
     if q:
         by_email = select(Customer.stripe_id).where(Customer.email == q)
         query = query.where(
@@ -92,12 +93,7 @@ def list_payments(
                 Payment.customer_id.in_(by_email),
             )
         )
-    rows, next_cursor = page(session, Payment, query, cursor, limit)
-    return Page[PaymentOut](
-        data=[PaymentOut.model_validate(row) for row in rows],
-        has_more=next_cursor is not None,
-        next_cursor=next_cursor,
-    )
+    return page_of(session, Payment, query, cursor, limit, PaymentOut)
 
 
 @router.get("/payments/{payment_id}", summary="One payment", responses=_ERRORS)
@@ -266,8 +262,8 @@ def list_refunds(
     session: SessionDep,
     payment: Annotated[str | None, Query(max_length=255, description="PaymentIntent id")] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
-    created_gte: Annotated[datetime | None, Query()] = None,
-    created_lt: Annotated[datetime | None, Query()] = None,
+    created_gte: CreatedGte = None,
+    created_lt: CreatedLt = None,
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> Page[RefundOut]:
@@ -277,16 +273,8 @@ def list_refunds(
         query = query.where(Refund.payment_intent_id == payment)
     if status:
         query = query.where(Refund.status == status)
-    if created_gte:
-        query = query.where(Refund.stripe_created >= int(created_gte.timestamp()))
-    if created_lt:
-        query = query.where(Refund.stripe_created < int(created_lt.timestamp()))
-    rows, next_cursor = page(session, Refund, query, cursor, limit)
-    return Page[RefundOut](
-        data=[RefundOut.model_validate(row) for row in rows],
-        has_more=next_cursor is not None,
-        next_cursor=next_cursor,
-    )
+    query = created_between(query, Refund, created_gte, created_lt)
+    return page_of(session, Refund, query, cursor, limit, RefundOut)
 
 
 @router.get("/refunds/{refund_id}", summary="One refund", responses=_ERRORS)

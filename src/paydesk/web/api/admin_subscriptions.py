@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -20,7 +19,14 @@ from paydesk.billing.subscriptions import (
 from paydesk.db.models import Subscription
 from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
-from paydesk.web.api.pagination import MAX_LIMIT, page
+from paydesk.web.api.pagination import (
+    CreatedGte,
+    CreatedLt,
+    Cursor,
+    Limit,
+    created_between,
+    page_of,
+)
 from paydesk.web.api.schemas import (
     CancelBody,
     Page,
@@ -38,8 +44,6 @@ router = APIRouter(
     dependencies=[require(Permission.READ)],
 )
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
 _ERRORS = error_responses(402, 404, 409, 422, 503)
 
 
@@ -58,8 +62,8 @@ def list_subscriptions(
     status: Annotated[str | None, Query(max_length=32)] = None,
     tier: Annotated[TierKey | None, Query()] = None,
     customer: Annotated[str | None, Query(max_length=255)] = None,
-    created_gte: Annotated[datetime | None, Query()] = None,
-    created_lt: Annotated[datetime | None, Query()] = None,
+    created_gte: CreatedGte = None,
+    created_lt: CreatedLt = None,
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> Page[SubscriptionOut]:
@@ -71,16 +75,8 @@ def list_subscriptions(
         query = query.where(Subscription.tier == tier)
     if customer:
         query = query.where(Subscription.customer_id == customer)
-    if created_gte:
-        query = query.where(Subscription.stripe_created >= int(created_gte.timestamp()))
-    if created_lt:
-        query = query.where(Subscription.stripe_created < int(created_lt.timestamp()))
-    rows, next_cursor = page(session, Subscription, query, cursor, limit)
-    return Page[SubscriptionOut](
-        data=[SubscriptionOut.model_validate(row) for row in rows],
-        has_more=next_cursor is not None,
-        next_cursor=next_cursor,
-    )
+    query = created_between(query, Subscription, created_gte, created_lt)
+    return page_of(session, Subscription, query, cursor, limit, SubscriptionOut)
 
 
 @router.get("/subscriptions/{subscription_id}", summary="One subscription", responses=_ERRORS)
