@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -14,17 +15,21 @@ from sqlalchemy.orm import Session
 from paydesk.db.models import Payment, StripeEvent, WebhookRejection
 from paydesk.settings import ConfigurationError, Settings, load_settings
 from paydesk.web import create_app
+from tests.support.servers import serve_in_thread
 
 TOKEN = "metrics-token-for-tests-0123456789"
 
 
-def client_for(engine: Engine, **settings: object) -> TestClient:
+@contextmanager
+def client_for(engine: Engine, **settings: object) -> Iterator[httpx.Client]:
+    """A real Paydesk on loopback with these settings, and an HTTP client for it."""
     app = create_app(Settings(metrics_cache_seconds=1, **settings), engine=engine)  # type: ignore[arg-type]
-    return TestClient(app)
+    with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
+        yield client
 
 
 @pytest.fixture
-def protected(engine: Engine) -> Iterator[TestClient]:
+def protected(engine: Engine) -> Iterator[httpx.Client]:
     with client_for(engine, env="staging", metrics_token=SecretStr(TOKEN)) as client:
         yield client
 
@@ -38,7 +43,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_a_token_is_required_when_configured(protected: TestClient) -> None:
+def test_a_token_is_required_when_configured(protected: httpx.Client) -> None:
     missing = protected.get("/metrics")
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "authentication_required"
