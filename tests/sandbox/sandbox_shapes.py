@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path("/work/shared/reference/stripe-openapi-fixtures3.json")
-REPO_FIXTURES = Path(__file__).resolve().parents[2] / "var" / "stripe-openapi-fixtures3.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "reference" / "stripe-openapi-fixtures3.json"
 
 # Fields whose value is free-form (keys depend on data, not on the schema) or an
 # expandable/polymorphic value whose sample shape differs by design.
@@ -45,7 +44,7 @@ FREE_FORM = frozenset(
 @functools.cache
 def sample(resource: str) -> dict[str, Any]:
     """Stripe's sample object for ``resource`` (e.g. ``"payment_intent"``)."""
-    path = FIXTURES if FIXTURES.exists() else REPO_FIXTURES
+    path = FIXTURES
     data: dict[str, Any] = json.loads(path.read_text())["resources"][resource]
     return data
 

@@ -103,7 +103,7 @@ class WebhookReceiver:
         self._server.server_close()
 
 
-TRIGGERS = Path("/work/shared/reference/stripe-cli-triggers")
+TRIGGERS = Path(__file__).resolve().parents[1] / "reference" / "stripe-cli-triggers"
 
 
 def replay_trigger(client: stripe.StripeClient, fixture: Path) -> dict[str, Any]:
