@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean bench
+.PHONY: demo test lint typecheck unit venv clean bench reliability
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The reliability suite at full scale (figures for docs/RELIABILITY.md); `make test`
+# runs its short version. RELIABILITY_ARGS passes extra pytest options.
+reliability: $(STAMP)
+	PAYDESK_RELIABILITY=full $(BIN)/pytest tests/reliability -p no:cacheprovider $(RELIABILITY_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
