@@ -296,3 +296,69 @@ def test_audit_csv_neutralises_formulas(
     assert lines[0] == ",".join(audit.CSV_COLUMNS)
     assert ",'=HYPERLINK(1),auth.sign_in,'@x," in text_csv
     assert 'ok@x,refund.create,,success,,"{""a"":1}"' in text_csv
+
+
+def _second_factor(
+    session: Session, settings: Settings, user: AdminUser, code: str, ip: str = "10.0.0.7"
+) -> str:
+    try:
+        return accounts.check_second_factor(
+            session, settings, user, code=code, recovery_code="", source_address=ip
+        )
+    finally:
+        session.commit()
+
+
+def test_a_correct_code_after_a_lockout_does_not_get_in(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    admin = make_admin(sessions, settings, "finance")
+    assert admin.seed is not None
+    with sessions() as session:
+        user = accounts.get_admin(session, admin.user_id)
+        for _ in range(settings.admin_max_failed_logins):
+            with pytest.raises(AuthenticationRequired):
+                _second_factor(session, settings, user, "000000")
+        assert accounts.locked(user)
+        with pytest.raises(AuthenticationRequired):
+            _second_factor(session, settings, user, admin.code())
+        # Once the lockout has passed, the right code works again.
+        user.locked_until = utcnow() - timedelta(seconds=1)
+        session.commit()
+        assert _second_factor(session, settings, user, admin.code()) == "totp"
+
+
+def test_wrong_passwords_cannot_reset_the_code_counter_of_a_pending_sign_in(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # Guess codes through a pending session, then lock with a wrong password (which
+    # resets the counter): the pending session must end, and a code must not get in.
+    admin = make_admin(sessions, settings, "admin")
+    with sessions() as session:
+        user = accounts.get_admin(session, admin.user_id)
+        raw = admin_sessions.start(
+            session, settings, user, stage="password", source_address=None, user_agent=None
+        )
+        session.commit()
+        for _ in range(settings.admin_max_failed_logins - 1):
+            with pytest.raises(AuthenticationRequired):
+                _second_factor(session, settings, user, "000000")
+        with pytest.raises(AuthenticationRequired):
+            sign_in(session, settings, admin.email, "not the password", "10.0.0.8")
+        assert accounts.locked(user)
+        assert admin_sessions.load(session, settings, raw) is None
+        with pytest.raises(AuthenticationRequired):
+            _second_factor(session, settings, user, admin.code())
+
+
+def test_second_factor_is_throttled_per_source_address(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    admin = make_admin(sessions, settings, "support")
+    with sessions() as session:
+        for n in range(accounts.ADDRESS_FAILURE_LIMIT):
+            with pytest.raises(AuthenticationRequired):
+                sign_in(session, settings, f"guess{n}@paydesk.test", "x" * 12, "10.9.9.7")
+        user = accounts.get_admin(session, admin.user_id)
+        with pytest.raises(RateLimited):
+            _second_factor(session, settings, user, admin.code(), ip="10.9.9.7")

@@ -134,6 +134,18 @@ def revoke_credentials(session: Session, user_id: int) -> None:
     )
 
 
+def _end_pending_sessions(session: Session, user_id: int) -> None:
+    session.execute(
+        update(AdminSession)
+        .where(
+            AdminSession.user_id == user_id,
+            AdminSession.revoked_at.is_(None),
+            AdminSession.stage != "full",
+        )
+        .values(revoked_at=utcnow())
+    )
+
+
 def disable_admin(
     session: Session,
     settings: Settings,
@@ -271,7 +283,7 @@ def check_password(
     if user is None:
         _verify(_DUMMY_HASH, password)
         raise _fail(session, settings, email, source_address, "unknown_email")
-    if user.locked_until is not None and _aware(user.locked_until) > now:
+    if locked(user, now=now):
         _verify(_DUMMY_HASH, password)
         raise _fail(session, settings, email, source_address, "locked")
     if not _verify(user.password_hash, password):
@@ -279,6 +291,9 @@ def check_password(
         if user.failed_logins >= settings.admin_max_failed_logins:
             user.locked_until = now + timedelta(minutes=settings.admin_lockout_minutes)
             user.failed_logins = 0
+            # Half-finished sign-ins end too: otherwise wrong passwords would reset the
+            # counter while a pending session kept guessing codes.
+            _end_pending_sessions(session, user.id)
         raise _fail(session, settings, email, source_address, "wrong_password")
     if user.disabled_at is not None:
         raise _fail(session, settings, email, source_address, "disabled")
@@ -322,6 +337,40 @@ def sign_in_failed(
         user.failed_logins = 0
         revoke_credentials(session, user.id)
     return _fail(session, settings, user.email, source, reason)
+
+
+def locked(user: AdminUser, *, now: datetime | None = None) -> bool:
+    """Whether ``user`` is inside a lockout period."""
+    return user.locked_until is not None and _aware(user.locked_until) > (now or utcnow())
+
+
+def check_second_factor(
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    *,
+    code: str,
+    recovery_code: str,
+    source_address: str | None,
+) -> str:
+    """Second sign-in step; returns the method used (``totp`` or ``recovery_code``).
+
+    Refused (audited, counted towards the lockout) unless the code is right *and*
+    the account is not locked *and* the address is not throttled: a correct code
+    after a lockout does not get in, whichever step caused the lockout. Raises
+    ``AuthenticationRequired`` or ``RateLimited``; the caller must commit either way.
+    """
+    if _recent_failures_from(session, source_address) >= ADDRESS_FAILURE_LIMIT:
+        raise RateLimited("Too many failed sign-ins from this address; wait a few minutes.")
+    if locked(user):
+        # The lockout outlives the attempt: this half-finished sign-in ends here.
+        _end_pending_sessions(session, user.id)
+        raise _fail(session, settings, user.email, source_address, "locked")
+    if code and verify_totp(settings, user, code):
+        return "totp"
+    if recovery_code and use_recovery_code(session, settings, user, recovery_code):
+        return "recovery_code"
+    raise sign_in_failed(session, settings, user, reason="wrong_code", source=source_address)
 
 
 # --- TOTP -------------------------------------------------------------------

@@ -350,18 +350,21 @@ def _sign_in_routes(app: FastAPI) -> None:
         settings = _settings(request)
         loaded = pending(request, session, "password")
         user = loaded.user
-        code = _field(form, "code")
-        recovery = _field(form, "recovery_code")
-        if code and accounts.verify_totp(settings, user, code):
-            method = "totp"
-        elif recovery and accounts.use_recovery_code(session, settings, user, recovery):
-            method = "recovery_code"
-        else:
-            error = accounts.sign_in_failed(
-                session, settings, user, reason="wrong_code", source=_source(request)
+        try:
+            method = accounts.check_second_factor(
+                session,
+                settings,
+                user,
+                code=_field(form, "code"),
+                recovery_code=_field(form, "recovery_code"),
+                source_address=_source(request),
             )
+        except PaydeskError as exc:
+            # Commit the audited failure (and the lockout count) despite the refusal.
             session.commit()
-            return render(request, "two_factor.html", {"error": error.message}, status=401)
+            return render(
+                request, "two_factor.html", {"error": exc.message}, status=status_for(exc)
+            )
         accounts.signed_in(session, settings, user, method=method, source=_source(request))
         raw = admin_sessions.promote(session, settings, loaded, stage="full")
         response = RedirectResponse(f"{PREFIX}", status_code=303)
