@@ -17,11 +17,29 @@ def register(app: typer.Typer) -> None:
         snapshot: Path | None = typer.Option(  # noqa: B008 - Typer declares options this way
             None, help="Load state from this file at start and save it there at exit."
         ),
+        faults: str = typer.Option(
+            "",
+            envvar="PAYDESK_SANDBOX_FAULTS",
+            help="Fail a share of /v1 requests, e.g. "
+            "'share=0.3;kinds=500,429,timeout,drop_after_apply;seed=7;path=/v1/refunds;"
+            "hold=35;retry_after=1' (a bare number is the share). Off by default; "
+            "change it at run time with PUT /_sandbox/faults.",
+        ),
     ) -> None:
         """Serve the offline Stripe API sandbox at http://HOST:PORT/v1/."""
         # Imported here so production commands never load the sandbox.
         from paydesk.sandbox.config import SandboxConfig
+        from paydesk.sandbox.faults import parse_spec
         from paydesk.sandbox.server import serve
 
+        try:
+            fault_config = parse_spec(faults)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--faults") from exc
         typer.echo(f"Stripe sandbox on http://{host}:{port}/v1 (test keys only; Ctrl-C stops)")
-        serve(host=host, port=port, config=SandboxConfig(snapshot_path=snapshot))
+        if fault_config.share > 0:
+            shown = ", ".join(fault_config.kinds)
+            typer.echo(f"Fault mode on: {fault_config.share:.0%} of /v1 requests fail ({shown})")
+        serve(
+            host=host, port=port, config=SandboxConfig(snapshot_path=snapshot, faults=fault_config)
+        )

@@ -4,6 +4,11 @@
 - ``GET /_sandbox/deliveries[?endpoint=we_…]``: the webhook delivery log.
 - ``POST /_sandbox/snapshot``: write the state to the configured snapshot file.
 - ``POST /_sandbox/clock`` ``advance=<seconds>``: move the sandbox clock forward.
+- ``GET /_sandbox/faults``: the fault mode's settings and counters of injected faults.
+- ``PUT /_sandbox/faults`` ``share=0.3&kinds=500,429&seed=7&path=/v1/refunds&methods=POST
+  &hold_seconds=5&retry_after=1``: change the settings given (the rest stay); counters
+  keep counting.
+- ``DELETE /_sandbox/faults``: faults off, counters cleared (the answer holds the last ones).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from paydesk.sandbox.errors import invalid_request
+from paydesk.sandbox.faults import apply_settings
 from paydesk.sandbox.routing import Ctx, Router
 
 Json = dict[str, Any]
@@ -49,3 +55,36 @@ def clock(ctx: Ctx) -> Json:
     """Shift the sandbox clock by ``advance`` seconds (test clocks are separate)."""
     ctx.state.clock_offset += ctx.params.integer("advance", minimum=0) or 0
     return {"object": "sandbox.clock", "now": ctx.state.now(), "offset": ctx.state.clock_offset}
+
+
+_FAULT_SETTINGS = ("share", "kinds", "seed", "path", "methods", "hold_seconds", "retry_after")
+
+
+@router.internal("GET", "/_sandbox/faults")
+def faults(ctx: Ctx) -> Json:
+    """The fault mode: share, kinds, seed, path filter and what was injected so far."""
+    return ctx.state.faults.describe()
+
+
+@router.internal("PUT", "/_sandbox/faults")
+def configure_faults(ctx: Ctx) -> Json:
+    """Change the fault mode's settings (those given; ``kinds`` comma-separated or kinds[])."""
+    raw = ctx.params.data
+    unknown = sorted(set(raw) - set(_FAULT_SETTINGS))
+    if unknown:
+        raise invalid_request(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    values = {name: raw[name] for name in _FAULT_SETTINGS if name in raw}
+    try:
+        config = apply_settings(ctx.state.faults.config, values)
+    except ValueError as exc:
+        raise invalid_request(str(exc).removeprefix("faults: ")) from exc
+    ctx.state.faults.configure(config)
+    return ctx.state.faults.describe()
+
+
+@router.internal("DELETE", "/_sandbox/faults")
+def clear_faults(ctx: Ctx) -> Json:
+    """Turn faults off and clear the counters; answers with the state before."""
+    before = ctx.state.faults.describe()
+    ctx.state.faults.clear()
+    return before

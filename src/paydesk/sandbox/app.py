@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from paydesk.sandbox.config import SandboxConfig
 from paydesk.sandbox.errors import StripeError
+from paydesk.sandbox.faults import FaultMiddleware
 from paydesk.sandbox.protocol import json_response, make_endpoint
 from paydesk.sandbox.routing import Router
 from paydesk.sandbox.state import SandboxState
@@ -90,7 +92,12 @@ def create_app(state: SandboxState | None = None, config: SandboxConfig | None =
             await deliverer.stop()
             state.save()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    faults = Middleware(
+        FaultMiddleware,
+        injector=state.faults,
+        new_request_id=lambda: state.new_id("req"),
+    )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[faults])
     app.state.sandbox = state
     return app
 

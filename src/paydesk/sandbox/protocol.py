@@ -91,6 +91,7 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
     allowed = spec.params
     handler = spec.handler
     is_post = spec.method == "POST"
+    reads_body = spec.method in ("POST", "PUT")  # PUT: sandbox-only routes
 
     async def endpoint(request: Request) -> Response:
         request_id = state.new_id("req")
@@ -107,7 +108,7 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
             scope = request.scope
             url_path: str = scope["path"]
             raw = scope["query_string"].decode("latin-1")
-            if is_post:
+            if reads_body:
                 body = (await request.body()).decode()
                 raw = f"{raw}&{body}" if raw else body
             if idem_key:

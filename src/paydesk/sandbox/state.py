@@ -19,6 +19,7 @@ import orjson
 
 from paydesk.sandbox.config import SandboxConfig
 from paydesk.sandbox.errors import resource_missing
+from paydesk.sandbox.faults import FaultInjector
 
 if TYPE_CHECKING:
     from paydesk.sandbox.webhooks import WebhookDeliverer
@@ -75,6 +76,8 @@ class SandboxState:
         self.expanders: dict[tuple[str, str], Expander] = {}
         self._pending_calls: list[tuple[float, Callable[[], None]]] = []
         self._loop_call_later: Callable[[float, Callable[[], None]], None] | None = None
+        # Fault injection for /v1 requests (off unless config.faults.share > 0); kept by reset().
+        self.faults = FaultInjector(self.config.faults)
 
     # ---- ids and time -------------------------------------------------------
     def new_id(self, prefix: str, length: int | None = None) -> str:
