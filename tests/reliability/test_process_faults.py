@@ -1,0 +1,203 @@
+"""Process faults: the worker and the API killed with SIGKILL under load.
+
+* The worker (`paydesk worker`, one process) is SIGKILLed at random points while the
+  events arrive over HTTP and are applied, and restarted each time; in the end every
+  event is applied exactly once and the mirror equals the in-order result.
+* The API (`paydesk serve`) is SIGKILLed while deliveries are in flight and restarted;
+  the sender retries whatever got no 2xx, like Stripe. Every retry is accepted and
+  nothing is stored twice.
+
+How "applied exactly once" is proven: see tests/reliability/support_faults.py.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paydesk.db.engine import create_engine
+from tests.reliability.conftest import Scale
+from tests.reliability.support_faults import (
+    Delivery,
+    Sender,
+    applications,
+    environment,
+    in_order_result,
+    migrated_shared_database,
+    mirror_snapshot,
+    orphaned_leases,
+    poll,
+    processed_count,
+    start_server,
+    start_worker,
+    stored_ids,
+    zygote,
+)
+from tests.support.servers import free_port
+from tests.webhooks.synthetic import history
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def test_worker_killed_at_random_points_applies_every_event_exactly_once(
+    scale: Scale, figures: dict[str, Any], tmp_path: Path
+) -> None:
+    count = scale.pick(1_000, 10_000)
+    kills = scale.pick(2, 5)
+    rng = random.Random(2608)
+    events = history(count, seed=26)
+    # Kill points: random moments of the run, measured in events applied so far
+    # (at most 70 % in, so work is still left when the last kill lands).
+    kill_points = sorted(int(rng.uniform(0.05, 0.7) * count) for _ in range(kills))
+
+    with migrated_shared_database() as url, ExitStack() as stack:
+        env = environment(url)
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
+        port = free_port()
+        pool = stack.enter_context(ThreadPoolExecutor(16))
+        reference = pool.submit(in_order_result, events)  # while the processes start
+        paydesk = stack.enter_context(zygote(env, tmp_path))
+        api = start_server(paydesk, port)
+        stack.callback(api.stop)
+        current = start_worker(paydesk, "worker-0")
+        stack.callback(lambda: current.kill())
+        sender = Sender(f"http://127.0.0.1:{port}")
+        stack.callback(sender.close)
+
+        # Deliveries arrive while the worker applies and dies.
+        futures = [
+            pool.submit(sender.send_until_acknowledged, event, random.Random(i))
+            for i, event in enumerate(events)
+        ]
+
+        interrupted = orphaned = 0
+        for n, point in enumerate(kill_points, start=1):
+            poll(
+                lambda point=point: processed_count(engine) >= point,
+                timeout=180,
+                what=f"{point} events applied before kill {n}",
+            )
+            # Land inside a batch: wait until the worker holds a claim, then a
+            # random few milliseconds more.
+            poll(
+                lambda: orphaned_leases(engine) > 0,
+                timeout=60,
+                every=0.02,
+                what=f"a claimed batch before kill {n}",
+            )
+            time.sleep(rng.uniform(0, 0.05))
+            current.kill()
+            left = orphaned_leases(engine)  # claimed, never committed: rolled back
+            orphaned += left
+            interrupted += left > 0
+            current = start_worker(paydesk, f"worker-{n}")
+
+        acknowledged = [future.result() for future in futures]
+        poll(
+            lambda: processed_count(engine) >= count,
+            timeout=scale.pick(120, 240),
+            what="every event applied after the kills",
+        )
+        current.stop()
+        expected = reference.result()
+        ids = stored_ids(engine)
+        applied = applications(engine)
+        mirror = mirror_snapshot(engine)
+
+    unique = {event["id"] for event in events}
+    figures.update(
+        events=count,
+        kills=kills,
+        batches_interrupted=interrupted,
+        applications_rolled_back=orphaned,
+        unacknowledged=sum(1 for d in acknowledged if d.status != 200),
+        duplicates_stored=len(ids) - len(set(ids)),
+        losses=len(unique - set(ids)),
+        applied_twice=sum(c for (status, attempts), c in applied.items() if attempts > 1),
+        mirror_mismatches=int(mirror != expected),
+    )
+    assert [d.status for d in acknowledged] == [200] * count
+    assert sorted(ids) == sorted(unique)  # stored once each: no loss, no copy
+    # Applied exactly once: one committed attempt per event (a killed batch's attempt
+    # rolled back with its mirror changes).
+    assert applied == {("processed", 1): count}
+    assert mirror == expected
+    # The kills really cut batches mid-application.
+    assert interrupted >= 1, "no kill landed inside a batch"
+
+
+def test_api_killed_mid_request_retries_are_accepted_and_stored_once(
+    scale: Scale, figures: dict[str, Any], tmp_path: Path
+) -> None:
+    count = scale.pick(1_000, 10_000)
+    kills = scale.pick(2, 5)
+    rng = random.Random(2609)
+    events = history(count, seed=27)
+    kill_points = sorted(int(rng.uniform(0.1, 0.8) * count) for _ in range(kills))
+
+    with migrated_shared_database() as url, ExitStack() as stack:
+        env = environment(url)
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
+        port = free_port()
+        paydesk = stack.enter_context(zygote(env, tmp_path))
+        current = start_server(paydesk, port, "server-0")
+        stack.callback(lambda: current.kill())
+        sender = Sender(f"http://127.0.0.1:{port}", first_delay=0.1, max_delay=1.0)
+        stack.callback(sender.close)
+        acked = 0
+        acked_lock = threading.Lock()
+
+        def deliver(index: int) -> Delivery:
+            nonlocal acked
+            delivery = sender.send_until_acknowledged(events[index], random.Random(index))
+            with acked_lock:
+                acked += 1
+            return delivery
+
+        pool = stack.enter_context(ThreadPoolExecutor(32))
+        futures = [pool.submit(deliver, i) for i in range(count)]
+
+        kill_times: list[float] = []
+        for n, point in enumerate(kill_points, start=1):
+            poll(lambda point=point: acked >= point, timeout=180, what=f"{point} acknowledged")
+            time.sleep(rng.uniform(0, 0.1))
+            kill_times.append(time.monotonic())
+            current.kill()
+            current = start_server(paydesk, port, f"server-{n}")
+
+        acknowledged = [future.result() for future in futures]
+        sender.close()  # idle keep-alive connections would delay the shutdown
+        current.stop()
+        ids = stored_ids(engine)
+
+    log = sender.log
+    cut = [
+        sum(1 for d in log if d.status is None and d.started < at <= d.finished)
+        for at in kill_times
+    ]
+    # A retry answered "duplicate": an earlier attempt was stored but its 200 never
+    # reached the sender (the kill landed between commit and answer).
+    stored_ack_lost = sum(1 for d in acknowledged if d.duplicate)
+    unique = {event["id"] for event in events}
+    figures.update(
+        events=count,
+        api_kills=kills,
+        requests_cut=sum(cut),
+        retries=len(log) - count,
+        retries_answered_duplicate=stored_ack_lost,
+        unacknowledged=sum(1 for d in acknowledged if d.status != 200),
+        duplicates_stored=len(ids) - len(set(ids)),
+        losses=len(unique - set(ids)),
+    )
+    assert [d.status for d in acknowledged] == [200] * count
+    assert all(n >= 1 for n in cut), f"a kill cut no request in flight: {cut}"
+    assert sorted(ids) == sorted(unique)  # every retry accepted, nothing stored twice
