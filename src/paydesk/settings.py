@@ -70,6 +70,8 @@ class Settings(BaseModel):
     stripe_price_enterprise: str | None = None
     stripe_api_base: str | None = None
     stripe_debug: bool = False
+    # Per attempt; the SDK retries a timed-out request (same idempotency key) up to 3 times.
+    stripe_timeout_seconds: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -295,6 +297,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stripe_price_enterprise=prices["enterprise"],
         stripe_api_base=api_base,
         stripe_debug=_parse_bool("PAYDESK_STRIPE_DEBUG", env_vars.get("PAYDESK_STRIPE_DEBUG", "")),
+        stripe_timeout_seconds=_parse_seconds("PAYDESK_STRIPE_TIMEOUT_SECONDS", env_vars, 30.0),
         host=env_vars.get("PAYDESK_HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_parse_port("PAYDESK_PORT", env_vars.get("PAYDESK_PORT", "8000").strip() or "8000"),
         log_level=(env_vars.get("PAYDESK_LOG_LEVEL", "INFO").strip() or "INFO").upper(),
@@ -317,6 +320,19 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         metrics_token=SecretStr(metrics_token) if metrics_token else None,
         metrics_cache_seconds=_parse_positive("PAYDESK_METRICS_CACHE_SECONDS", env_vars, 5),
     )
+
+
+def _parse_seconds(var: str, env_vars: Mapping[str, str], default: float) -> float:
+    raw = env_vars.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 600:  # also refuses nan and inf
+        raise ConfigurationError(var, "expected a number of seconds above 0, at most 600")
+    return seconds
 
 
 def _parse_positive(var: str, env_vars: Mapping[str, str], default: int) -> int:

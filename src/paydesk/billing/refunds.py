@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ from paydesk.stripe_gateway.gateway import operation_key
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 MAX_NOTE_LENGTH = 2000
+# Refund metadata naming the operation (an operation_key hash) that made the refund.
+OPERATION_METADATA = "paydesk_operation"
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,25 @@ def _validate(request: RefundRequest) -> None:
 
 
 def refund_payment(session: Session, gateway: StripeGateway, request: RefundRequest) -> Refund:
-    """Refund a succeeded payment fully or partly, recording who asked and why."""
+    """Refund a succeeded payment fully or partly, recording who asked and why.
+
+    Exactly once per request key: the refund carries its operation key in its metadata,
+    so a repeat of a request whose refund Stripe made but whose answer was lost (the
+    admin got a 503) finds that refund and returns it instead of refusing the repeat
+    (a full refund would look "already refunded") or making a second one.
+    """
     _validate(request)
     get_payment(session, request.payment_id)  # NotFound before any Stripe call
+    if request.request_key:
+        key = operation_key("refund", request.payment_id, request.request_key)
+        made = _refund_made_with(gateway, request.payment_id, key)
+        if made is not None:
+            if request.amount is not None and made.get("amount") != request.amount:
+                raise Conflict(
+                    "This Idempotency-Key was already used for a refund of another amount.",
+                    code="idempotency_conflict",
+                )
+            return _mirror_refund(session, gateway, request, made)
     payment = refresh_payment(session, gateway, request.payment_id)
     if payment.status != "succeeded":
         if payment.status in ("requires_payment_method", "canceled") and payment.failure_code:
@@ -80,21 +99,32 @@ def refund_payment(session: Session, gateway: StripeGateway, request: RefundRequ
             code="amount_too_large",
             field="amount",
         )
+    request_key = request.request_key or _derived_key(session, request, amount)
+    key = operation_key("refund", payment.stripe_id, request_key)
     params: RefundCreateParams = {
         "payment_intent": payment.stripe_id,
         "amount": amount,
-        "metadata": {"requested_by": request.requested_by},
+        "metadata": {"requested_by": request.requested_by, OPERATION_METADATA: key},
     }
     if request.reason:
         params["reason"] = request.reason
-    request_key = request.request_key or _derived_key(session, request, amount)
-    refund = gateway.create_refund(
-        params, key=operation_key("refund", payment.stripe_id, request_key)
-    )
+    return _mirror_refund(session, gateway, request, gateway.create_refund(params, key=key))
+
+
+def _refund_made_with(gateway: StripeGateway, payment_id: str, key: str) -> dict[str, Any] | None:
+    for refund in gateway.list_refunds(payment_id):
+        if (refund.get("metadata") or {}).get(OPERATION_METADATA) == key:
+            return refund
+    return None
+
+
+def _mirror_refund(
+    session: Session, gateway: StripeGateway, request: RefundRequest, refund: dict[str, Any]
+) -> Refund:
     row, _ = apply_refund(
         session, refund, int(time.time()), note=request.note, requested_by=request.requested_by
     )
-    refresh_payment(session, gateway, payment.stripe_id)
+    refresh_payment(session, gateway, request.payment_id)
     return row
 
 

@@ -226,9 +226,17 @@ def cancel_subscription(
             key=operation_key("cancel-at-period-end", row.stripe_id, row.source_time),
         )
         return _mirror(session, settings, updated)
-    canceled = gateway.cancel_subscription(
-        row.stripe_id, key=operation_key("cancel-now", row.stripe_id)
-    )
+    try:
+        canceled = gateway.cancel_subscription(
+            row.stripe_id, key=operation_key("cancel-now", row.stripe_id)
+        )
+    except (NotFound, Conflict):
+        # DELETE has no idempotent replay: when an earlier try's answer was lost (the
+        # SDK's retry, or the admin repeating a 503), Stripe now says "already
+        # canceled". That is this cancellation having been applied: mirror it.
+        canceled = gateway.retrieve_subscription(row.stripe_id)
+        if canceled.get("status") != "canceled":
+            raise
     return _mirror(session, settings, canceled)
 
 

@@ -82,7 +82,8 @@ def translate(exc: stripe.StripeError) -> errors.PaydeskError:
         )
     if isinstance(exc, stripe.RateLimitError):
         return errors.StripeUnavailable(
-            "Stripe is rate-limiting requests; retry shortly.",
+            "Stripe is rate-limiting requests and kept refusing after Paydesk waited and "
+            "retried; nothing was changed. Retry shortly.",
             code="stripe_rate_limited",
             details=_details(exc),
         )
@@ -100,12 +101,15 @@ def translate(exc: stripe.StripeError) -> errors.PaydeskError:
         )
     if isinstance(exc, stripe.APIConnectionError):
         return errors.StripeUnavailable(
-            "Stripe could not be reached; retry shortly.",
+            "Stripe could not be reached or did not answer in time, even after retries, so "
+            "it is unknown whether this action was applied. Repeat the same action (with the "
+            "same Idempotency-Key): it is applied at most once.",
             code="stripe_unreachable",
             details=_details(exc),
         )
     return errors.StripeUnavailable(
-        "Stripe failed to process the request; retry shortly.",
+        "Stripe failed to process the request, even after retries. Repeat the same action "
+        "shortly (with the same Idempotency-Key): it is applied at most once.",
         code="stripe_error",
         details=_details(exc),
     )

@@ -1,10 +1,12 @@
 """Every call Paydesk makes to Stripe.
 
 One ``stripe.StripeClient`` per gateway, built from settings: the SDK's pinned
-API version, ``max_network_retries`` 3, a 30 s timeout, telemetry off. Every
+API version, ``max_network_retries`` 3 (5xx, 409, timeouts and dropped
+connections), a per-attempt timeout (``PAYDESK_STRIPE_TIMEOUT_SECONDS``, 30 s),
+429s retried after their ``Retry-After`` (``http.py``), telemetry off. Every
 mutating call takes an ``idempotency_key`` that the domain derives from the
-business operation, so a retried request or a double click is one operation at
-Stripe. Results are plain dicts; errors are Paydesk errors.
+business operation, so the SDK's retries, a retried request or a double click is
+one operation at Stripe. Results are plain dicts; errors are Paydesk errors.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from paydesk.stripe_gateway.errors import translate
 from paydesk.stripe_gateway.http import ObservedRequestsClient, Observer
 
 MAX_NETWORK_RETRIES = 3
-TIMEOUT_SECONDS = 30.0
+TIMEOUT_SECONDS = 30.0  # the default of settings.stripe_timeout_seconds
 
 Json = dict[str, Any]
 
@@ -201,6 +203,14 @@ class StripeGateway:
         except stripe.StripeError as exc:
             _raise(exc)
 
+    def list_refunds(self, payment_intent: str) -> list[Json]:
+        """Every refund of a PaymentIntent, newest first."""
+        try:
+            page = self._client.v1.refunds.list({"payment_intent": payment_intent, "limit": 100})
+            return [_plain(refund) for refund in page.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            _raise(exc)
+
     def retrieve_charge(self, charge_id: str) -> Json:
         """Retrieve a charge."""
         try:
@@ -348,7 +358,9 @@ def build_gateway(settings: Settings, *, observers: list[Observer] | None = None
     # The SDK reads this module-level flag per request; Paydesk never sends telemetry.
     stripe.enable_telemetry = False
     http_client = ObservedRequestsClient(
-        timeout=TIMEOUT_SECONDS, debug=settings.stripe_debug, observers=list(observers or [])
+        timeout=settings.stripe_timeout_seconds,
+        debug=settings.stripe_debug,
+        observers=list(observers or []),
     )
     base_addresses: Any = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     client = stripe.StripeClient(

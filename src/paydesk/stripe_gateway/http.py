@@ -1,4 +1,10 @@
-"""The SDK's HTTP client, instrumented: each attempt is timed, logged (debug) and observed."""
+"""The SDK's HTTP client, instrumented: each attempt is timed, logged (debug) and observed.
+
+It also waits out rate limits: the SDK does not retry a 429, so a 429 that says when
+to come back (``Retry-After`` of at most ``RATE_LIMIT_MAX_WAIT`` seconds) is sent
+again, unchanged (same idempotency key), up to ``RATE_LIMIT_RETRIES`` times. A 429
+means Stripe did not process the request, so sending it again cannot duplicate it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ import stripe
 from paydesk.logs import get_logger
 
 log = get_logger("paydesk.stripe")
+
+RATE_LIMIT_RETRIES = 2
+RATE_LIMIT_MAX_WAIT = 5.0
 
 # Stripe ids look like cus_NffrFeUfNV2Hib: a lower-case prefix, then random characters
 # with upper-case letters or digits — which resource names (payment_intents) never have.
@@ -57,15 +66,21 @@ class ObservedRequestsClient(stripe.RequestsClient):
         headers: Mapping[str, str] | None,
         post_data: Any = None,
     ) -> tuple[bytes, int, Mapping[str, str]]:
-        started = time.perf_counter()
         route = route_template(urlsplit(url).path)
-        try:
-            body, status, response_headers = super().request(method, url, headers, post_data)
-        except stripe.APIConnectionError as exc:
-            self._report(StripeCall(method.upper(), route, None, None, _since(started), "network"))
-            raise exc
-        request_id = response_headers.get("Request-Id") or response_headers.get("request-id")
-        self._report(StripeCall(method.upper(), route, status, request_id, _since(started)))
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            started = time.perf_counter()
+            try:
+                body, status, response_headers = super().request(method, url, headers, post_data)
+            except stripe.APIConnectionError as exc:
+                call = StripeCall(method.upper(), route, None, None, _since(started), "network")
+                self._report(call)
+                raise exc
+            request_id = response_headers.get("Request-Id") or response_headers.get("request-id")
+            self._report(StripeCall(method.upper(), route, status, request_id, _since(started)))
+            wait = retry_after(response_headers) if status == 429 else None
+            if wait is None or wait > RATE_LIMIT_MAX_WAIT or attempt == RATE_LIMIT_RETRIES:
+                break
+            time.sleep(wait)
         return body, status, response_headers
 
     def _report(self, call: StripeCall) -> None:
@@ -82,6 +97,18 @@ class ObservedRequestsClient(stripe.RequestsClient):
             )
         for observer in self._observers:
             observer(call)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds form), or None."""
+    raw = headers.get("Retry-After") or headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None  # an HTTP date: not worth waiting for here
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def _since(started: float) -> float:
