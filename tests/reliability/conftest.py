@@ -90,6 +90,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=last_if_secrets)  # stable: the rest keep their order
 
 
+# Captured output (stdout, stderr, log) and failure reports of every test of the session,
+# for the secrets area to scan. A plugin object, so it sees tests outside this directory too.
+CAPTURED: list[tuple[str, str]] = []  # (nodeid and section name, text)
+
+
+class _CapturedOutput:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, content in report.sections:
+            CAPTURED.append((f"{report.nodeid} [{name}]", content))
+        if report.failed:
+            CAPTURED.append((f"{report.nodeid} [failure]", report.longreprtext))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_CapturedOutput(), "paydesk-captured-output")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if area_of(report.nodeid) is None:
         return
