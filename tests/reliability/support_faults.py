@@ -230,10 +230,10 @@ def start_worker(
     zygote: Zygote,
     name: str = "worker",
     *,
-    lease: float = LEASE_SECONDS,
+    lease: float | None = LEASE_SECONDS,
     batch_size: int = 100,
 ) -> Proc:
-    """``paydesk worker`` with a ``lease``-second claim lease."""
+    """``paydesk worker`` with a ``lease``-second claim lease (None: the production one)."""
     argv = ["worker", "--batch-size", str(batch_size), "--idle", "0.1"]
     return zygote.spawn(name, argv, lease=lease)
 
@@ -388,6 +388,18 @@ class Sender:
                 return delivery  # the check sees an unacknowledged event and fails
             time.sleep(delay * rng.uniform(0.5, 1.5))
             delay = min(self.max_delay, delay * 2)
+
+
+class Counter:
+    """A thread-safe counter the kill/outage schedule can poll."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 def summarize(log: list[Delivery]) -> dict[str, int]:
