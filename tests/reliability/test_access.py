@@ -538,6 +538,13 @@ def test_login_throttling_and_lockout(
         assert console.session_id() is None
         assert "Wrong email, password or code." in response.text
     assert not console.signed_in()
+    # For the configured period (PAYDESK_ADMIN_LOCKOUT_MINUTES), on the server's clock.
+    with server.stack.sessions() as session:
+        until = accounts.get_admin(session, admin.user_id).locked_until
+    assert until is not None
+    left = until.replace(tzinfo=utcnow().tzinfo) - utcnow()
+    period = timedelta(minutes=server.stack.settings.admin_lockout_minutes)
+    assert period - timedelta(minutes=2) < left <= period, left
     _lift_lockout(server, admin)
     assert console.post("/admin/login", right).status_code == 303
     assert console.signed_in()
