@@ -24,31 +24,37 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from paydesk.db.engine import create_engine
 from paydesk.db.migrate import upgrade_to_head
 from paydesk.db.models import StripeEvent
 from paydesk.stripe_gateway.webhook_signature import sign_payload
+from paydesk.webhooks.events import event_from_dict
+from paydesk.webhooks.process import Worker
+from paydesk.webhooks.store import insert_events
 from tests.support.databases import throwaway_postgres
 from tests.support.servers import free_port
 from tests.webhooks.support import SECRET
-from tests.webhooks.test_scale_out import in_order_result, mirror_snapshot
+from tests.webhooks.synthetic import history
+from tests.webhooks.test_scale_out import mirror_snapshot
 
 __all__ = [
     "Delivery",
     "PrivateCluster",
     "Sender",
-    "in_order_result",
     "mirror_snapshot",
 ]
 
@@ -65,17 +71,18 @@ LEASE_SECONDS = 4.0
 # worker that died stay invisible to the next one; the checks kill workers on purpose
 # and must not wait five minutes per kill).
 _ZYGOTE = r"""
-import os, signal, sys
+import json, os, signal, sys
 from datetime import timedelta
 import uvicorn, paydesk.cli, paydesk.web, paydesk.webhooks.process as process
 import paydesk.db.engine, psycopg, sqlalchemy
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped at once
 print("ready", flush=True)
 while line := sys.stdin.readline():
-    lease, log_path, *argv = line.rstrip("\n").split("\t")
+    lease, log_path, extra_env, *argv = line.rstrip("\n").split("\t")
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.environ.update(json.loads(extra_env))
         out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(out, 1)
         os.dup2(out, 2)
@@ -134,13 +141,21 @@ class Zygote:
         if ready != "ready":
             pytest.fail(f"zygote failed: {(log_dir / 'zygote.log').read_text()[-3000:]}")
 
-    def spawn(self, name: str, argv: list[str], *, lease: float | None = None) -> Proc:
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        lease: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Proc:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         log_path = self.log_dir / f"{name}.log"
         with self._lock:
             lease_arg = "-" if lease is None else str(lease)
-            self.process.stdin.write("\t".join([lease_arg, str(log_path), *argv]) + "\n")
+            extra = orjson.dumps(env or {}).decode()
+            self.process.stdin.write("\t".join([lease_arg, str(log_path), extra, *argv]) + "\n")
             self.process.stdin.flush()
             pid = int(self.process.stdout.readline())
         return Proc(name, pid, log_path)
@@ -233,9 +248,80 @@ def start_worker(
     lease: float | None = LEASE_SECONDS,
     batch_size: int = 100,
 ) -> Proc:
-    """``paydesk worker`` with a ``lease``-second claim lease (None: the production one)."""
+    """``paydesk worker`` with a ``lease``-second claim lease (None: the production one).
+
+    Its database sessions carry ``name`` as PostgreSQL ``application_name``, so a check
+    can see in ``pg_stat_activity`` whether it is inside a transaction.
+    """
     argv = ["worker", "--batch-size", str(batch_size), "--idle", "0.1"]
-    return zygote.spawn(name, argv, lease=lease)
+    url = make_url(zygote.env["PAYDESK_DATABASE_URL"])
+    named = url.update_query_dict({"application_name": name})
+    env = {"PAYDESK_DATABASE_URL": named.render_as_string(hide_password=False)}
+    return zygote.spawn(name, argv, lease=lease, env=env)
+
+
+def in_transaction(engine: Engine, application_name: str) -> bool:
+    """Whether a session of ``application_name`` is inside a transaction right now."""
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                    "AND xact_start IS NOT NULL"
+                ),
+                {"name": application_name},
+            ).scalar()
+        )
+
+
+@lru_cache(maxsize=4)
+def synthetic_history(count: int) -> list[dict[str, Any]]:
+    """The synthetic history every fault check uses (one per size, shared: read only)."""
+    return history(count, seed=26)
+
+
+_references: dict[int, Future[dict[str, list[tuple[Any, ...]]]]] = {}
+_references_lock = threading.Lock()
+
+
+def reference_mirror(count: int) -> Future[dict[str, list[tuple[Any, ...]]]]:
+    """The mirror after applying ``synthetic_history(count)`` once, in order, one worker.
+
+    Computed once per run in a background thread (the checks share it) on a throwaway
+    database of the shared server; ``.result()`` waits for it.
+    """
+    with _references_lock:
+        if count not in _references:
+            future: Future[dict[str, list[tuple[Any, ...]]]] = Future()
+            _references[count] = future
+
+            def compute() -> None:
+                try:
+                    future.set_result(_in_order(synthetic_history(count)))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                    future.set_exception(exc)
+
+            threading.Thread(target=compute, daemon=True).start()
+        return _references[count]
+
+
+def _in_order(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    # As tests/webhooks/test_scale_out.py's in_order_result, with no time limit that a
+    # busy machine could hit.
+    with throwaway_postgres() as url:
+        migrate(url)
+        engine = create_engine(url)
+        try:
+            with engine.begin() as connection:
+                insert_events(connection, [event_from_dict(e).row() for e in events])
+            worker = Worker(engine, batch_size=500)
+            while worker.run_once():
+                pass
+            counts = status_counts(engine)
+            assert counts == {"processed": len(events)}, counts
+            return mirror_snapshot(engine)
+        finally:
+            engine.dispose()
 
 
 def poll(condition: Callable[[], Any], *, timeout: float, every: float = 0.1, what: str) -> Any:
@@ -250,11 +336,20 @@ def poll(condition: Callable[[], Any], *, timeout: float, every: float = 0.1, wh
         time.sleep(every)
 
 
+_alembic = threading.Lock()
+
+
+def migrate(url: str) -> None:
+    """Upgrade ``url`` to head. Alembic's context is process-global: one at a time."""
+    with _alembic:
+        upgrade_to_head(url)
+
+
 @contextmanager
 def migrated_shared_database() -> Iterator[str]:
     """A throwaway database on the shared PostgreSQL, migrated to head."""
     with throwaway_postgres() as url:
-        upgrade_to_head(url)
+        migrate(url)
         yield url
 
 

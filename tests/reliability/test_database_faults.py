@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from paydesk.db.engine import create_engine
-from paydesk.db.migrate import upgrade_to_head
 from tests.reliability.conftest import Scale
 from tests.reliability.support_faults import (
     Counter,
@@ -32,18 +31,19 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    in_order_result,
+    migrate,
     mirror_snapshot,
     poll,
     private_cluster,
     processed_count,
+    reference_mirror,
     start_server,
     start_worker,
     stored_ids,
+    synthetic_history,
     zygote,
 )
 from tests.support.servers import free_port
-from tests.webhooks.synthetic import history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -54,14 +54,14 @@ def test_postgres_restarted_during_a_storm_answers_503_then_stores_and_applies_o
     count = scale.pick(1_000, 10_000)
     outage_seconds = scale.pick(4.0, 10.0)
     rng = random.Random(2611)
-    events = history(count, seed=28)
+    events = synthetic_history(count)
+    reference = reference_mirror(count)  # computed meanwhile, shared by the checks
     crash_point = int(rng.uniform(0.2, 0.5) * count)  # acknowledged deliveries before it
 
     with ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(32))
-        reference = pool.submit(in_order_result, events)  # on the shared server, meanwhile
         cluster = stack.enter_context(private_cluster())
-        upgrade_to_head(cluster.url)
+        migrate(cluster.url)
         env = environment(cluster.url)
         paydesk = stack.enter_context(zygote(env, tmp_path))
         port = free_port()

@@ -35,18 +35,18 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    in_order_result,
     migrated_shared_database,
     mirror_snapshot,
     poll,
     processed_count,
+    reference_mirror,
     start_server,
     start_worker,
     stored_ids,
+    synthetic_history,
     zygote,
 )
 from tests.support.servers import free_port
-from tests.webhooks.synthetic import history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -73,7 +73,8 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
 ) -> None:
     count = scale.pick(1_000, 10_000)
     rng = random.Random(2612)
-    events = history(count, seed=29)
+    events = synthetic_history(count)
+    reference = reference_mirror(count)  # computed meanwhile, shared by the checks
     events_by_id = {event["id"]: event for event in events}
     copies = [e for e in rng.sample(events, count // 4) for _ in range(rng.randint(1, 3))]
     deliveries = events + copies
@@ -89,7 +90,6 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
 
     with migrated_shared_database() as url, ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(32))
-        reference = pool.submit(in_order_result, events)
         env = environment(url)
         engine = create_engine(url)
         stack.callback(engine.dispose)

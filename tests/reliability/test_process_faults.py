@@ -1,8 +1,9 @@
 """Process faults: the worker and the API killed with SIGKILL under load.
 
-* The worker (`paydesk worker`, one process) is SIGKILLed at random points while the
-  events arrive over HTTP and are applied, and restarted each time; in the end every
-  event is applied exactly once and the mirror equals the in-order result.
+* Workers (`paydesk worker`, two side by side) are SIGKILLed at random points, inside
+  a batch's transaction, while the events arrive over HTTP and are applied; each is
+  replaced at once. In the end every event is applied exactly once and the mirror
+  equals the in-order result.
 * The API (`paydesk serve`) is SIGKILLed while deliveries are in flight and restarted;
   the sender retries whatever got no 2xx, like Stripe. Every retry is accepted and
   nothing is stored twice.
@@ -29,19 +30,19 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    in_order_result,
+    in_transaction,
     migrated_shared_database,
     mirror_snapshot,
-    orphaned_leases,
     poll,
     processed_count,
+    reference_mirror,
     start_server,
     start_worker,
     stored_ids,
+    synthetic_history,
     zygote,
 )
 from tests.support.servers import free_port
-from tests.webhooks.synthetic import history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -52,7 +53,8 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     count = scale.pick(1_000, 10_000)
     kills = scale.pick(2, 5)
     rng = random.Random(2608)
-    events = history(count, seed=26)
+    events = synthetic_history(count)
+    reference = reference_mirror(count)
     # Kill points: random moments of the run, measured in events applied so far
     # (at most 70 % in, so work is still left when the last kill lands).
     kill_points = sorted(int(rng.uniform(0.05, 0.7) * count) for _ in range(kills))
@@ -63,65 +65,66 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
         stack.callback(engine.dispose)
         port = free_port()
         pool = stack.enter_context(ThreadPoolExecutor(16))
-        reference = pool.submit(in_order_result, events)  # while the processes start
         paydesk = stack.enter_context(zygote(env, tmp_path))
         api = start_server(paydesk, port)
         stack.callback(api.stop)
-        current = start_worker(paydesk, "worker-0")
-        stack.callback(lambda: current.kill())
+        # Two workers side by side; each kill hits one of them, chosen at random.
+        workers = [start_worker(paydesk, f"worker-{n}") for n in range(2)]
+        stack.callback(lambda: [w.kill() for w in workers])
         sender = Sender(f"http://127.0.0.1:{port}")
         stack.callback(sender.close)
 
-        # Deliveries arrive while the worker applies and dies.
+        # Deliveries arrive while the workers apply and die.
         futures = [
             pool.submit(sender.send_until_acknowledged, event, random.Random(i))
             for i, event in enumerate(events)
         ]
 
-        interrupted = orphaned = 0
+        interrupted = 0
         for n, point in enumerate(kill_points, start=1):
             poll(
                 lambda point=point: processed_count(engine) >= point,
-                timeout=180,
+                timeout=300,
                 what=f"{point} events applied before kill {n}",
             )
-            # Land inside a batch: wait until the worker holds a claim, then a
+            slot = rng.randrange(len(workers))
+            victim = workers[slot]
+            # Land inside a batch: wait until the victim is in a transaction, then a
             # random few milliseconds more.
             poll(
-                lambda: orphaned_leases(engine) > 0,
+                lambda victim=victim: in_transaction(engine, victim.name),
                 timeout=60,
-                every=0.02,
-                what=f"a claimed batch before kill {n}",
+                every=0.01,
+                what=f"{victim.name} inside a transaction before kill {n}",
             )
-            time.sleep(rng.uniform(0, 0.05))
-            current.kill()
-            left = orphaned_leases(engine)  # claimed, never committed: rolled back
-            orphaned += left
-            interrupted += left > 0
-            current = start_worker(paydesk, f"worker-{n}")
+            time.sleep(rng.uniform(0, 0.02))
+            busy = in_transaction(engine, victim.name)
+            victim.kill()
+            interrupted += busy
+            workers[slot] = start_worker(paydesk, f"worker-{len(workers) + n - 1}")
 
         acknowledged = [future.result() for future in futures]
         poll(
             lambda: processed_count(engine) >= count,
-            timeout=scale.pick(120, 240),
+            timeout=scale.pick(120, 300),
             what="every event applied after the kills",
         )
-        current.stop()
-        expected = reference.result()
+        for process in workers:
+            process.stop()
         ids = stored_ids(engine)
         applied = applications(engine)
         mirror = mirror_snapshot(engine)
+        expected = reference.result()
 
     unique = {event["id"] for event in events}
     figures.update(
         events=count,
         kills=kills,
-        batches_interrupted=interrupted,
-        applications_rolled_back=orphaned,
+        kills_mid_transaction=interrupted,
         unacknowledged=sum(1 for d in acknowledged if d.status != 200),
         duplicates_stored=len(ids) - len(set(ids)),
         losses=len(unique - set(ids)),
-        applied_twice=sum(c for (status, attempts), c in applied.items() if attempts > 1),
+        applied_twice=sum(c for (_status, attempts), c in applied.items() if attempts > 1),
         mirror_mismatches=int(mirror != expected),
     )
     assert [d.status for d in acknowledged] == [200] * count
@@ -131,7 +134,7 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     assert applied == {("processed", 1): count}
     assert mirror == expected
     # The kills really cut batches mid-application.
-    assert interrupted >= 1, "no kill landed inside a batch"
+    assert interrupted >= 1, "no kill landed inside a transaction"
 
 
 def test_api_killed_mid_request_retries_are_accepted_and_stored_once(
@@ -140,7 +143,7 @@ def test_api_killed_mid_request_retries_are_accepted_and_stored_once(
     count = scale.pick(1_000, 10_000)
     kills = scale.pick(2, 5)
     rng = random.Random(2609)
-    events = history(count, seed=27)
+    events = synthetic_history(count)
     kill_points = sorted(int(rng.uniform(0.1, 0.8) * count) for _ in range(kills))
 
     with migrated_shared_database() as url, ExitStack() as stack:
