@@ -48,7 +48,7 @@ def test_timeouts_use_the_setting_and_stay_one_operation(stack: Stack) -> None:
     with pytest.raises(StripeUnavailable) as unavailable:
         gateway.create_customer(email="t@example.com", name=None, metadata={}, key=key)
     # 4 attempts of 0.5 s plus the SDK's backoff, far below the 5 s hold or 30 s default.
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 20
     assert unavailable.value.code == "stripe_unreachable"
     assert "applied at most once" in unavailable.value.message
     assert fault_counts(stack)["timeout"] == 4  # the first try and 3 retries
