@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -61,7 +62,7 @@ __all__ = [
 PATH = "/api/webhooks/stripe"
 REPO = Path(__file__).resolve().parents[2]
 
-LEASE_SECONDS = 4.0
+LEASE_SECONDS = 10.0  # well above a batch's duration, even on a busy machine
 
 # A zygote: one interpreter imports Paydesk once, then forks a child per command it
 # is sent; each child runs the unmodified CLI (``paydesk serve`` / ``paydesk worker``)
@@ -214,6 +215,11 @@ class Proc:
             os.kill(self.pid, signal.SIGTERM)
         if not self._wait_gone(30):
             self.kill()
+
+    def processed(self) -> int | None:
+        """The ``processed=N`` of the summary a worker prints when stopped (None: none)."""
+        found = re.findall(r"processed=(\d+)", self.tail(20_000))
+        return int(found[-1]) if found else None
 
     def tail(self, chars: int = 3000) -> str:
         try:

@@ -136,6 +136,7 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
         time.sleep(1.0)  # give the workers a chance to (wrongly) apply something again
         for process in workers:
             process.stop()
+        counted = [process.processed() for process in workers]
         ids = stored_ids(engine)
         applied = applications(engine)
         mirror = mirror_snapshot(engine)
@@ -152,6 +153,7 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
         stale_arrivals=stale_arrivals(events_by_id, answers),
         late_redeliveries=len(late),
         answered_new=len(new_answers),
+        applied_by_workers=sum(n or 0 for n in counted),
         duplicates_stored=len(ids) - len(set(ids)),
         losses=len(unique - set(ids)),
         applied_twice=sum(c for (_status, attempts), c in applied.items() if attempts > 1),
@@ -163,6 +165,9 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
     assert all(d.duplicate for d in late_answers)
     assert sorted(ids) == sorted(unique)
     assert applied == {("processed", 1): count}
+    # The workers' own counts: one application per event between them.
+    assert None not in counted, [process.tail() for process in workers]
+    assert sum(n or 0 for n in counted) == count, counted
     assert mirror == expected
     # The chaos really reordered objects' histories.
     assert figures["stale_arrivals"] > 0
