@@ -18,9 +18,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from paydesk import errors
 from paydesk.logs import get_logger, redact_text
@@ -133,7 +134,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"{request.method} is not allowed on {request.url.path}."
     else:
         message = str(exc.detail)
-    return error_response(request, exc.status_code, code, message, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route of the path; list every method.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error_response(request, exc.status_code, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -147,6 +162,20 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         "database_unavailable",
         "The database is unavailable; retry shortly.",
         headers={"Retry-After": "5"},
+    )
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value that came with the request: a NUL character in a
+    # PostgreSQL string, a number out of a column's range. The request is at fault, and
+    # nothing of the statement (which quotes the value) is echoed.
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+    log.warning("database_refused_value", reason=reason)
+    return error_response(
+        request,
+        422,
+        "invalid_input",
+        "A value of the request cannot be used (e.g. a NUL character or a number out of range).",
     )
 
 
@@ -166,11 +195,88 @@ def internal_error_body(request_id: str) -> bytes:
     return json.dumps(body).encode()
 
 
+# What any operation under these prefixes may answer besides its own documented errors.
+_MALFORMED = {400: "Malformed request (e.g. a body that is not valid JSON)"}
+_AUTH = {
+    401: "Missing, expired or invalid credentials",
+    403: "The credentials lack the permission",
+}
+_COMMON = {
+    404: "No such object (or no such route)",
+    422: "Invalid input; error.field names it",
+    503: "Stripe or the database is unavailable; retry later",
+}
+_PUBLIC_API = ("/api/billing/config", "/api/webhooks/")
+
+
+def document_common_errors(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the errors this module answers for every API operation to ``openapi``.
+
+    Authentication, malformed bodies, unknown objects, failed validation and database
+    outages are answered here (not by each route), so they are documented here too:
+    every ``/api`` operation lists them with the common ``ErrorBody`` schema.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "ErrorDetail",
+        {
+            "title": "ErrorDetail",
+            "type": "object",
+            "additionalProperties": True,
+            "required": ["code", "message", "field", "request_id"],
+            "properties": {
+                "code": {"type": "string", "title": "Code"},
+                "message": {"type": "string", "title": "Message"},
+                "field": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Field"},
+                "request_id": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "title": "Request Id",
+                },
+            },
+        },
+    )
+    schemas.setdefault(
+        "ErrorBody",
+        {
+            "title": "ErrorBody",
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}},
+        },
+    )
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, operations in openapi.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            extra = dict(_MALFORMED) | dict(_COMMON)
+            if not path.startswith(_PUBLIC_API):
+                extra[401] = _AUTH[401]
+                if path.startswith("/api/admin/"):  # app users have no permissions to lack
+                    extra[403] = _AUTH[403]
+            responses = operation.setdefault("responses", {})
+            for status, description in extra.items():
+                responses.setdefault(
+                    str(status), {"description": description, "content": dict(content)}
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the mapping above on ``app``."""
+    """Register the mapping above on ``app`` and document it in its OpenAPI."""
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_common_errors(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(errors.PaydeskError, _paydesk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
     app.add_exception_handler(InterfaceError, _database_error)
+    app.add_exception_handler(DataError, _data_error)

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 
 from paydesk.auth import accounts, actions, audit, roles, tokens
 from paydesk.auth.roles import Permission
-from paydesk.errors import PermissionDenied
+from paydesk.errors import Conflict, PermissionDenied
 from paydesk.web.api.admin_auth import PrincipalDep, require, source_address
 from paydesk.web.api.deps import SessionDep, SettingsDep
+from paydesk.web.api.schemas import error_responses
 from paydesk.webhooks import operations
 
 router = APIRouter(
@@ -144,6 +145,13 @@ def replay_event(
     summary="The audit log",
     dependencies=[require(Permission.AUDIT_READ)],
     response_model=None,
+    responses={
+        200: {
+            "description": "The entries (JSON), or with ``format=csv`` a CSV file",
+            "model": list[AuditOut],
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
 )
 def list_audit(
     session: SessionDep,
@@ -254,6 +262,7 @@ def list_admins(session: SessionDep) -> list[AdminOut]:
     "/admins/{admin_id}/disable",
     summary="Disable an admin",
     dependencies=[require(Permission.ADMINS_MANAGE)],
+    responses=error_responses(409),
 )
 def disable_admin(
     admin_id: int,
@@ -262,7 +271,13 @@ def disable_admin(
     principal: PrincipalDep,
     request: Request,
 ) -> AdminOut:
-    """Refuse the admin's sign-in and revoke their sessions and tokens at once."""
+    """Refuse the admin's sign-in and revoke their sessions and tokens at once.
+
+    Not one's own account: that would revoke the very credential of the call and could
+    leave no admin able to sign in (409 ``cannot_disable_self``).
+    """
+    if admin_id == principal.user_id:
+        raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
     user = accounts.get_admin(session, admin_id)
     accounts.disable_admin(
         session, settings, user, actor=principal.actor, source_address=source_address(request)

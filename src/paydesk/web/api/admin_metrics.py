@@ -14,6 +14,7 @@ from paydesk.auth.roles import Permission
 from paydesk.errors import InvalidInput
 from paydesk.web.api.admin_auth import require
 from paydesk.web.api.deps import SessionDep
+from paydesk.web.api.pagination import Timestamp
 from paydesk.web.api.schemas import error_responses
 
 router = APIRouter(
@@ -138,10 +139,10 @@ class MrrSeriesOut(BaseModel):
 def get_metrics(
     session: SessionDep,
     start: Annotated[
-        datetime | None, Query(description="Window start (default end − 30 days)")
+        Timestamp | None, Query(description="Window start (default end − 30 days)")
     ] = None,
     end: Annotated[
-        datetime | None, Query(description="Window end, excluded (default: now, included)")
+        Timestamp | None, Query(description="Window end, excluded (default: now, included)")
     ] = None,
     currency: CurrencyQuery = "usd",
 ) -> MetricsOut:

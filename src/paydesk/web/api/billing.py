@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from paydesk.auth.app_users import AppTokenVerifier, AppUser
 from paydesk.billing.customers import customer_for_user, ensure_customer
@@ -82,7 +82,7 @@ class Subscribe(Strict):
 class SelfCancel(Strict):
     """Cancel at period end (default) or now."""
 
-    at_period_end: bool = True
+    at_period_end: StrictBool = True
 
 
 class PaymentIntentCreate(Strict):

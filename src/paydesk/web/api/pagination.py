@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -21,18 +20,24 @@ MAX_LIMIT = 100
 Row = TypeVar("Row", bound=StripeMirrorMixin)
 
 
+# A cursor is "<stripe_created>_<id>" of the last row shown. Its pattern is in the
+# OpenAPI document, so any value that matches it is a position a list can start after
+# (numbers bounded to fit a 64-bit column: no overflow reaches the database).
+CURSOR_PATTERN = r"^[0-9]{1,12}_[0-9]{1,18}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(row: Any) -> str:
-    """An opaque cursor after ``row`` (its creation time and primary key)."""
-    return base64.urlsafe_b64encode(f"{row.stripe_created}:{row.id}".encode()).decode()
+    """A cursor after ``row`` (its creation time and primary key)."""
+    return f"{int(row.stripe_created)}_{int(row.id)}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
     """``(stripe_created, id)`` from a cursor, or ``InvalidInput`` naming ``cursor``."""
-    try:
-        created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        return int(created), int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one this API returned.", field="cursor") from exc
+    if not _CURSOR.fullmatch(cursor):
+        raise InvalidInput("The cursor is not one this API returned.", field="cursor")
+    created, row_id = cursor.split("_")
+    return int(created), int(row_id)
 
 
 def page(
@@ -56,9 +61,36 @@ def page(
 
 # Query parameters every list endpoint shares.
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page")]
-CreatedGte = Annotated[datetime | None, Query(description="Created at or after")]
-CreatedLt = Annotated[datetime | None, Query(description="Created before")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of a page")]
+
+# RFC 3339 date-time, as the OpenAPI ``date-time`` format says: a date, a time and an
+# offset. Pydantic alone would also take a number of seconds ("0.5"), a bare date or a
+# time without offset (read in the server's zone); those are refused with a 422.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+# No Stripe object predates the epoch or lives in year 9000: bounds outside that window
+# mean the same as its ends, and keep date arithmetic (a window before ``end``) in range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _within_range(value: datetime) -> datetime:
+    return min(max(value, EARLIEST), LATEST)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_within_range)]
+CreatedGte = Annotated[Timestamp | None, Query(description="Created at or after")]
+CreatedLt = Annotated[Timestamp | None, Query(description="Created before")]
 
 Out = TypeVar("Out", bound=BaseModel)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt
 
-from paydesk.money import Money
+from paydesk.money import MAXIMUM_AMOUNT, Money
 
 T = TypeVar("T")
 
@@ -17,7 +17,10 @@ PaymentMethodId = Annotated[
 ]
 TierKey = Literal["free", "premium", "enterprise"]
 RefundReason = Literal["duplicate", "fraudulent", "requested_by_customer"]
-MinorUnits = Annotated[StrictInt, Field(description="Integer amount in the currency's minor units")]
+MinorUnits = Annotated[
+    StrictInt,
+    Field(ge=1, le=MAXIMUM_AMOUNT, description="Integer amount in the currency's minor units"),
+]
 
 
 class Strict(BaseModel):
@@ -114,10 +117,10 @@ class PaymentCreate(Strict):
     amount: MinorUnits
     currency: Currency
     payment_method: PaymentMethodId | None = None
-    confirm: bool = True
+    confirm: StrictBool = True
     capture_method: Literal["automatic", "manual"] = "automatic"
     return_url: Annotated[str | None, Field(pattern=r"^https?://", max_length=2000)] = None
-    off_session: bool = Field(
+    off_session: StrictBool = Field(
         default=False, description="Charge a saved card while the customer is away."
     )
     description: Annotated[str | None, Field(max_length=1000)] = None
@@ -204,7 +207,7 @@ class TierChange(Strict):
 class CancelBody(Strict):
     """Cancel now (default) or at the end of the current period."""
 
-    at_period_end: bool = False
+    at_period_end: StrictBool = False
 
 
 class TierOut(BaseModel):
