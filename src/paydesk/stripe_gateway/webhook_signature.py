@@ -9,6 +9,7 @@ secrets are configured and a delivery signed with any of them is accepted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import stripe
@@ -80,6 +81,11 @@ def verify_signature(
             if best is None or _PRECEDENCE[reason] < _PRECEDENCE[best]:
                 best = reason
             continue
+        # The SDK refuses only timestamps older than the tolerance; one from the future
+        # would stay replayable until then, so it is refused the same way.
+        if tolerance and _timestamp_of(header) > time.time() + tolerance:
+            best = "signature_expired"
+            break
         return
     reason = best or "signature_invalid"
     messages = {
@@ -89,6 +95,12 @@ def verify_signature(
         "signature_invalid": "No signature matches the payload for any configured secret.",
     }
     raise SignatureRejected(messages[reason], code=reason)
+
+
+def _timestamp_of(header: str) -> int:
+    """The ``t=`` of a header the SDK has just accepted, read the way the SDK reads it."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
 
 
 def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
