@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DataError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,7 +44,7 @@ from paydesk.db.models import (
     Subscription,
 )
 from paydesk.errors import InvalidInput, PaydeskError, PermissionDenied
-from paydesk.money import Money, decimals
+from paydesk.money import MAXIMUM_AMOUNT, Money, decimals
 from paydesk.settings import Settings
 from paydesk.web.api.deps import SessionDep, get_gateway
 from paydesk.web.api.pagination import page
@@ -251,6 +252,14 @@ async def _paydesk_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> Response:
+    # The database refused a value of the request (a NUL character in a PostgreSQL
+    # string, a number out of range): the request's fault, shown like any invalid input.
+    assert isinstance(exc, DataError)
+    refused = InvalidInput("A value of the request cannot be used (e.g. a NUL character).")
+    return await _paydesk_error(request, refused)
+
+
 async def _redirect(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Redirect)
     return RedirectResponse(exc.location, status_code=303)
@@ -284,6 +293,7 @@ def build_console(parent: FastAPI) -> FastAPI:
     app.add_exception_handler(Redirect, _redirect)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _data_error)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _sign_in_routes(app)
     _business_routes(app)
@@ -439,6 +449,10 @@ def _parse_amount(raw: str, currency: str) -> int | None:
         value = Decimal(raw)
     except InvalidOperation as exc:
         raise InvalidInput("Amount: expected a number such as 12.50.", field="amount") from exc
+    # NaN would make the comparisons below raise; 1e999999999 would become an integer of a
+    # billion digits. No refund is larger than Stripe's largest charge.
+    if not value.is_finite() or abs(value) > MAXIMUM_AMOUNT:
+        raise InvalidInput("Amount: expected a number such as 12.50.", field="amount")
     minor = value * (10 ** decimals(currency))
     if value <= 0 or minor != minor.to_integral_value():
         raise InvalidInput("Amount: a positive amount in the currency's units.", field="amount")
