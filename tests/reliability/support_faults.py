@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,31 @@ def orphaned_leases(engine: Engine) -> int:
             session.scalar(
                 select(func.count()).where(
                     StripeEvent.status == "pending", StripeEvent.next_attempt_at > now
+                )
+            )
+            or 0
+        )
+
+
+def database_now(engine: Engine) -> Any:
+    with Session(engine) as session:
+        return session.scalar(select(func.now()))
+
+
+def orphaned_since(engine: Engine, killed_at: Any, lease: float = LEASE_SECONDS) -> int:
+    """Events a worker killed at ``killed_at`` had claimed and never applied.
+
+    Call it a few seconds after the kill and before its lease runs out: a claim made
+    before the kill leases until at most ``killed_at + lease``, any claim made since
+    leases until later, and a live worker's batch is long finished.
+    """
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count()).where(
+                    StripeEvent.status == "pending",
+                    StripeEvent.next_attempt_at > func.now(),
+                    StripeEvent.next_attempt_at <= killed_at + timedelta(seconds=lease),
                 )
             )
             or 0

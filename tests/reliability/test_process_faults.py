@@ -29,10 +29,12 @@ from tests.reliability.support_faults import (
     Delivery,
     Sender,
     applications,
+    database_now,
     environment,
     in_transaction,
     migrated_shared_database,
     mirror_snapshot,
+    orphaned_since,
     poll,
     processed_count,
     reference_mirror,
@@ -80,6 +82,7 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
             for i, event in enumerate(events)
         ]
 
+        orphaned = 0
         for n, point in enumerate(kill_points, start=1):
             poll(
                 lambda point=point: processed_count(engine) >= point,
@@ -101,7 +104,12 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
                 what=f"{victim.name} inside a transaction before kill {n}",
             )
             victim.kill()
+            killed_at = database_now(engine)
             workers[slot] = start_worker(paydesk, f"worker-{len(workers) + n - 1}")
+            # What the victim had claimed and not committed: rolled back, to be
+            # claimed again once its lease runs out.
+            time.sleep(3)
+            orphaned += orphaned_since(engine, killed_at)
 
         acknowledged = [future.result() for future in futures]
         poll(
@@ -120,6 +128,7 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     figures.update(
         events=count,
         kills=kills,
+        applications_rolled_back=orphaned,
         unacknowledged=sum(1 for d in acknowledged if d.status != 200),
         duplicates_stored=len(ids) - len(set(ids)),
         losses=len(unique - set(ids)),
@@ -132,6 +141,8 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     # rolled back with its mirror changes).
     assert applied == {("processed", 1): count}
     assert mirror == expected
+    # The kills really cut batches: claimed events were left unapplied.
+    assert orphaned > 0
 
 
 def test_api_killed_mid_request_retries_are_accepted_and_stored_once(
