@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine
 
 from paydesk.logs import get_logger
@@ -65,16 +64,20 @@ class _ThreadWriter:
         return None
 
 
-# One statement per batch: the rows travel as one JSON document (serialised by orjson,
-# parsed by the server; psycopg's per-element array quoting is far slower for JSON
-# payloads) and the new ids come back. In autocommit mode the statement is its own
-# transaction, so when it returns the batch is committed.
+# One statement per batch: each column travels as one array parameter in binary
+# format (``%b``): the payloads reach the server as raw bytes, with no quoting on our
+# side and no JSON or array-literal parsing on the server's (a JSON document per
+# batch cost the server ~250 µs of CPU per 3.7 kB row; text-format arrays cost us
+# ~1 ms per row in quoting). The new ids come back. In autocommit mode the statement
+# is its own transaction, so when it returns the batch is committed.
 _PG_INSERT = """
 INSERT INTO stripe_events (event_id, type, api_version, created, livemode, object_id,
                            payload, source, received_at, status, attempts, next_attempt_at)
-SELECT r->>0, r->>1, r->>2, (r->>3)::bigint, (r->>4)::boolean, r->>5, r->>6, r->>7,
-       now(), 'pending', 0, now()
-FROM json_array_elements(%s::json) AS r
+SELECT r.event_id, r.type, r.api_version, r.created, r.livemode, r.object_id, r.payload,
+       r.source, now(), 'pending', 0, now()
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::int8[], %b::bool[], %b::text[],
+            %b::text[], %b::text[])
+     AS r(event_id, type, api_version, created, livemode, object_id, payload, source)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -105,22 +108,17 @@ class _PostgresWriter:
                 self._conninfo, autocommit=True, connect_timeout=5
             )
         try:
-            document = orjson.dumps(
-                [
-                    (
-                        row["event_id"],
-                        row["type"],
-                        row["api_version"],
-                        row["created"],
-                        row["livemode"],
-                        row["object_id"],
-                        row["payload"],
-                        row.get("source", "webhook"),
-                    )
-                    for row in rows
-                ]
-            ).decode()
-            cursor = await connection.execute(_PG_INSERT, (document,))
+            columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+            for row in rows:
+                columns[0].append(row["event_id"])
+                columns[1].append(row["type"])
+                columns[2].append(row["api_version"])
+                columns[3].append(row["created"])
+                columns[4].append(row["livemode"])
+                columns[5].append(row["object_id"])
+                columns[6].append(row["payload"])
+                columns[7].append(row.get("source", "webhook"))
+            cursor = await connection.execute(_PG_INSERT, columns)
             inserted = {str(found[0]) for found in await cursor.fetchall()}
         except BaseException:
             await connection.close()
