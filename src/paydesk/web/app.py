@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import Receive, Scope, Send
 
 from paydesk import __version__
 from paydesk.analytics.prometheus import PaydeskMetrics
@@ -30,6 +31,16 @@ from paydesk.web.middleware import RequestContextMiddleware
 from paydesk.web.security import SecurityHeadersMiddleware
 
 
+class PaydeskApp(FastAPI):
+    """FastAPI, with webhook deliveries (the one hot path) served before any of its layers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if webhooks_api.is_delivery(scope):
+            await webhooks_api.serve_delivery(self.state, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     """Build the Paydesk ASGI app from ``settings``.
 
@@ -45,7 +56,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         if owns_engine:
             db_engine.dispose()
 
-    app = FastAPI(
+    app = PaydeskApp(
         title="Paydesk",
         version=__version__,
         description="Payment gateway and Admin Center backend on Stripe.",
@@ -59,7 +70,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(webhooks_api.WebhookFastPath)  # outermost: the delivery hot path
+    webhooks_api.quiet_access_log()
     app.state.metrics = PaydeskMetrics(
         app.state.sessions, cache_seconds=settings.metrics_cache_seconds
     )

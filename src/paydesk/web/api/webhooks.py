@@ -5,8 +5,8 @@ committed, so an event is never lost; a refused delivery is answered 400 and
 recorded without its payload; a database outage is a 503 and Stripe retries.
 
 Deliveries are the one hot path of the API, so they are served by a thin ASGI
-layer (``WebhookFastPath``, installed outermost by ``create_app``) that skips
-routing, dependency resolution and the per-request access log; the FastAPI route
+handler (``serve_delivery``, which the app calls before any of its own layers)
+that skips routing, middleware and the per-request access log; the FastAPI route
 below runs the same ``handle_delivery`` and documents the endpoint in OpenAPI.
 Successful deliveries are logged at DEBUG; refusals and outages at WARNING.
 """
@@ -14,6 +14,7 @@ Successful deliveries are logged at DEBUG; refusals and outages at WARNING.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from paydesk.errors import PaydeskError, ServiceUnavailable
 from paydesk.logs import get_logger
@@ -32,7 +33,7 @@ from paydesk.stripe_gateway.webhook_signature import (
     SignatureRejected,
     verify_signature,
 )
-from paydesk.web.errors import status_for
+from paydesk.web.errors import internal_error_body, status_for
 from paydesk.webhooks.events import NotAnEvent, parse_event
 from paydesk.webhooks.receive import Inbox
 
@@ -173,47 +174,65 @@ def _not_an_acknowledged_delivery(record: logging.LogRecord) -> bool:
     return True
 
 
-class WebhookFastPath:
-    """Serves ``POST /api/webhooks/stripe`` directly; everything else goes to ``app``."""
+def quiet_access_log() -> None:
+    """Install the access-log filter for acknowledged deliveries (idempotent)."""
+    access = logging.getLogger("uvicorn.access")
+    if _not_an_acknowledged_delivery not in access.filters:
+        access.addFilter(_not_an_acknowledged_delivery)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        access = logging.getLogger("uvicorn.access")
-        if _not_an_acknowledged_delivery not in access.filters:
-            access.addFilter(_not_an_acknowledged_delivery)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        request_id = f"req_{uuid.uuid4().hex}"
+def is_delivery(scope: Scope) -> bool:
+    """Whether ``scope`` is a ``POST /api/webhooks/stripe`` request."""
+    return bool(scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                yield message.get("body", b"")
-                more = message.get("more_body", False)
 
-        client = scope.get("client")
-        length = headers.get(b"content-length")
-        signature = headers.get(b"stripe-signature")
+_JSON = (b"content-type", b"application/json")
+
+
+async def serve_delivery(state: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one delivery as a bare ASGI handler (the app calls it before its own layers).
+
+    Nothing above this runs for a delivery: no routing, no middleware. An unexpected
+    error is therefore answered here, as the error layer would: 500, Paydesk's error
+    shape, logged.
+    """
+    # A random request id like the middleware's (req_ + 32 hex), without uuid's overhead.
+    request_id = "req_" + os.urandom(16).hex()
+    length = signature = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"stripe-signature":
+            signature = value.decode("latin-1")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            yield message.get("body", b"")
+            more = message.get("more_body", False)
+
+    client = scope.get("client")
+    try:
         status, body, extra = await handle_delivery(
-            scope["app"].state,
+            state,
             chunks(),
-            content_length=length.decode("latin-1") if length is not None else None,
-            signature=signature.decode("latin-1") if signature is not None else None,
+            content_length=length,
+            signature=signature,
             source=client[0] if client else None,
             request_id=request_id,
         )
-        response_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            *((name.lower().encode(), value.encode()) for name, value in extra.items()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+    except Exception:  # answered like the error layer answers it
+        log.exception("webhook_delivery_failed", request_id=request_id)
+        status, body, extra = 500, internal_error_body(request_id), {}
+    response_headers = [
+        _JSON,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    for name, value in extra.items():
+        response_headers.append((name.lower().encode(), value.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": body})
