@@ -131,6 +131,9 @@ class Context:
     tier_of: TierOf = field(default=lambda _price: None)
     fetcher: Fetcher | None = None
     event_pk: int | None = None
+    # (object id, event created) -> ids of events applied earlier in this batch, whose
+    # ``processed`` status the worker writes only when the batch ends.
+    applied_in_batch: Mapping[tuple[str, int], set[int]] = field(default_factory=dict)
 
 
 # Status progressions used only to break a same-second tie without Stripe access.
@@ -202,10 +205,8 @@ def _apply_fn(object_type: str) -> ApplyFn:
         new = _cached_or_loaded(ctx, Payment, str(obj["id"])) is None
         row, written = mirror.apply_payment_intent(ctx.session, obj, t)
         # A dispute mirrored before its payment flags the payment when it appears.
-        if new:
-            disputed = select(Dispute.id).where(Dispute.payment_intent_id == row.stripe_id)
-            if ctx.session.scalars(disputed.limit(1)).first() is not None:
-                _mark_disputed(ctx.session, row.stripe_id)
+        if new and _has_dispute(ctx.session, row.stripe_id):
+            _mark_disputed(ctx.session, row.stripe_id)
         return row, written
 
     def refund(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
@@ -213,7 +214,11 @@ def _apply_fn(object_type: str) -> ApplyFn:
 
     def dispute(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
         row, written = mirror.apply_dispute(ctx.session, obj, t)
-        _mark_disputed(ctx.session, mirror.ref(obj.get("payment_intent")))
+        intent_id = mirror.ref(obj.get("payment_intent"))
+        disputed = ctx.session.info.get(DISPUTED_CACHE)
+        if disputed is not None and intent_id is not None:
+            disputed.add(intent_id)
+        _mark_disputed(ctx.session, intent_id)
         return row, written
 
     def subscription(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
@@ -235,6 +240,33 @@ def _apply_fn(object_type: str) -> ApplyFn:
     return functions[object_type]
 
 
+DISPUTED_CACHE = "paydesk.disputed_payments"
+
+
+def prefetch_disputed(session: Session, intent_ids: set[str]) -> None:
+    """Cache which of ``intent_ids`` have a mirrored dispute (one query for a batch).
+
+    The worker calls this before a batch; the dispute handler keeps the cache current
+    for disputes applied within the batch. The caller drops it with the batch.
+    """
+    found = (
+        session.scalars(
+            select(Dispute.payment_intent_id).where(Dispute.payment_intent_id.in_(intent_ids))
+        )
+        if intent_ids
+        else ()
+    )
+    session.info[DISPUTED_CACHE] = {str(intent_id) for intent_id in found}
+
+
+def _has_dispute(session: Session, intent_id: str) -> bool:
+    cached: set[str] | None = session.info.get(DISPUTED_CACHE)
+    if cached is not None:
+        return intent_id in cached
+    disputed = select(Dispute.id).where(Dispute.payment_intent_id == intent_id)
+    return session.scalars(disputed.limit(1)).first() is not None
+
+
 def _mark_disputed(session: Session, intent_id: str | None) -> None:
     if intent_id is None:
         return
@@ -252,7 +284,9 @@ def _cached_or_loaded(ctx: Context, model: type[Any], object_id: str) -> Any:
 
 
 def _tied_with_another_event(ctx: Context, object_id: str, created: int) -> bool:
-    # Events applied earlier in this batch are only in the session so far.
+    # Events applied earlier in this batch are not marked processed in the table yet.
+    if any(pk != ctx.event_pk for pk in ctx.applied_in_batch.get((object_id, created), ())):
+        return True
     ctx.session.flush()
     query = select(StripeEvent.id).where(
         StripeEvent.object_id == object_id,

@@ -43,12 +43,14 @@ from paydesk.db.models.base import utcnow
 from paydesk.logs import get_logger
 from paydesk.settings import Settings
 from paydesk.webhooks.handlers import (
+    DISPUTED_CACHE,
     Context,
     Deferred,
     Fetcher,
     TierOf,
     gateway_fetcher,
     handler_for,
+    prefetch_disputed,
 )
 
 log = get_logger(__name__)
@@ -92,6 +94,64 @@ class _Tally(WorkerCounters):
         counters.other_api_version += self.other_api_version
         for outcome, count in self.outcomes.items():
             counters.outcomes[outcome] = counters.outcomes.get(outcome, 0) + count
+
+
+@dataclass
+class _EventRow:
+    """The columns of a claimed event the worker reads and writes (not an ORM object).
+
+    Its new state is written for the whole batch in one bulk UPDATE just before the
+    commit, in the batch's transaction, instead of one UPDATE per event flushed
+    along with each mirror write.
+    """
+
+    id: int
+    event_id: str
+    type: str
+    api_version: str | None
+    created: int
+    object_id: str | None
+    status: str
+    attempts: int
+    first_attempt_at: datetime | None
+    next_attempt_at: datetime
+    last_error: str | None = None
+    outcome: str | None = None
+    processed_at: datetime | None = None
+    processing_ms: float | None = None
+    changed: bool = False
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "first_attempt_at": self.first_attempt_at,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+            "outcome": self.outcome,
+            "processed_at": self.processed_at,
+            "processing_ms": self.processing_ms,
+        }
+
+
+_EVENT_COLUMNS = (
+    StripeEvent.id,
+    StripeEvent.event_id,
+    StripeEvent.type,
+    StripeEvent.api_version,
+    StripeEvent.created,
+    StripeEvent.object_id,
+    StripeEvent.status,
+    StripeEvent.attempts,
+    StripeEvent.first_attempt_at,
+    StripeEvent.next_attempt_at,
+    StripeEvent.last_error,
+    StripeEvent.outcome,
+    StripeEvent.processed_at,
+    StripeEvent.processing_ms,
+    StripeEvent.payload,
+)
 
 
 class _RetrySafely(Exception):
@@ -238,6 +298,8 @@ class Worker:
             model = MODEL_OF_OBJECT.get(str(obj.get("object")))
             if model is not None and obj.get("id"):
                 wanted.setdefault(model, set()).add(str(obj["id"]))
+        # Payments first mirrored in this batch look up disputes that arrived before them.
+        prefetch_disputed(session, wanted.get(Payment, set()))
         cache: dict[tuple[type[Any], str], Any] = {}
         for model, object_ids in wanted.items():
             found = {
@@ -251,19 +313,19 @@ class Worker:
     def _apply_batch(
         self, session: Session, ids: list[int], tally: _Tally, *, optimistic: bool
     ) -> list[int]:
-        events = {
-            row.id: row
-            for row in session.scalars(select(StripeEvent).where(StripeEvent.id.in_(ids)))
-        }
-        payloads = {
-            pk: orjson.loads(row.payload)
-            for pk, row in events.items()
-            if row.status not in ("processed", "ignored")
-        }
+        events: dict[int, _EventRow] = {}
+        payloads: dict[int, dict[str, Any]] = {}
+        for found in session.execute(select(*_EVENT_COLUMNS).where(StripeEvent.id.in_(ids))):
+            *columns, payload = found
+            row = _EventRow(*columns)
+            events[row.id] = row
+            if row.status not in ("processed", "ignored"):
+                payloads[row.id] = orjson.loads(payload)
         busy_set = self._lock(session, payloads)
         if optimistic:
             self._prefetch(session, {pk: p for pk, p in payloads.items() if pk not in busy_set})
         busy: list[int] = []
+        applied: dict[tuple[str, int], set[int]] = {}
         for event_pk in ids:
             if event_pk not in payloads:
                 continue
@@ -271,22 +333,30 @@ class Worker:
                 busy.append(event_pk)
                 tally.skipped_busy += 1
                 continue
-            self._apply_one(session, events[event_pk], payloads[event_pk], tally, optimistic)
+            row = events[event_pk]
+            self._apply_one(session, row, payloads[event_pk], tally, optimistic, applied)
+            if row.status == "processed" and row.object_id is not None:
+                applied.setdefault((row.object_id, row.created), set()).add(row.id)
         session.info.pop(mirror.ROW_CACHE, None)
+        session.info.pop(DISPUTED_CACHE, None)
+        changed = [row.values() for row in events.values() if row.changed]
+        if changed:
+            # ORM bulk UPDATE by primary key: one executemany (pipelined by psycopg).
+            session.execute(update(StripeEvent), changed)
         return busy
 
     def _apply_one(
         self,
         session: Session,
-        row: StripeEvent,
+        row: _EventRow,
         payload: dict[str, Any],
         tally: _Tally,
         optimistic: bool,
+        applied: dict[tuple[str, int], set[int]],
     ) -> None:
-        # The event row is only touched after the handler ran: its UPDATE then goes
-        # out with the others at commit instead of with each mirror flush.
         started = time.perf_counter()
         now = utcnow()
+        row.changed = True
         if self._api_version and row.api_version and row.api_version != self._api_version:
             tally.other_api_version += 1
         handler = handler_for(row.type)
@@ -299,7 +369,7 @@ class Worker:
             row.processing_ms = (time.perf_counter() - started) * 1000
             tally.ignored += 1
             return
-        context = Context(session, self._tier_of, self._fetcher, row.id)
+        context = Context(session, self._tier_of, self._fetcher, row.id, applied)
         if optimistic:
             try:
                 outcome = handler(context, payload)
@@ -323,11 +393,11 @@ class Worker:
         tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
 
     @staticmethod
-    def _count_attempt(row: StripeEvent, now: datetime) -> None:
+    def _count_attempt(row: _EventRow, now: datetime) -> None:
         row.first_attempt_at = row.first_attempt_at or now
         row.attempts += 1
 
-    def _record_failure(self, row: StripeEvent, exc: Exception, tally: _Tally) -> None:
+    def _record_failure(self, row: _EventRow, exc: Exception, tally: _Tally) -> None:
         # Retrying events stay ``pending`` (with their error) until the limit parks them
         # as ``failed``; ``paydesk events replay --failed`` brings parked ones back.
         message = f"{type(exc).__name__}: {exc}"[:2000]
