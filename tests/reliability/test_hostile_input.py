@@ -329,7 +329,8 @@ def _malformed_signature(draw: st.DrawFn) -> Delivery:
             ),
         )
     )
-    if not header.strip():
+    header = header.strip(" \t")  # HTTP clients refuse values with surrounding blanks
+    if not header:
         return body, [("Content-Type", b"application/json"), ("Stripe-Signature", b"")]
     return body, _headers(header)
 
@@ -569,6 +570,9 @@ INJECTIONS = [
     "1e309",
     "NaN",
 ]
+# The short run sends one of each kind (SQL, markup, template, NUL, traversal, length,
+# unicode, number edge); the full run all of them.
+SHORT_INJECTIONS = [INJECTIONS[i] for i in (0, 5, 7, 12, 13, 16, 17, 23)]
 EVALUATED = str(91919 * 1000003)  # what the template payloads would render as
 # Text a database or framework error would carry; none of the payloads contains it.
 LEAKS = [
@@ -656,9 +660,10 @@ def _seed_business_data(server: HostileServer, api: httpx.Client) -> dict[str, s
 
 
 def test_injection_strings_in_every_admin_api_filter_are_harmless(
-    hostile: HostileServer, figures: dict[str, Any]
+    hostile: HostileServer, scale: Scale, figures: dict[str, Any]
 ) -> None:
     """Every query parameter of every GET operation, and every path id, gets each payload."""
+    payloads = scale.pick(SHORT_INJECTIONS, INJECTIONS)
     headers = {"Authorization": f"Bearer {hostile.fresh_token()}"}
     with httpx.Client(base_url=hostile.base_url, timeout=30, headers=headers) as api:
         seeded = _seed_business_data(hostile, api)
@@ -673,7 +678,7 @@ def test_injection_strings_in_every_admin_api_filter_are_harmless(
                 name, where = parameter["name"], parameter["in"]
                 if where not in ("query", "path"):
                     continue
-                for payload in INJECTIONS:
+                for payload in payloads:
                     url = path.replace("{" + name + "}", _path_segment(payload))
                     params = {name: payload} if where == "query" else {}
                     response = api.get(url, params=params)
@@ -690,7 +695,7 @@ def test_injection_strings_in_every_admin_api_filter_are_harmless(
         assert [row["id"] for row in found["data"]] == [seeded["payment"]]
     assert _fingerprint(hostile) == before, "an injection changed data"
     figures.update(injection_cases=cases)
-    assert cases > 300, cases
+    assert cases > 100, cases
 
 
 def _path_segment(payload: str) -> str:
@@ -727,9 +732,10 @@ def _fill(path: str, values: dict[str, str]) -> str:
 
 
 def test_injection_strings_in_every_console_filter_and_form_are_harmless(
-    hostile: HostileServer, figures: dict[str, Any]
+    hostile: HostileServer, scale: Scale, figures: dict[str, Any]
 ) -> None:
     """Every console filter, path and form field gets each payload, signed in as an admin."""
+    payloads = scale.pick(SHORT_INJECTIONS, INJECTIONS)
     headers = {"Authorization": f"Bearer {hostile.fresh_token()}"}
     with httpx.Client(base_url=hostile.base_url, timeout=30, headers=headers) as api:
         seeded = _seed_business_data(hostile, api)
@@ -749,7 +755,7 @@ def test_injection_strings_in_every_console_filter_and_form_are_harmless(
         for method, path, path_params, query in console_routes(hostile.app):
             if path in SIGN_IN_FORMS:
                 continue
-            for payload in INJECTIONS:
+            for payload in payloads:
                 targets = []
                 hostile_ids = {name: _path_segment(payload) for name in path_params}
                 if path_params:
@@ -774,18 +780,18 @@ def test_injection_strings_in_every_console_filter_and_form_are_harmless(
         assert client.get("/admin/").status_code == 200
     finally:
         client.close()
-    cases += _sign_in_forms(hostile)
+    cases += _sign_in_forms(hostile, payloads)
     assert _fingerprint(hostile) == before, "an injection changed data"
     figures.update(injection_cases=cases)
-    assert cases > 300, cases
+    assert cases > 100, cases
 
 
-def _sign_in_forms(hostile: HostileServer) -> int:
+def _sign_in_forms(hostile: HostileServer, payloads: list[str]) -> int:
     """The sign-in forms (no session yet): each field gets each payload."""
     cases = 0
     with httpx.Client(base_url=hostile.base_url, timeout=30) as anonymous:
         csrf = csrf_of(anonymous.get("/admin/login").text)
-        for payload in INJECTIONS:
+        for payload in payloads:
             for path in SIGN_IN_FORMS:
                 form = dict.fromkeys(FORM_FIELDS, payload) | {"csrf_token": csrf}
                 response = anonymous.post(path, data=form)
