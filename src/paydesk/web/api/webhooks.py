@@ -155,11 +155,23 @@ async def receive_stripe_event(request: Request) -> Response:
         request.app.state,
         request.stream(),
         content_length=request.headers.get("content-length"),
-        signature=request.headers.get("stripe-signature"),
+        signature=_one_signature(request.headers.getlist("stripe-signature")),
         source=request.client.host if request.client else None,
         request_id=getattr(request.state, "request_id", None) or f"req_{uuid.uuid4().hex}",
     )
     return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+# What verification sees for a delivery with several Stripe-Signature headers: it has no
+# "t=", so it is refused as signature_malformed (and recorded like any refusal).
+AMBIGUOUS_SIGNATURE = "several Stripe-Signature headers"
+
+
+def _one_signature(values: list[str]) -> str | None:
+    """The delivery's Stripe-Signature, or ``AMBIGUOUS_SIGNATURE`` if it has several."""
+    if len(values) > 1:
+        return AMBIGUOUS_SIGNATURE
+    return values[0] if values else None
 
 
 def _not_an_acknowledged_delivery(record: logging.LogRecord) -> bool:
@@ -203,7 +215,8 @@ async def serve_delivery(state: Any, scope: Scope, receive: Receive, send: Send)
         if name == b"content-length":
             length = value.decode("latin-1")
         elif name == b"stripe-signature":
-            signature = value.decode("latin-1")
+            # Several headers: which one counts would be a guess, so none does.
+            signature = AMBIGUOUS_SIGNATURE if signature is not None else value.decode("latin-1")
 
     async def chunks() -> AsyncIterator[bytes]:
         more = True
