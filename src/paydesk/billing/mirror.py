@@ -279,6 +279,7 @@ def apply_refund(
         row.requested_by = row.requested_by or requested_by or metadata.get("requested_by")
         row.note = row.note or note
 
+    _lock_payment(session, ref(obj.get("payment_intent")))
     return _apply(
         session,
         Refund,
@@ -287,6 +288,19 @@ def apply_refund(
         fill,
         {"amount": int(obj["amount"]), "currency": str(obj["currency"]), "status": "pending"},
     )
+
+
+def _lock_payment(session: Session, intent_id: str | None) -> None:
+    """Lock the refunded payment's row before the refund's (PostgreSQL; SQLite has one writer).
+
+    A refund request writes the payment, then the refund; the worker applying a batch
+    with ``refund.*`` and ``charge.refunded`` of the same payment would otherwise take
+    the refund first and the payment second, and the two deadlock. One order for
+    everyone (payment, then refund) leaves nothing to deadlock on.
+    """
+    if intent_id is None or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(select(Payment.id).where(Payment.stripe_id == intent_id).with_for_update())
 
 
 _DISPUTE_CLOSED = {"won", "lost", "warning_closed", "prevented"}
