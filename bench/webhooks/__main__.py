@@ -86,7 +86,7 @@ def server(kind: str, workers: int, env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # imports are slow on a busy machine
         while True:
             try:
                 httpx.get(f"{base}/healthz", timeout=1)

@@ -34,6 +34,10 @@ def main() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this
+        # many seconds (default 5); on a busy machine a worker still importing the app
+        # misses it and is restarted over and over. Same for both servers.
+        timeout_worker_healthcheck=60,
     )
 
 
