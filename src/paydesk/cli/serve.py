@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
             server_header=False,
             # RequestContextMiddleware writes the access log (with request ids).
             access_log=False,
+            # uvicorn's supervisor kills a worker that misses its ping for 5 s; a worker
+            # still importing the app on a busy node would be killed over and over.
+            timeout_worker_healthcheck=60,
         )
 
     @app.command("migrate")
