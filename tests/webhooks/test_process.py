@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -402,3 +404,16 @@ def test_a_row_inserted_concurrently_mid_batch_is_recovered_from(engine: Engine)
     with Session(engine) as session:
         payments = list(session.scalars(select(Payment)))
     assert [(p.stripe_id, p.status, p.amount) for p in payments] == [("pi_race", "succeeded", 777)]
+
+
+def test_a_batch_claimed_by_a_dead_worker_is_claimed_again_after_its_lease(engine: Engine) -> None:
+    event = event_dict("payment_intent.succeeded", payment_intent("pi_lease", amount=700))
+    store(engine, event)
+    crashed = worker(engine, lease=timedelta(seconds=1))
+    assert len(crashed.claim()) == 1  # claimed, then the worker "dies" without applying
+    survivor = worker(engine)
+    assert survivor.claim() == []  # reserved while the lease runs
+    time.sleep(1.2)
+    assert survivor.drain() == 1
+    row = event_row(engine, event["id"])
+    assert (row.status, row.attempts) == ("processed", 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 import typer
@@ -20,6 +21,12 @@ def register(app: typer.Typer) -> None:
         max_attempts: int = typer.Option(8, min=1, help="Attempts before an event is parked."),
         idle: float = typer.Option(0.5, min=0.01, help="Seconds between polls when idle."),
         once: bool = typer.Option(False, "--once", help="Apply what is due, then exit."),
+        lease: float = typer.Option(
+            300.0,
+            min=1.0,
+            help="Seconds a claimed batch stays reserved; a crashed worker's batch is "
+            "claimed again after this.",
+        ),
     ) -> None:
         """Claim stored events and apply them; several workers may run side by side."""
         from paydesk.db.engine import create_engine
@@ -27,7 +34,13 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_or_exit()
         engine = create_engine(settings.database_url.get_secret_value())
-        runner = build_worker(settings, engine, batch_size=batch_size, max_attempts=max_attempts)
+        runner = build_worker(
+            settings,
+            engine,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            lease=timedelta(seconds=lease),
+        )
         try:
             if once:
                 handled = runner.drain(timeout=3600)

@@ -194,8 +194,12 @@ class Worker:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Callable[[int], float] = backoff_seconds,
         name: str | None = None,
+        lease: timedelta | None = None,
     ) -> None:
         self._engine = engine
+        # How long a claimed batch stays invisible to other workers: longer than a batch
+        # takes, short enough that a crashed worker's batch is picked up again soon.
+        self._lease = lease if lease is not None else LEASE
         self._sessions = session_factory(engine)
         self._tier_of = tier_of
         self._fetcher = fetcher
@@ -225,7 +229,7 @@ class Worker:
         statement = (
             update(StripeEvent)
             .where(StripeEvent.id.in_(candidates.scalar_subquery()))
-            .values(next_attempt_at=utcnow() + LEASE)
+            .values(next_attempt_at=utcnow() + self._lease)
             .returning(StripeEvent.id, StripeEvent.created)
             .execution_options(synchronize_session=False)
         )
