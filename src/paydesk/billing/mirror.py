@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,6 +66,51 @@ def row_cache(session: Session) -> dict[tuple[type[Any], str], Any] | None:
     return cache
 
 
+DEFER_FLUSH = "paydesk.mirror_defer_flush"
+
+
+def flush(session: Session) -> None:
+    """Flush the mirror's writes now, unless a batch writer defers them to its batch's end.
+
+    The webhook worker's optimistic pass sets ``session.info[DEFER_FLUSH]`` together
+    with the row cache and flushes once per batch: every lookup of a mirror row then
+    goes through the cache (the identity map), so events of one batch still see each
+    other's unflushed effects, and any error the flush raises fails the whole pass
+    (which the worker then redoes with a savepoint and a flush per event). Everyone
+    else (API requests) flushes after each write, as before.
+    """
+    if not (session.info.get(DEFER_FLUSH) and row_cache(session) is not None):
+        session.flush()
+
+
+def find(session: Session, model: type[Row], stripe_id: str) -> Row | None:
+    """The mirror row of ``stripe_id``: from the batch's row cache if set, else a query."""
+    cache = row_cache(session)
+    if cache is not None and (model, stripe_id) in cache:
+        cached: Row | None = cache[(model, stripe_id)]
+        return cached
+    row = session.scalars(select(model).where(model.stripe_id == stripe_id)).one_or_none()
+    if cache is not None and row is not None:
+        cache[(model, stripe_id)] = row
+    return row
+
+
+_SCALAR_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _scalar_defaults(model: type[Any]) -> dict[str, Any]:
+    """The constant column defaults of ``model`` (what a flush would fill in)."""
+    found = _SCALAR_DEFAULTS.get(model)
+    if found is None:
+        found = {}
+        for attribute in inspect(model).column_attrs:
+            default = attribute.columns[0].default
+            if default is not None and default.is_scalar:
+                found[attribute.key] = default.arg
+        _SCALAR_DEFAULTS[model] = found
+    return found
+
+
 def _get_or_create(session: Session, model: type[Row], stripe_id: str, **defaults: Any) -> Row:
     cache = row_cache(session)
     if cache is not None and (model, stripe_id) in cache:
@@ -84,12 +129,14 @@ def _get_or_create(session: Session, model: type[Row], stripe_id: str, **default
     if cache is not None:
         # A batch writer that retries the whole batch on any error (the webhook
         # worker) needs no savepoint: a lost race aborts the batch and it is redone.
+        # The constant defaults are set here, so a row whose flush is deferred reads
+        # as it would after one (``source_time`` 0, amounts 0, flags False).
         row = model()
-        row.stripe_id = stripe_id
-        for name, value in defaults.items():
+        for name, value in {**_scalar_defaults(model), **defaults}.items():
             setattr(row, name, value)
+        row.stripe_id = stripe_id
         session.add(row)
-        session.flush()
+        flush(session)
         cache[(model, stripe_id)] = row
         return row
     try:
@@ -122,7 +169,7 @@ def _apply(
     row.stripe_created = int(obj.get("created") or row.stripe_created or 0)
     row.source_time = source_time
     fill(row)
-    session.flush()
+    flush(session)
     return row, True
 
 
@@ -191,7 +238,7 @@ def apply_charge_details(session: Session, charge: StripeObject) -> Payment | No
     intent_id = ref(charge.get("payment_intent"))
     if intent_id is None:
         return None
-    row = session.scalars(select(Payment).where(Payment.stripe_id == intent_id)).one_or_none()
+    row = find(session, Payment, intent_id)
     if row is None:
         return None
     card = _card_of(charge)
@@ -208,7 +255,7 @@ def apply_charge_details(session: Session, charge: StripeObject) -> Payment | No
         row.failure_message = charge.get("failure_message")
         outcome = charge.get("outcome") or {}
         row.decline_code = outcome.get("reason") or row.decline_code
-    session.flush()
+    flush(session)
     return row
 
 

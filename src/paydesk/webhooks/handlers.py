@@ -270,10 +270,10 @@ def _has_dispute(session: Session, intent_id: str) -> bool:
 def _mark_disputed(session: Session, intent_id: str | None) -> None:
     if intent_id is None:
         return
-    payment = session.scalars(select(Payment).where(Payment.stripe_id == intent_id)).one_or_none()
+    payment = mirror.find(session, Payment, intent_id)
     if payment is not None and not payment.disputed:
         payment.disputed = True
-        session.flush()
+        mirror.flush(session)
 
 
 def _cached_or_loaded(ctx: Context, model: type[Any], object_id: str) -> Any:
@@ -287,7 +287,7 @@ def _tied_with_another_event(ctx: Context, object_id: str, created: int) -> bool
     # Events applied earlier in this batch are not marked processed in the table yet.
     if any(pk != ctx.event_pk for pk in ctx.applied_in_batch.get((object_id, created), ())):
         return True
-    ctx.session.flush()
+    mirror.flush(ctx.session)
     query = select(StripeEvent.id).where(
         StripeEvent.object_id == object_id,
         StripeEvent.created == created,

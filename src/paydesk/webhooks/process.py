@@ -3,10 +3,12 @@
 Claiming is a lease: one statement moves a batch of due events' ``next_attempt_at``
 a few minutes ahead and returns them (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 workers never wait for each other; SQLite has a single writer anyway). The batch
-is then applied in one transaction, each event in its own savepoint; on
-PostgreSQL a transaction-scoped advisory lock per touched Stripe object keeps two
-workers from writing one object at once (an event whose object is busy is simply
-left for the next round). A worker that dies mid-batch leaves leases that expire,
+is then applied in one transaction: optimistically first (the batch's mirror rows
+loaded up front, the mirror's writes flushed once at the end of the batch), and,
+if anything fails, again with a savepoint and a flush per event. On PostgreSQL a
+transaction-scoped advisory lock per touched Stripe object keeps two workers
+from writing one object at once (an event whose object is busy is simply left
+for the next round). A worker that dies mid-batch leaves leases that expire,
 and the events are claimed again; applying them twice has no further effect.
 """
 
@@ -313,6 +315,9 @@ class Worker:
             for object_id in object_ids:
                 cache[(model, object_id)] = found.get(object_id)
         session.info[mirror.ROW_CACHE] = cache
+        # Every lookup of the batch goes through that cache, so the mirror's writes can
+        # wait for one flush at the end of the batch (``_apply_batch``).
+        session.info[mirror.DEFER_FLUSH] = True
 
     def _apply_batch(
         self, session: Session, ids: list[int], tally: _Tally, *, optimistic: bool
@@ -341,6 +346,17 @@ class Worker:
             self._apply_one(session, row, payloads[event_pk], tally, optimistic, applied)
             if row.status == "processed" and row.object_id is not None:
                 applied.setdefault((row.object_id, row.created), set()).add(row.id)
+        if optimistic:
+            # The optimistic pass's mirror writes, all at once (one INSERT per table
+            # and batched UPDATEs instead of a round trip per event). Whatever fails
+            # here (a row inserted concurrently, a value the column refuses) fails
+            # the pass like a failing event: the batch is redone with savepoints.
+            try:
+                session.flush()
+            except Exception as exc:
+                raise _RetrySafely from exc
+            finally:
+                session.info.pop(mirror.DEFER_FLUSH, None)
         session.info.pop(mirror.ROW_CACHE, None)
         session.info.pop(DISPUTED_CACHE, None)
         changed = [row.values() for row in events.values() if row.changed]
