@@ -18,6 +18,11 @@ from paydesk.errors import PaydeskError
 
 DEFAULT_TOLERANCE_SECONDS = 300
 
+# Looked up once: the SDK resolves its top-level names through a lazy-import module
+# ``__getattr__`` (a few µs on every access, on the endpoint's hot path).
+_WebhookSignature = stripe.WebhookSignature
+_SignatureVerificationError = stripe.SignatureVerificationError
+
 # The SDK says why it refused only in its message; these are its stable prefixes.
 _REASONS = (
     ("No Stripe-Signature header", "signature_missing"),
@@ -75,8 +80,8 @@ def verify_signature(
     best: str | None = None
     for secret in secrets:
         try:
-            stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
-        except stripe.SignatureVerificationError as exc:
+            _WebhookSignature.verify_header(text, header, secret, tolerance)
+        except _SignatureVerificationError as exc:
             reason = _reason_of(exc)
             if best is None or _PRECEDENCE[reason] < _PRECEDENCE[best]:
                 best = reason
@@ -105,4 +110,4 @@ def _timestamp_of(header: str) -> int:
 
 def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
     """A ``Stripe-Signature`` header for ``payload`` (tests, ``paydesk`` tooling)."""
-    return str(stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp))
+    return str(_WebhookSignature.generate_signature_header(payload, secret, timestamp))
