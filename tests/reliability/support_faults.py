@@ -68,19 +68,15 @@ LEASE_SECONDS = 10.0  # well above a batch's duration, even on a busy machine
 # A zygote: one interpreter imports Paydesk once, then forks a child per command it
 # is sent; each child runs the unmodified CLI (``paydesk serve`` / ``paydesk worker``)
 # with its own log file. On a busy 2-core machine importing the app takes 10-20 s,
-# which would otherwise dominate every restart after a kill. One test-only knob: the
-# worker's claim lease, shortened (5 min in production: how long events claimed by a
-# worker that died stay invisible to the next one; the checks kill workers on purpose
-# and must not wait five minutes per kill).
+# which would otherwise dominate every restart after a kill.
 _ZYGOTE = r"""
 import json, os, signal, sys
-from datetime import timedelta
-import uvicorn, paydesk.cli, paydesk.web, paydesk.webhooks.process as process
+import uvicorn, paydesk.cli, paydesk.web, paydesk.webhooks.process
 import paydesk.db.engine, psycopg, sqlalchemy
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped at once
 print("ready", flush=True)
 while line := sys.stdin.readline():
-    lease, log_path, extra_env, *argv = line.rstrip("\n").split("\t")
+    log_path, extra_env, *argv = line.rstrip("\n").split("\t")
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -89,8 +85,6 @@ while line := sys.stdin.readline():
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        if lease != "-":
-            process.LEASE = timedelta(seconds=float(lease))
         sys.argv = ["paydesk", *argv]
         code = 0
         try:
@@ -148,16 +142,14 @@ class Zygote:
         name: str,
         argv: list[str],
         *,
-        lease: float | None = None,
         env: dict[str, str] | None = None,
     ) -> Proc:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         log_path = self.log_dir / f"{name}.log"
         with self._lock:
-            lease_arg = "-" if lease is None else str(lease)
             extra = orjson.dumps(env or {}).decode()
-            self.process.stdin.write("\t".join([lease_arg, str(log_path), extra, *argv]) + "\n")
+            self.process.stdin.write("\t".join([str(log_path), extra, *argv]) + "\n")
             self.process.stdin.flush()
             pid = int(self.process.stdout.readline())
         return Proc(name, pid, log_path)
@@ -255,7 +247,10 @@ def start_worker(
     lease: float | None = LEASE_SECONDS,
     batch_size: int = 100,
 ) -> Proc:
-    """``paydesk worker`` with a ``lease``-second claim lease (None: the production one).
+    """``paydesk worker --lease`` ``lease`` seconds (None: the production 5 minutes).
+
+    The checks kill workers on purpose and must not wait five minutes for each
+    killed worker's batch to be claimed again.
 
     Its database sessions carry ``name`` as PostgreSQL ``application_name``, so a check
     can see in ``pg_stat_activity`` whether it is inside a transaction.
@@ -264,7 +259,9 @@ def start_worker(
     url = make_url(zygote.env["PAYDESK_DATABASE_URL"])
     named = url.update_query_dict({"application_name": name})
     env = {"PAYDESK_DATABASE_URL": named.render_as_string(hide_password=False)}
-    return zygote.spawn(name, argv, lease=lease, env=env)
+    if lease is not None:
+        argv += ["--lease", str(lease)]
+    return zygote.spawn(name, argv, env=env)
 
 
 def in_transaction(engine: Engine, application_name: str) -> bool:
