@@ -58,6 +58,7 @@ def _demo_state() -> dict[str, str]:
 def _save(state: dict[str, str]) -> None:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     DEMO_STATE.write_text(json.dumps(state, indent=2))
+    DEMO_STATE.chmod(0o600)  # it holds the demo's (sandbox-only) secret key
     DEMO_STATE.chmod(0o600)
 
 
