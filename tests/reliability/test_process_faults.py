@@ -57,9 +57,11 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     rng = random.Random(2608)
     events = synthetic_history(count)
     reference = reference_mirror(count)
-    # Kill points: random moments of the run, measured in events applied so far
-    # (at most 70 % in, so work is still left when the last kill lands).
-    kill_points = sorted(int(rng.uniform(0.05, 0.7) * count) for _ in range(kills))
+    # Deliveries arrive in kills + 1 stages; each kill lands while a fresh stage is
+    # being applied, so there is always work in flight to cut (a worker faster than
+    # the senders would otherwise be idle, with nothing to interrupt, by a late kill).
+    stage = count // (kills + 1)
+    bounds = [n * stage for n in range(kills + 1)] + [count]
 
     with migrated_shared_database() as url, ExitStack() as stack:
         env = environment(url)
@@ -70,46 +72,56 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
         paydesk = stack.enter_context(zygote(env, tmp_path))
         api = start_server(paydesk, port)
         stack.callback(api.stop)
-        # Two workers side by side; each kill hits one of them, chosen at random.
+        # Two workers side by side; each kill hits whichever is first seen mid-batch.
         workers = [start_worker(paydesk, f"worker-{n}") for n in range(2)]
         stack.callback(lambda: [w.kill() for w in workers])
         sender = Sender(f"http://127.0.0.1:{port}")
         stack.callback(sender.close)
+        futures: list[Any] = []
 
-        # Deliveries arrive while the workers apply and die.
-        futures = [
-            pool.submit(sender.send_until_acknowledged, event, random.Random(i))
-            for i, event in enumerate(events)
-        ]
+        def deliver(first: int, last: int) -> None:
+            futures.extend(
+                pool.submit(sender.send_until_acknowledged, events[i], random.Random(i))
+                for i in range(first, last)
+            )
 
         orphaned = 0
-        for n, point in enumerate(kill_points, start=1):
+        for n in range(1, kills + 1):
+            deliver(bounds[n - 1], bounds[n])
+            # Kill at a random point of the stage: once a random share of it is applied,
+            # the first instant a worker is seen inside a transaction twice in a row
+            # (the apply, not the brief claim), SIGKILL at once.
+            point = bounds[n - 1] + int(rng.uniform(0.05, 0.3) * stage)
             poll(
                 lambda point=point: processed_count(engine) >= point,
                 timeout=300,
                 what=f"{point} events applied before kill {n}",
             )
-            slot = rng.randrange(len(workers))
-            victim = workers[slot]
-            # Land inside a batch: a random moment, then the first instant the victim
-            # is seen inside a transaction twice in a row (the apply, not the brief
-            # claim), and SIGKILL at once.
-            time.sleep(rng.uniform(0, 0.2))
-            poll(
-                lambda victim=victim: (
-                    in_transaction(engine, victim.name) and in_transaction(engine, victim.name)
-                ),
-                timeout=60,
-                every=0.005,
-                what=f"{victim.name} inside a transaction before kill {n}",
+            slot = (
+                poll(
+                    lambda: next(
+                        (
+                            slot + 1
+                            for slot, worker in enumerate(workers)
+                            if in_transaction(engine, worker.name)
+                            and in_transaction(engine, worker.name)
+                        ),
+                        None,
+                    ),
+                    timeout=60,
+                    every=0.002,
+                    what=f"a worker inside a transaction before kill {n}",
+                )
+                - 1
             )
-            victim.kill()
+            workers[slot].kill()
             killed_at = database_now(engine)
             workers[slot] = start_worker(paydesk, f"worker-{len(workers) + n - 1}")
             # What the victim had claimed and not committed: rolled back, to be
             # claimed again once its lease runs out.
             time.sleep(3)
             orphaned += orphaned_since(engine, killed_at)
+        deliver(bounds[kills], count)
 
         acknowledged = [future.result() for future in futures]
         poll(
