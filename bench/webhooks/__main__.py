@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.webhooks import cpu
 from paydesk.db.engine import create_engine
 from paydesk.db.migrate import upgrade_to_head
 from paydesk.db.models import StripeEvent
@@ -74,7 +76,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, workers: int, env: dict[str, str]) -> Iterator[str]:
+def server(kind: str, workers: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     port = free_port()
     log = open(Path("var") / f"bench-webhooks-{kind}.log", "w")  # noqa: SIM115 - closed below
     # Our own interpreter and module, fixed arguments: nothing untrusted reaches the call.
@@ -95,7 +97,7 @@ def server(kind: str, workers: int, env: dict[str, str]) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"{kind} server did not start; see {log.name}") from None
                 time.sleep(0.1)
-        yield f"{base}/api/webhooks/stripe"
+        yield f"{base}/api/webhooks/stripe", process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -107,8 +109,15 @@ def server(kind: str, workers: int, env: dict[str, str]) -> Iterator[str]:
 
 
 def load(
-    url: str, run: str, start: int, count: int, concurrency: int, rate: float | None = None
+    url: str,
+    run: str,
+    start: int,
+    count: int,
+    concurrency: int,
+    rate: float | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
+    """Run the load process; with ``server_pid``, add CPU µs per delivery by component."""
     args = [
         sys.executable,
         "-m",
@@ -122,8 +131,25 @@ def load(
     ]
     if rate:
         args.append(str(rate))
+    before = _cpu_snapshot(server_pid)
     result = subprocess.run(args, capture_output=True, text=True, check=True)  # noqa: S603
-    return dict(orjson.loads(result.stdout))
+    after = _cpu_snapshot(server_pid)
+    figures = dict(orjson.loads(result.stdout))
+    if server_pid is not None:
+        figures["cpu_us_per_event"] = {
+            name: round((after[name] - before[name]) * 1e6 / count, 1) for name in after
+        }
+    return figures
+
+
+def _cpu_snapshot(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far: finished load processes, the server tree, PostgreSQL."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "client": children.ru_utime + children.ru_stime,
+        "server": cpu.tree_cpu(server_pid) if server_pid else 0.0,
+        "postgres": cpu.postgres_cpu(),
+    }
 
 
 def stored_count(engine: Any) -> int:
@@ -153,16 +179,16 @@ def main() -> None:
             "STRIPE_WEBHOOK_SECRET": SECRET,
             "PAYDESK_DATABASE_URL": url,
         }
-        with server("bare", args.workers, base_env) as bare_url:
+        with server("bare", args.workers, base_env) as (bare_url, bare_pid):
             load(bare_url, run, WARM_UP_START, 2000, args.concurrency)  # warm-up
-            bare = load(bare_url, run, 0, args.events, args.concurrency)
+            bare = load(bare_url, run, 0, args.events, args.concurrency, server_pid=bare_pid)
         print(f"bare endpoint:   {bare}")
 
         engine = create_engine(url)
-        with server("paydesk", args.workers, env) as ingest_url:
+        with server("paydesk", args.workers, env) as (ingest_url, ingest_pid):
             # Warm-up: other PaymentIntents, stored and processed like the rest.
             load(ingest_url, run, WARM_UP_START, 2000, args.concurrency)
-            ingest = load(ingest_url, run, 0, args.events, args.concurrency)
+            ingest = load(ingest_url, run, 0, args.events, args.concurrency, server_pid=ingest_pid)
             print(f"paydesk ingest:  {ingest}")
             paced_count = int(args.rate * args.rate_seconds)
             paced = load(ingest_url, run, args.events, paced_count, args.concurrency, args.rate)

@@ -119,6 +119,7 @@ def test_migrate_creates_the_database(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_serve_with_several_workers_answers(tmp_path: os.PathLike[str]) -> None:
+    import json
     import signal
     import time
 
@@ -131,12 +132,15 @@ def test_serve_with_several_workers_answers(tmp_path: os.PathLike[str]) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
     env["PAYDESK_DATABASE_URL"] = url
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paydesk", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env["PAYDESK_LOG_FORMAT"] = "json"
+    log_path = os.path.join(tmp_path, "serve.log")
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "paydesk", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -151,3 +155,9 @@ def test_serve_with_several_workers_answers(tmp_path: os.PathLike[str]) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+    # One access line per request, Paydesk's own (each worker process configures
+    # logging again; uvicorn's access log must stay off there too).
+    with open(log_path, encoding="utf-8") as log_file:
+        lines = [json.loads(line) for line in log_file if line.startswith("{")]
+    readyz = [line for line in lines if "/readyz" in json.dumps(line)]
+    assert [line["event"] for line in readyz] == ["request"], readyz

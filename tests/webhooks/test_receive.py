@@ -219,20 +219,3 @@ def test_get_is_not_allowed(migrated_url: str) -> None:
         response = client.get(ENDPOINT)
     assert response.status_code == 405
     assert isinstance(response, httpx.Response)
-
-
-def test_acknowledged_deliveries_are_left_out_of_the_access_log() -> None:
-    import logging
-
-    from paydesk.web.api.webhooks import _not_an_acknowledged_delivery
-
-    def record(path: str, status: int) -> logging.LogRecord:
-        args = ("127.0.0.1:5000", "POST", path, "1.1", status)
-        return logging.LogRecord(
-            "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None
-        )
-
-    assert _not_an_acknowledged_delivery(record(ENDPOINT, 200)) is False
-    assert _not_an_acknowledged_delivery(record(ENDPOINT, 400)) is True
-    assert _not_an_acknowledged_delivery(record(ENDPOINT, 503)) is True
-    assert _not_an_acknowledged_delivery(record("/healthz", 200)) is True

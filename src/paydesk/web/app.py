@@ -70,7 +70,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    webhooks_api.quiet_access_log()
     app.state.metrics = PaydeskMetrics(
         app.state.sessions, cache_seconds=settings.metrics_cache_seconds
     )

@@ -6,7 +6,7 @@ recorded without its payload; a database outage is a 503 and Stripe retries.
 
 Deliveries are the one hot path of the API, so they are served by a thin ASGI
 handler (``serve_delivery``, which the app calls before any of its own layers)
-that skips routing, middleware and the per-request access log; the FastAPI route
+that skips routing and middleware (so also the access log); the FastAPI route
 below runs the same ``handle_delivery`` and documents the endpoint in OpenAPI.
 Successful deliveries are logged at DEBUG; refusals and outages at WARNING.
 """
@@ -172,25 +172,6 @@ def _one_signature(values: list[str]) -> str | None:
     if len(values) > 1:
         return AMBIGUOUS_SIGNATURE
     return values[0] if values else None
-
-
-def _not_an_acknowledged_delivery(record: logging.LogRecord) -> bool:
-    """uvicorn access-log filter: drop the line of each 200 answer to a delivery.
-
-    At thousands of deliveries per second those lines cost more than the delivery;
-    refusals and errors keep theirs, and DEBUG logs every stored event anyway.
-    """
-    args = record.args
-    if isinstance(args, tuple) and len(args) == 5 and args[4] == 200:
-        return not str(args[2]).startswith(PATH) or _stdlib_log.isEnabledFor(logging.DEBUG)
-    return True
-
-
-def quiet_access_log() -> None:
-    """Install the access-log filter for acknowledged deliveries (idempotent)."""
-    access = logging.getLogger("uvicorn.access")
-    if _not_an_acknowledged_delivery not in access.filters:
-        access.addFilter(_not_an_acknowledged_delivery)
 
 
 def is_delivery(scope: Scope) -> bool:
