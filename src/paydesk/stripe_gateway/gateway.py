@@ -342,6 +342,31 @@ class StripeGateway:
         except stripe.StripeError as exc:
             _raise(exc)
 
+    def raw_request(
+        self,
+        method: str,
+        path: str,
+        params: Json,
+        *,
+        key: str | None = None,
+        tolerated_error: str | None = None,
+    ) -> Json | None:
+        """Any API call by method and path, as ``stripe trigger`` makes them.
+
+        Returns the object, or None when Stripe refuses with the error type
+        ``tolerated_error`` (a step that is meant to fail, such as a declined card);
+        any other refusal is translated and raised like every gateway call's.
+        """
+        options: Json = {"idempotency_key": key} if key else {}
+        try:
+            response = self._client.raw_request(method, path, **params, **options)
+        except stripe.StripeError as exc:
+            error_type = getattr(exc.error, "type", None) if exc.error else None
+            if tolerated_error is not None and error_type == tolerated_error:
+                return None
+            _raise(exc)
+        return _plain(self._client.deserialize(response, api_mode="V1"))
+
     def list_webhook_endpoints(self) -> list[Json]:
         """Every registered webhook endpoint."""
         try:

@@ -15,10 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import stripe
-
 from paydesk.errors import InvalidInput
-from paydesk.stripe_gateway.gateway import StripeGateway, _raise
+from paydesk.stripe_gateway.gateway import StripeGateway
 
 Json = dict[str, Any]
 
@@ -264,28 +262,21 @@ def run_trigger(gateway: StripeGateway, event_type: str) -> list[StepResult]:
     steps = TRIGGERS.get(event_type)
     if steps is None:
         raise InvalidInput(f"No trigger for {event_type}.", field="event_type")
-    # Same package as the gateway: its client is the one configured from settings.
-    client = gateway._client
     run = uuid.uuid4().hex
     results: dict[str, Json] = {}
     done: list[StepResult] = []
     for index, step in enumerate(steps):
         path = _resolve(step.path, results)
         params = _resolve(step.params, results)
-        options: Json = {}
-        if step.method == "post":
-            options["idempotency_key"] = f"paydesk-trigger-{run}-{index}"
+        key = f"paydesk-trigger-{run}-{index}" if step.method == "post" else None
         line = f"{step.method.upper()} {path}"
-        try:
-            response = client.raw_request(step.method, path, **params, **options)
-        except stripe.StripeError as exc:
-            error_type = getattr(exc.error, "type", None) if exc.error else None
-            if step.expected_error is not None and error_type == step.expected_error:
-                done.append(StepResult(step.name, line, None, f"{error_type} (expected)"))
-                results[step.name] = {}
-                continue
-            _raise(exc)
-        data = client.deserialize(response, api_mode="V1").to_dict(recursive=True)
+        data = gateway.raw_request(
+            step.method, path, params, key=key, tolerated_error=step.expected_error
+        )
+        if data is None:
+            done.append(StepResult(step.name, line, None, f"{step.expected_error} (expected)"))
+            results[step.name] = {}
+            continue
         results[step.name] = data
         done.append(StepResult(step.name, line, data.get("id")))
     return done
