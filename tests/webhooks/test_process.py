@@ -410,9 +410,9 @@ def test_a_batch_claimed_by_a_dead_worker_is_claimed_again_after_its_lease(engin
     event = event_dict("payment_intent.succeeded", payment_intent("pi_lease", amount=700))
     store(engine, event)
     crashed = worker(engine, lease=timedelta(seconds=1))
-    assert len(crashed.claim()) == 1  # claimed, then the worker "dies" without applying
+    assert len(crashed.claim().ids) == 1  # claimed, then the worker "dies" without applying
     survivor = worker(engine)
-    assert survivor.claim() == []  # reserved while the lease runs
+    assert survivor.claim().ids == []  # reserved while the lease runs
     time.sleep(1.2)
     assert survivor.drain() == 1
     row = event_row(engine, event["id"])

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
             300.0,
             min=1.0,
             help="Seconds a claimed batch stays reserved; a crashed worker's batch is "
-            "claimed again after this.",
+            "claimed again after this (a running batch keeps its events until it commits).",
         ),
     ) -> None:
         """Claim stored events and apply them; several workers may run side by side."""
@@ -60,6 +60,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"worker {runner.name}: processed={counts.processed} ignored={counts.ignored} "
                 f"failed={counts.failed} parked={counts.parked} busy={counts.skipped_busy} "
-                f"other_api_version={counts.other_api_version}",
+                f"other_api_version={counts.other_api_version} lease_lost={counts.lease_lost}",
                 err=True,
             )

@@ -1,15 +1,33 @@
 """The worker: claim stored events, apply them, record what happened.
 
 Claiming is a lease: one statement moves a batch of due events' ``next_attempt_at``
-a few minutes ahead and returns them (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-workers never wait for each other; SQLite has a single writer anyway). The batch
-is then applied in one transaction: optimistically first (the batch's mirror rows
-loaded up front, the mirror's writes flushed once at the end of the batch), and,
-if anything fails, again with a savepoint and a flush per event. On PostgreSQL a
-transaction-scoped advisory lock per touched Stripe object keeps two workers
-from writing one object at once (an event whose object is busy is simply left
-for the next round). A worker that dies mid-batch leaves leases that expire,
-and the events are claimed again; applying them twice has no further effect.
+a few minutes ahead, writes a fresh ``lease_token`` on them and returns them
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so workers never wait for each other;
+SQLite has a single writer anyway). The batch is then applied in one transaction:
+optimistically first (the batch's mirror rows loaded up front, the mirror's writes
+flushed once at the end of the batch), and, if anything fails, again with a
+savepoint and a flush per event. On PostgreSQL a transaction-scoped advisory lock
+per touched Stripe object keeps two workers from writing one object at once (an
+event whose object is busy is simply left for the next round). A worker that dies
+mid-batch leaves leases that expire, and the events are claimed again; applying
+them twice has no further effect.
+
+Ownership. The batch transaction reads only the rows that still carry its lease's
+token and keeps them locked until it commits (``FOR NO KEY UPDATE`` on PostgreSQL,
+SQLite's write lock), so no claim can take them over while the batch runs, however
+long it runs. Rows another worker claimed before that (the lease had expired) are
+skipped, not applied, and counted as ``lease_lost`` with a ``webhook_lease_lost``
+warning. The outcome is written only where the token is still the worker's own
+(``attempts`` incremented in SQL); if a row no longer matches, the whole batch is
+rolled back instead of writing over the new owner. A batch that outlives its lease
+without anyone claiming its events again still commits: they are still its own.
+
+Releasing (making a batch's events due again at once when the batch failed, or
+the events whose objects were busy) is retried a few times with a short backoff;
+if the database stays unreachable, the release is kept and tried again before
+each later claim of this worker, so the events are claimable as soon as the
+database is back rather than when their lease ends. Every release, too, touches
+only rows still leased to the worker.
 """
 
 from __future__ import annotations
@@ -19,13 +37,15 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, and_, func, select, text, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from paydesk.billing import mirror
@@ -62,6 +82,9 @@ DEFAULT_MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 600.0
+# Pauses between the attempts of a failed release (four attempts within ~1.5 s);
+# after that the release waits for the worker's next round.
+RELEASE_RETRY_DELAYS = (0.1, 0.4, 1.0)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -80,6 +103,7 @@ class WorkerCounters:
     parked: int = 0
     skipped_busy: int = 0
     other_api_version: int = 0
+    lease_lost: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -94,8 +118,24 @@ class _Tally(WorkerCounters):
         counters.parked += self.parked
         counters.skipped_busy += self.skipped_busy
         counters.other_api_version += self.other_api_version
+        counters.lease_lost += self.lease_lost
         for outcome, count in self.outcomes.items():
             counters.outcomes[outcome] = counters.outcomes.get(outcome, 0) + count
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claimed batch: its events' ids, oldest first, and the claim's token.
+
+    The token is written on the claimed rows; the worker writes them only while
+    they still carry it. Falsy when nothing was due.
+    """
+
+    token: str
+    ids: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
 
 
 @dataclass
@@ -123,17 +163,18 @@ class _EventRow:
     processing_ms: float | None = None
     changed: bool = False
 
-    def values(self) -> dict[str, Any]:
+    def values(self, token: str) -> dict[str, Any]:
+        """Parameters of ``_RECORD`` for this row (``attempts`` is counted in SQL)."""
         return {
-            "id": self.id,
-            "status": self.status,
-            "attempts": self.attempts,
-            "first_attempt_at": self.first_attempt_at,
-            "next_attempt_at": self.next_attempt_at,
-            "last_error": self.last_error,
-            "outcome": self.outcome,
-            "processed_at": self.processed_at,
-            "processing_ms": self.processing_ms,
+            "b_id": self.id,
+            "b_token": token,
+            "b_status": self.status,
+            "b_first_attempt_at": self.first_attempt_at,
+            "b_next_attempt_at": self.next_attempt_at,
+            "b_last_error": self.last_error,
+            "b_outcome": self.outcome,
+            "b_processed_at": self.processed_at,
+            "b_processing_ms": self.processing_ms,
         }
 
 
@@ -156,8 +197,37 @@ _EVENT_COLUMNS = (
 )
 
 
+_EVENTS = cast(Table, StripeEvent.__table__)
+
+# One attempt's outcome, written only while the row is still leased to the writer;
+# the attempt is counted by the database, not copied from what the worker read.
+_RECORD = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("b_id"), _EVENTS.c.lease_token == bindparam("b_token"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=_EVENTS.c.attempts + 1,
+        first_attempt_at=bindparam("b_first_attempt_at"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        last_error=bindparam("b_last_error"),
+        outcome=bindparam("b_outcome"),
+        processed_at=bindparam("b_processed_at"),
+        processing_ms=bindparam("b_processing_ms"),
+        lease_token=None,
+    )
+)
+
+
 class _RetrySafely(Exception):
     """An event failed in the optimistic pass: redo the batch with savepoints."""
+
+
+class _LeaseLost(Exception):
+    """Some of the batch's rows are no longer leased to this worker: roll it back."""
+
+    def __init__(self, lost: int) -> None:
+        super().__init__(f"{lost} event(s) no longer leased to this worker")
+        self.lost = lost
 
 
 MODEL_OF_OBJECT: dict[str, type[Any]] = {
@@ -212,14 +282,18 @@ class Worker:
         self._postgres = engine.dialect.name == "postgresql"
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.counters = WorkerCounters()
+        # Releases that failed (database unreachable), by lease token: retried
+        # before every later claim until they go through.
+        self._unreleased: dict[str, list[int]] = {}
 
     # -- claiming -----------------------------------------------------------------
     def _due(self) -> Any:
         now = utcnow()
         return and_(StripeEvent.status == "pending", StripeEvent.next_attempt_at <= now)
 
-    def claim(self) -> list[int]:
-        """Lease a batch of due events to this worker; returns their ids, oldest first."""
+    def claim(self) -> Lease:
+        """Lease a batch of due events to this worker, under a new token."""
+        token = uuid.uuid4().hex
         candidates = (
             select(StripeEvent.id)
             .where(self._due())
@@ -231,53 +305,126 @@ class Worker:
         statement = (
             update(StripeEvent)
             .where(StripeEvent.id.in_(candidates.scalar_subquery()))
-            .values(next_attempt_at=utcnow() + self._lease)
+            .values(next_attempt_at=utcnow() + self._lease, lease_token=token)
             .returning(StripeEvent.id, StripeEvent.created)
             .execution_options(synchronize_session=False)
         )
         with self._engine.begin() as connection:
             rows = connection.execute(statement).all()
-        return [row.id for row in sorted(rows, key=lambda row: (row.created, row.id))]
+        ids = [row.id for row in sorted(rows, key=lambda row: (row.created, row.id))]
+        return Lease(token, ids)
 
-    def _release(self, ids: list[int]) -> None:
-        if not ids:
-            return
+    def _release_now(self, token: str, ids: Sequence[int]) -> None:
+        # Only rows still pending and still leased under ``token``: an event another
+        # worker has claimed since is that worker's to release.
         with self._engine.begin() as connection:
             connection.execute(
                 update(StripeEvent)
-                .where(StripeEvent.id.in_(ids), StripeEvent.status == "pending")
-                .values(next_attempt_at=utcnow())
+                .where(
+                    StripeEvent.id.in_(ids),
+                    StripeEvent.status == "pending",
+                    StripeEvent.lease_token == token,
+                )
+                .values(next_attempt_at=utcnow(), lease_token=None)
             )
+
+    def _release(self, token: str, ids: Sequence[int]) -> None:
+        """Make the events leased under ``token`` due again now; never raises.
+
+        Tried up to ``len(RELEASE_RETRY_DELAYS) + 1`` times with those pauses. If the
+        database is still unreachable, the release is kept and retried before each
+        later claim (``run_once``), so the events do not wait for their lease to end
+        once the database is back.
+        """
+        if not ids:
+            return
+        for delay in (*RELEASE_RETRY_DELAYS, None):
+            try:
+                self._release_now(token, ids)
+            except SQLAlchemyError as exc:
+                error = exc
+            else:
+                return
+            if delay is not None:
+                time.sleep(delay)
+        self._unreleased.setdefault(token, []).extend(ids)
+        log.warning(
+            "webhook_release_failed",
+            worker=self.name,
+            size=len(ids),
+            error_type=type(error).__name__,
+        )
+
+    def _settle_releases(self) -> None:
+        """Retry the releases that failed before (once each; kept if they fail again)."""
+        for token, ids in list(self._unreleased.items()):
+            try:
+                self._release_now(token, ids)
+            except SQLAlchemyError:
+                continue
+            del self._unreleased[token]
+            log.info("webhook_release_settled", worker=self.name, size=len(ids))
 
     # -- applying -----------------------------------------------------------------
     def run_once(self) -> int:
         """Claim and apply one batch; returns how many events were handled.
 
+        Releases that failed earlier are retried first.
+        """
+        self._settle_releases()
+        return self.apply(self.claim())
+
+    def apply(self, lease: Lease) -> int:
+        """Apply a claimed batch; returns how many of its events were handled.
+
         The batch is first applied optimistically: one transaction, no savepoint
         per event, the mirror rows of the whole batch loaded up front. If any
         event fails, that attempt is rolled back and the batch is applied again
         with a savepoint per event, so one bad event cannot take the others down.
+        Events no longer leased under ``lease.token`` are left alone (see the
+        module's docstring); if the outcome cannot be written because a row
+        changed hands, the batch is rolled back, nothing is counted and 0 is
+        returned. Any other failure rolls the batch back, releases it and raises.
         """
-        ids = self.claim()
+        ids = lease.ids
         if not ids:
             return 0
         try:
             tally = _Tally()
             try:
                 with self._sessions() as session, session.begin():
-                    busy = self._apply_batch(session, ids, tally, optimistic=True)
+                    busy = self._apply_batch(session, lease, tally, optimistic=True)
             except _RetrySafely:
                 tally = _Tally()
                 with self._sessions() as session, session.begin():
-                    busy = self._apply_batch(session, ids, tally, optimistic=False)
+                    busy = self._apply_batch(session, lease, tally, optimistic=False)
+        except _LeaseLost as lost:
+            self.counters.lease_lost += lost.lost
+            log.warning(
+                "webhook_lease_lost",
+                worker=self.name,
+                size=len(ids),
+                lost=lost.lost,
+                action="batch rolled back",
+            )
+            self._release(lease.token, ids)
+            return 0
         except Exception:
             # The whole batch rolled back (e.g. a lost connection): make it due again.
             log.exception("webhook_batch_rolled_back", size=len(ids))
-            self._release(ids)
+            self._release(lease.token, ids)
             raise
         tally.add_to(self.counters)
-        self._release(busy)
-        return len(ids) - len(busy)
+        if tally.lease_lost:
+            log.warning(
+                "webhook_lease_lost",
+                worker=self.name,
+                size=len(ids),
+                lost=tally.lease_lost,
+                action="events skipped",
+            )
+        self._release(lease.token, busy)
+        return len(ids) - len(busy) - tally.lease_lost
 
     def _lock(self, session: Session, payloads: dict[int, dict[str, Any]]) -> set[int]:
         """Take the advisory locks of every event's objects; the events found busy."""
@@ -320,11 +467,21 @@ class Worker:
         session.info[mirror.DEFER_FLUSH] = True
 
     def _apply_batch(
-        self, session: Session, ids: list[int], tally: _Tally, *, optimistic: bool
+        self, session: Session, lease: Lease, tally: _Tally, *, optimistic: bool
     ) -> list[int]:
+        ids = lease.ids
         events: dict[int, _EventRow] = {}
         payloads: dict[int, dict[str, Any]] = {}
-        for found in session.execute(select(*_EVENT_COLUMNS).where(StripeEvent.id.in_(ids))):
+        # Only the rows still leased to us, locked until the commit: no claim can take
+        # them over meanwhile (SKIP LOCKED passes them by; on SQLite this transaction
+        # holds the write lock). Rows claimed again after our lease ran out are not
+        # ours any more: left to their new owner.
+        query = select(*_EVENT_COLUMNS).where(
+            StripeEvent.id.in_(ids), StripeEvent.lease_token == lease.token
+        )
+        if self._postgres:
+            query = query.with_for_update(key_share=True)
+        for found in session.execute(query):
             *columns, payload = found
             row = _EventRow(*columns)
             events[row.id] = row
@@ -359,10 +516,15 @@ class Worker:
                 session.info.pop(mirror.DEFER_FLUSH, None)
         session.info.pop(mirror.ROW_CACHE, None)
         session.info.pop(DISPUTED_CACHE, None)
-        changed = [row.values() for row in events.values() if row.changed]
+        tally.lease_lost = len(ids) - len(events)
+        changed = [row.values(lease.token) for row in events.values() if row.changed]
         if changed:
-            # ORM bulk UPDATE by primary key: one executemany (pipelined by psycopg).
-            session.execute(update(StripeEvent), changed)
+            # One executemany (pipelined by psycopg), each row only if still ours. The
+            # rows are locked, so this matches them all unless that premise broke;
+            # then nothing of this batch may be committed over the new owner's work.
+            written = session.connection().execute(_RECORD, changed).rowcount
+            if written != len(changed):
+                raise _LeaseLost(len(changed) - written)
         return busy
 
     def _apply_one(
@@ -414,6 +576,7 @@ class Worker:
 
     @staticmethod
     def _count_attempt(row: _EventRow, now: datetime) -> None:
+        # The local count decides parking; the stored one is incremented by _RECORD.
         row.first_attempt_at = row.first_attempt_at or now
         row.attempts += 1
 
@@ -463,6 +626,8 @@ class Worker:
                 stop.wait(idle_seconds)
             if handled == 0:
                 stop.wait(idle_seconds)
+        # A release that failed in the last rounds gets one more chance on the way out.
+        self._settle_releases()
         log.info("webhook_worker_stopped", worker=self.name)
 
 

@@ -26,6 +26,10 @@ class StripeEvent(Base):
     keeps ``last_error`` and waits for ``next_attempt_at``), ``processed``,
     ``failed`` (parked after the attempt limit; ``paydesk events replay --failed``
     brings it back) or ``ignored`` (a type Paydesk does not handle; kept).
+
+    ``lease_token`` is set by the worker claim that reserved the row (until
+    ``next_attempt_at``) and cleared when that worker records the outcome; a
+    worker writes a row only while it still carries that worker's token.
     """
 
     __tablename__ = "stripe_events"
@@ -51,6 +55,7 @@ class StripeEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processing_ms: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str | None] = mapped_column(String(255))
+    lease_token: Mapped[str | None] = mapped_column(String(32))
 
 
 class WebhookRejection(Base):
