@@ -9,12 +9,16 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.orm import Session
 
 from paydesk.cli.common import settings_or_exit
-from paydesk.settings import Settings
+
+if TYPE_CHECKING:  # ``paydesk --help`` should not pay for SQLAlchemy and pydantic
+    from sqlalchemy.orm import Session
+
+    from paydesk.settings import Settings
 
 admin_app = typer.Typer(help="Admin accounts of the console: create, disable, reset-2fa.")
 audit_app = typer.Typer(help="The audit log.")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from paydesk.errors import ConfigurationError
-from paydesk.logs import configure_logging
-from paydesk.settings import Settings, load_settings
+if TYPE_CHECKING:  # imported when a command runs: ``paydesk --help`` stays quick
+    from paydesk.settings import Settings
 
 EXIT_CONFIG_ERROR = 2
 
@@ -19,6 +19,10 @@ def settings_or_exit() -> Settings:
 
     The message names the variable and the rule only; values never reach output.
     """
+    from paydesk.errors import ConfigurationError
+    from paydesk.logs import configure_logging
+    from paydesk.settings import load_settings
+
     try:
         settings = load_settings(os.environ)
     except ConfigurationError as exc:

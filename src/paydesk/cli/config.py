@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from paydesk.cli.common import settings_or_exit
-from paydesk.settings import mask
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +25,12 @@ def register(app: typer.Typer) -> None:
     @group.command("check")
     def check() -> None:
         """Validate the environment and print the effective configuration (secrets masked)."""
+        from rich.console import Console
+        from rich.table import Table
         from sqlalchemy.engine import make_url
 
         from paydesk.db.engine import normalize_url
+        from paydesk.settings import mask
         from paydesk.stripe_gateway import pinned_api_version
 
         settings = settings_or_exit()

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from paydesk.cli.common import EXIT_CONFIG_ERROR, settings_or_exit
-from paydesk.logs import get_logger
-from paydesk.settings import Settings
+
+if TYPE_CHECKING:
+    from paydesk.settings import Settings
 
 
 def check_prices_or_exit(settings: Settings) -> None:
     """Refuse to start with a wrong tier price; carry on (warned) if Stripe is unreachable."""
     from paydesk.billing.tiers import startup_price_problems
     from paydesk.errors import StripeUnavailable
+    from paydesk.logs import get_logger
     from paydesk.stripe_gateway import build_gateway
 
     if settings.stripe_secret_key is None:
