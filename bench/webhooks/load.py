@@ -64,6 +64,7 @@ async def run(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
+    cpu_started = time.process_time()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -85,6 +86,7 @@ async def run(
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     latencies.sort()
 
     def percentile(p: float) -> float:
@@ -98,6 +100,8 @@ async def run(
         "p50_ms": round(percentile(0.50), 2),
         "p99_ms": round(percentile(0.99), 2),
         "max_ms": round(latencies[-1] * 1000, 2),
+        # The client's own CPU while sending (building the signed requests excluded).
+        "cpu_seconds": round(cpu_seconds, 4),
     }
 
 
