@@ -124,7 +124,7 @@ def test_failing_refund(stripe_client: stripe.StripeClient) -> None:
 
 
 def _wait_status(client: stripe.StripeClient, refund_id: str, status: str) -> None:
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 60  # generous: a loaded CI machine is slow
     while client.v1.refunds.retrieve(refund_id).status != status:
         assert time.monotonic() < deadline, f"refund never became {status}"
         time.sleep(0.02)

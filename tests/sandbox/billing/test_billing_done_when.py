@@ -158,7 +158,7 @@ def test_issue_3_done_when(
     }  # fmt: skip
     recorded = _all_events(client)
     assert wanted <= {e.type for e in recorded}
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # generous: a loaded CI machine is slow
     while time.monotonic() < deadline:
         received = {e.id for e in webhook_receiver.events}
         if {e.id for e in recorded} <= received:
