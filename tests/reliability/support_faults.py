@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -326,18 +326,6 @@ def _in_order(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
             return mirror_snapshot(engine)
         finally:
             engine.dispose()
-
-
-def poll(condition: Callable[[], Any], *, timeout: float, every: float = 0.1, what: str) -> Any:
-    """``condition()``'s first truthy value; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 _alembic = threading.Lock()

@@ -12,9 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +31,8 @@ from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import build_gateway
 from paydesk.stripe_gateway.webhook_signature import sign_payload
 from tests.support.servers import free_port
+from tests.support.waiting import poll
 from tests.webhooks.support import event_dict, payment_intent
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 def _answers(url: str) -> bool:
@@ -139,7 +130,7 @@ def process_stack(
         sandbox = _start("sandbox", ["sandbox", "--port", str(sandbox_port)], base_env, log_dir)
         stack.callback(_stop, sandbox)
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        wait_for(lambda: _answers(sandbox_url + "/v1/balance"), timeout=60, what="the sandbox")
+        poll(lambda: _answers(sandbox_url + "/v1/balance"), timeout=60, what="the sandbox")
 
         env = {
             **base_env,
@@ -170,7 +161,7 @@ def process_stack(
         stack.callback(_stop, server)
         worker = _start("worker", ["worker", *worker_args], env, log_dir)
         stack.callback(_stop, worker)
-        wait_for(lambda: _answers(base_url + "/healthz"), timeout=90, what="paydesk serve")
+        poll(lambda: _answers(base_url + "/healthz"), timeout=90, what="paydesk serve")
 
         settings = load_settings(env)
         engine = create_engine(database_url)

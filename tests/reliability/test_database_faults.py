@@ -33,7 +33,6 @@ from tests.reliability.support_faults import (
     environment,
     migrate,
     mirror_snapshot,
-    poll,
     private_cluster,
     processed_count,
     reference_mirror,
@@ -44,6 +43,7 @@ from tests.reliability.support_faults import (
     zygote,
 )
 from tests.support.servers import free_port
+from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -37,7 +37,6 @@ from tests.reliability.support_faults import (
     environment,
     migrated_shared_database,
     mirror_snapshot,
-    poll,
     processed_count,
     reference_mirror,
     start_server,
@@ -47,6 +46,7 @@ from tests.reliability.support_faults import (
     zygote,
 )
 from tests.support.servers import free_port
+from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 

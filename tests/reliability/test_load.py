@@ -33,10 +33,11 @@ from sqlalchemy import func, select
 
 from paydesk.db.models import StripeEvent
 from tests.reliability.conftest import Scale, current_scale
-from tests.reliability.support_load import ProcessStack, process_stack, rss_kib, wait_for
+from tests.reliability.support_load import ProcessStack, process_stack, rss_kib
 from tests.support.admins import admin_token
 from tests.support.databases import throwaway_postgres
 from tests.support.stack import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY
+from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres]
 
@@ -270,7 +271,7 @@ def test_soak_mixed_traffic(
         return waiting == 0
 
     drain_started = time.monotonic()
-    wait_for(drained, timeout=120, what="the worker to apply every stored event", every=0.5)
+    poll(drained, timeout=120, what="the worker to apply every stored event", every=0.5)
     drain_seconds = time.monotonic() - drain_started
     with stack.sessions() as session:
         stored = int(session.scalar(select(func.count()).select_from(StripeEvent)) or 0)

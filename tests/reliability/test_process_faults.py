@@ -35,7 +35,6 @@ from tests.reliability.support_faults import (
     migrated_shared_database,
     mirror_snapshot,
     orphaned_since,
-    poll,
     processed_count,
     reference_mirror,
     start_server,
@@ -45,6 +44,7 @@ from tests.reliability.support_faults import (
     zygote,
 )
 from tests.support.servers import free_port
+from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -42,10 +42,11 @@ from paydesk.db.models import StripeEvent
 from paydesk.sandbox.cards import CARDS
 from tests.reliability import conftest as reliability
 from tests.reliability.support_access import CSRF_COOKIE, SESSION_COOKIE, csrf_of
-from tests.reliability.support_load import ProcessStack, process_stack, wait_for
+from tests.reliability.support_load import ProcessStack, process_stack
 from tests.support import admins as support_admins
 from tests.support import stack as support_stack
 from tests.support.databases import postgres_admin_url, require_postgres
+from tests.support.waiting import poll
 from tests.webhooks import support as webhook_support
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,7 +316,7 @@ def _webhooks(stack: ProcessStack, recorder: Recorder) -> None:
             total = session.scalar(select(func.count()).select_from(StripeEvent))
         return waiting == 0 and (total or 0) >= 5
 
-    wait_for(applied, timeout=90, what="the worker to apply the webhooks", every=0.5)
+    poll(applied, timeout=90, what="the worker to apply the webhooks", every=0.5)
 
 
 def _dump_rows(url: str) -> Iterator[tuple[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,20 +20,14 @@ from paydesk.stripe_gateway import StripeGateway, build_gateway, pinned_api_vers
 from paydesk.stripe_gateway.gateway import operation_key
 from paydesk.web import create_app
 from paydesk.webhooks.process import Worker, build_worker
+from tests.support import waiting
 from tests.support.servers import free_port, serve_in_thread
 from tests.webhooks.support import TEST_KEY
 
 
 def poll(condition: Callable[[], Any], *, timeout: float = 15.0, every: float = 0.05) -> Any:
-    """Return ``condition()``'s first truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(every)
+    """``tests.support.waiting.poll`` with these in-process tests' defaults (15 s, 50 ms)."""
+    return waiting.poll(condition, timeout=timeout, every=every)
 
 
 @dataclass

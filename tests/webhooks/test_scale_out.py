@@ -34,7 +34,7 @@ from paydesk.webhooks.process import Worker
 from paydesk.webhooks.store import insert_events
 from tests.support.databases import throwaway_postgres
 from tests.support.servers import free_port
-from tests.webhooks.conftest import poll
+from tests.support.waiting import poll
 from tests.webhooks.support import SECRET
 from tests.webhooks.synthetic import history
 
