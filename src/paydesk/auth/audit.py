@@ -7,7 +7,10 @@ the chain at that point; ``paydesk audit verify`` walks it. The database also
 refuses UPDATE and DELETE on the table (triggers in migration 0003).
 
 Entries are written in the caller's unit of work: a mutation and its audit entry
-commit together or not at all.
+commit together or not at all. A mutation that fails is audited too, with
+``outcome = "failure"`` and the error's code (``failure_details``): the web layer
+writes that entry in a unit of work of its own, after the request's own has ended,
+so the failure's rollback cannot take the entry with it.
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ from sqlalchemy.orm import Session
 from paydesk.auth.keys import keyed_digest
 from paydesk.db.models import AuditEntry
 from paydesk.db.models.base import utcnow
+from paydesk.errors import PaydeskError
 from paydesk.settings import Settings
 
 GENESIS = "0" * 64
 # Serialises appends on PostgreSQL (SQLite's write lock already does).
 _ADVISORY_LOCK = 7_240_307
+SUCCESS = "success"
+FAILURE = "failure"
+OUTCOMES = (SUCCESS, FAILURE)
+# Error details safe to keep: Stripe's request id and decline code name the attempt
+# without saying anything about the card.
+_KEPT_DETAILS = ("stripe_request_id", "decline_code", "payment_intent", "payment")
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "outcome", "before", "after", "source")
 
 
@@ -69,7 +79,7 @@ def record(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     source_address: str | None = None,
-    outcome: str = "success",
+    outcome: str = SUCCESS,
 ) -> AuditEntry:
     """Append one entry (flushed, not committed: the caller's unit of work commits)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -90,6 +100,24 @@ def record(
     session.add(entry)
     session.flush()
     return entry
+
+
+def failure_details(error: BaseException) -> dict[str, Any]:
+    """What a failure entry keeps of ``error``: its code and field, never its message.
+
+    Messages may quote what was typed, and Stripe's may echo request values; the
+    stable code says what went wrong, the Stripe request id where to look further.
+    """
+    if not isinstance(error, PaydeskError):
+        return {"error": "internal_error"}
+    details: dict[str, Any] = {"error": error.code}
+    if error.field:
+        details["field"] = error.field
+    for key in _KEPT_DETAILS:
+        value = error.details.get(key)
+        if isinstance(value, str) and value:
+            details[key] = value[:255]
+    return details
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,7 @@ class AuditFilter:
     actor: str | None = None
     action: str | None = None
     target: str | None = None
+    outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -142,6 +171,8 @@ def query(
         statement = statement.where(AuditEntry.action.startswith(filters.action))
     if filters.target:
         statement = statement.where(AuditEntry.target == filters.target)
+    if filters.outcome:
+        statement = statement.where(AuditEntry.outcome == filters.outcome)
     if filters.since:
         statement = statement.where(AuditEntry.at >= filters.since)
     if filters.until:

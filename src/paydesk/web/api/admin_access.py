@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from paydesk.auth import accounts, actions, audit, roles, tokens
 from paydesk.auth.roles import Permission
 from paydesk.errors import Conflict, PermissionDenied
-from paydesk.web.api.admin_auth import PrincipalDep, require, source_address
+from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, require, source_address
 from paydesk.web.api.deps import SessionDep, SettingsDep
 from paydesk.web.api.schemas import error_responses
 from paydesk.webhooks import operations
@@ -20,7 +20,7 @@ from paydesk.webhooks import operations
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin: access, audit, events"],
-    dependencies=[require(Permission.READ)],
+    dependencies=[AuditFailures, require(Permission.READ)],
 )
 
 
@@ -118,7 +118,7 @@ def list_events(
 @router.post(
     "/events/{event_id}/replay",
     summary="Replay a stored event",
-    dependencies=[require(Permission.EVENTS_REPLAY)],
+    dependencies=[require(Permission.EVENTS_REPLAY, audit_as="event.replay")],
 )
 def replay_event(
     event_id: str,
@@ -158,12 +158,20 @@ def list_audit(
     actor: Annotated[str | None, Query(max_length=320)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     target: Annotated[str | None, Query(max_length=255)] = None,
+    outcome: Annotated[
+        str | None,
+        Query(pattern="^(success|failure)$", description="Only successes or only failures"),
+    ] = None,
     before_id: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> list[AuditOut] | PlainTextResponse:
-    """Entries newest first; ``format=csv`` exports every matching entry."""
-    filters = audit.AuditFilter(actor=actor, action=action, target=target)
+    """Entries newest first; ``format=csv`` exports every matching entry.
+
+    ``outcome`` is ``success`` or ``failure``: a refused or failed mutation is an
+    entry of its own whose ``after`` holds the error code (``{"error": …}``).
+    """
+    filters = audit.AuditFilter(actor=actor, action=action, target=target, outcome=outcome)
     if format == "csv":
         return PlainTextResponse(
             audit.to_csv(audit.iter_all(session, filters)),
@@ -187,7 +195,7 @@ def list_tokens(session: SessionDep, principal: PrincipalDep) -> list[TokenOut]:
     "/tokens",
     summary="Create an API token",
     status_code=201,
-    dependencies=[require(Permission.TOKENS_OWN)],
+    dependencies=[require(Permission.TOKENS_OWN, audit_as="token.create")],
 )
 def create_token(
     body: TokenCreate,
@@ -217,7 +225,9 @@ def create_token(
 @router.delete(
     "/tokens/{token_id}",
     summary="Revoke an API token",
-    dependencies=[require(Permission.TOKENS_OWN)],
+    dependencies=[
+        require(Permission.TOKENS_OWN, audit_as="token.revoke", target="token:{token_id}")
+    ],
 )
 def revoke_token(
     token_id: int,
@@ -261,7 +271,9 @@ def list_admins(session: SessionDep) -> list[AdminOut]:
 @router.post(
     "/admins/{admin_id}/disable",
     summary="Disable an admin",
-    dependencies=[require(Permission.ADMINS_MANAGE)],
+    dependencies=[
+        require(Permission.ADMINS_MANAGE, audit_as="admin.disable", target="admin:{admin_id}")
+    ],
     responses=error_responses(409),
 )
 def disable_admin(

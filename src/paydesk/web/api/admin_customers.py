@@ -11,7 +11,7 @@ from paydesk.auth.roles import Permission
 from paydesk.billing.customers import ensure_customer, get_customer
 from paydesk.billing.tiers import TIERS, configured_price_ids
 from paydesk.db.models import Customer
-from paydesk.web.api.admin_auth import PrincipalDep, record, require
+from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require
 from paydesk.web.api.deps import GatewayDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import (
     CreatedGte,
@@ -26,7 +26,7 @@ from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page,
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin: customers and tiers"],
-    dependencies=[require(Permission.READ)],
+    dependencies=[AuditFailures, require(Permission.READ)],
 )
 
 
@@ -81,7 +81,7 @@ def retrieve_customer(customer_id: str, session: SessionDep) -> CustomerOut:
     "/customers",
     summary="Find or create an app user's customer",
     status_code=200,
-    dependencies=[require(Permission.CUSTOMERS_WRITE)],
+    dependencies=[require(Permission.CUSTOMERS_WRITE, audit_as="customer.ensure")],
 )
 def create_customer(
     body: CustomerCreate,

@@ -22,7 +22,7 @@ from paydesk.billing.payments import (
 )
 from paydesk.billing.refunds import RefundRequest, get_refund
 from paydesk.db.models import Customer, Payment, Refund
-from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
+from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import (
     CreatedGte,
@@ -46,7 +46,7 @@ from paydesk.web.api.schemas import (
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin: payments and refunds"],
-    dependencies=[require(Permission.READ)],
+    dependencies=[AuditFailures, require(Permission.READ)],
 )
 
 _ERRORS = error_responses(402, 404, 409, 422, 503)
@@ -106,7 +106,7 @@ def retrieve_payment(payment_id: str, session: SessionDep) -> PaymentOut:
     "/payments",
     summary="Create a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE)],
+    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.create")],
 )
 def create(
     body: PaymentCreate,
@@ -154,7 +154,7 @@ def create(
     "/payments/{payment_id}/capture",
     summary="Capture a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE)],
+    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.capture")],
 )
 def capture(
     payment_id: str,
@@ -183,7 +183,7 @@ def capture(
     "/payments/{payment_id}/cancel",
     summary="Cancel a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE)],
+    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.cancel")],
 )
 def cancel(
     payment_id: str,
@@ -224,7 +224,7 @@ def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> Paymen
     summary="Refund a payment",
     responses=_ERRORS,
     status_code=201,
-    dependencies=[require(Permission.REFUNDS_CREATE)],
+    dependencies=[require(Permission.REFUNDS_CREATE, audit_as="refund.create")],
 )
 def refund(
     payment_id: str,

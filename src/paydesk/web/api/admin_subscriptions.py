@@ -17,7 +17,7 @@ from paydesk.billing.subscriptions import (
     get_subscription,
 )
 from paydesk.db.models import Subscription
-from paydesk.web.api.admin_auth import PrincipalDep, record, require, source_address
+from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import (
     CreatedGte,
@@ -41,7 +41,7 @@ from paydesk.web.api.schemas import (
 router = APIRouter(
     prefix="/api/admin",
     tags=["admin: subscriptions"],
-    dependencies=[require(Permission.READ)],
+    dependencies=[AuditFailures, require(Permission.READ)],
 )
 
 _ERRORS = error_responses(402, 404, 409, 422, 503)
@@ -90,7 +90,7 @@ def retrieve(subscription_id: str, session: SessionDep) -> SubscriptionOut:
     summary="Subscribe a customer",
     responses=_ERRORS,
     status_code=201,
-    dependencies=[require(Permission.SUBSCRIPTIONS_CREATE)],
+    dependencies=[require(Permission.SUBSCRIPTIONS_CREATE, audit_as="subscription.create")],
 )
 def create(
     body: SubscriptionCreate,
@@ -129,7 +129,9 @@ def create(
     "/subscriptions/{subscription_id}/tier",
     summary="Change tier",
     responses=_ERRORS,
-    dependencies=[require(Permission.SUBSCRIPTIONS_CHANGE_TIER)],
+    dependencies=[
+        require(Permission.SUBSCRIPTIONS_CHANGE_TIER, audit_as="subscription.change_tier")
+    ],
 )
 def change(
     subscription_id: str,
@@ -158,7 +160,7 @@ def change(
     "/subscriptions/{subscription_id}/cancel",
     summary="Cancel",
     responses=_ERRORS,
-    dependencies=[require(Permission.SUBSCRIPTIONS_CANCEL)],
+    dependencies=[require(Permission.SUBSCRIPTIONS_CANCEL, audit_as="subscription.cancel")],
 )
 def cancel(
     subscription_id: str,
@@ -178,7 +180,7 @@ def cancel(
     "/subscriptions/{subscription_id}/resume",
     summary="Resume",
     responses=_ERRORS,
-    dependencies=[require(Permission.SUBSCRIPTIONS_RESUME)],
+    dependencies=[require(Permission.SUBSCRIPTIONS_RESUME, audit_as="subscription.resume")],
 )
 def resume(
     subscription_id: str,

@@ -46,6 +46,7 @@ from paydesk.db.models import (
 from paydesk.errors import InvalidInput, PaydeskError, PermissionDenied
 from paydesk.money import MAXIMUM_AMOUNT, Money, decimals
 from paydesk.settings import Settings
+from paydesk.web.api.admin_auth import AuditFailures, intend
 from paydesk.web.api.deps import SessionDep, get_gateway
 from paydesk.web.api.pagination import page
 from paydesk.web.console import charts, dashboard
@@ -218,6 +219,11 @@ def _need(request: Request, principal: Principal, permission: Permission) -> Non
     roles.check(principal.role, permission, live=_live(request))
 
 
+def _attempt(request: Request, action: str, target: str | None) -> None:
+    """Name the mutation this form attempts: its refusal or failure is audited under it."""
+    intend(request, action, target, via="console")
+
+
 def _confirm(
     request: Request,
     *,
@@ -285,7 +291,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 def build_console(parent: FastAPI) -> FastAPI:
     """The console app; ``parent`` shares its settings, database and gateway."""
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # AuditFailures: a form's mutation that fails (or is refused) is audited too.
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, dependencies=[AuditFailures])
     app.state.settings = parent.state.settings
     app.state.sessions = parent.state.sessions
     app.state.gateway = parent.state.gateway
@@ -570,6 +577,7 @@ def _business_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         form: FormDep,
     ) -> Response:
+        _attempt(request, "refund.create", payment_id)
         _need(request, principal, Permission.REFUNDS_CREATE)
         payment = get_payment(session, payment_id)
         amount = _parse_amount(_field(form, "amount"), payment.currency)
@@ -698,6 +706,8 @@ def _business_routes(app: FastAPI) -> None:
         }
         if action not in needed:
             raise StarletteHTTPException(404)
+        name = {"tier": "change_tier", "cancel": "cancel", "resume": "resume"}[action]
+        _attempt(request, f"subscription.{name}", subscription_id)
         _need(request, principal, needed[action])
         row = get_subscription(session, subscription_id)
         ctx = _ctx(request, session, principal)
@@ -796,6 +806,15 @@ def _business_routes(app: FastAPI) -> None:
         )
 
 
+def _audit_filter(actor: str, action: str, target: str, outcome: str) -> audit.AuditFilter:
+    return audit.AuditFilter(
+        actor=actor[:320] or None,
+        action=action[:64] or None,
+        target=target[:255] or None,
+        outcome=outcome if outcome in audit.OUTCOMES else None,
+    )
+
+
 def _operations_routes(app: FastAPI) -> None:
     @app.get("/events")
     def events(
@@ -827,6 +846,7 @@ def _operations_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         form: FormDep,
     ) -> Response:
+        _attempt(request, "event.replay", event_id)
         _need(request, principal, Permission.EVENTS_REPLAY)
         row = operations.get_event(session, event_id)
         if _field(form, "confirm") != "yes":
@@ -883,12 +903,11 @@ def _operations_routes(app: FastAPI) -> None:
         actor: str = "",
         action: str = "",
         target: str = "",
+        outcome: str = "",
         before_id: int | None = None,
     ) -> Response:
         _need(request, principal, Permission.AUDIT_READ)
-        filters = audit.AuditFilter(
-            actor=actor[:320] or None, action=action[:64] or None, target=target[:255] or None
-        )
+        filters = _audit_filter(actor, action, target, outcome)
         rows = audit.query(session, filters, before_id=before_id, limit=50)
         return render(
             request,
@@ -898,6 +917,8 @@ def _operations_routes(app: FastAPI) -> None:
                 "actor": actor,
                 "action": action,
                 "target": target,
+                "outcome": filters.outcome or "",
+                "outcomes": audit.OUTCOMES,
                 "next_before": rows[-1].id if len(rows) == 50 else None,
             },
         )
@@ -910,11 +931,10 @@ def _operations_routes(app: FastAPI) -> None:
         actor: str = "",
         action: str = "",
         target: str = "",
+        outcome: str = "",
     ) -> Response:
         _need(request, principal, Permission.AUDIT_READ)
-        filters = audit.AuditFilter(
-            actor=actor[:320] or None, action=action[:64] or None, target=target[:255] or None
-        )
+        filters = _audit_filter(actor, action, target, outcome)
         return PlainTextResponse(
             audit.to_csv(audit.iter_all(session, filters)),
             media_type="text/csv",
@@ -972,6 +992,7 @@ def _access_routes(app: FastAPI) -> None:
     def create_token(
         request: Request, session: SessionDep, principal: PrincipalDep, form: FormDep
     ) -> Response:
+        _attempt(request, "token.create", None)
         _need(request, principal, Permission.TOKENS_OWN)
         role = _field(form, "role")
         if roles.rank(role) > roles.rank(principal.role):
@@ -1001,6 +1022,7 @@ def _access_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         form: FormDep,
     ) -> Response:
+        _attempt(request, "token.revoke", f"token:{token_id}")
         _need(request, principal, Permission.TOKENS_OWN)
         if _field(form, "confirm") != "yes":
             return _confirm(
@@ -1025,6 +1047,7 @@ def _access_routes(app: FastAPI) -> None:
     def create_admin(
         request: Request, session: SessionDep, principal: PrincipalDep, form: FormDep
     ) -> Response:
+        _attempt(request, "admin.create", _field(form, "email") or None)
         _need(request, principal, Permission.ADMINS_MANAGE)
         user, password = accounts.create_admin(
             session,
@@ -1045,8 +1068,11 @@ def _access_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         form: FormDep,
     ) -> Response:
+        name = {"disable": "disable", "reset-2fa": "reset_2fa", "role": "role"}.get(action)
+        if name is not None:
+            _attempt(request, f"admin.{name}", f"admin:{admin_id}")
         _need(request, principal, Permission.ADMINS_MANAGE)
-        if action not in ("disable", "reset-2fa", "role"):
+        if name is None:
             raise StarletteHTTPException(404)
         user = accounts.get_admin(session, admin_id)
         settings = _settings(request)
