@@ -7,6 +7,9 @@ time step accepted once, or an unused recovery code). Every attempt is audited.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from paydesk.auth import audit, roles
-from paydesk.auth.keys import decrypt, encrypt, keyed_digest
+from paydesk.auth.keys import decrypt, derived_key, encrypt, keyed_digest
 from paydesk.db.models import AdminApiToken, AdminRecoveryCode, AdminSession, AdminUser, AuditEntry
 from paydesk.db.models.base import utcnow
 from paydesk.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, RateLimited
@@ -31,6 +34,8 @@ _HASHER = PasswordHasher()
 # Verified against when the email is unknown, so timing does not reveal accounts.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 12
+# argon2 reads the whole password: a bound keeps one form post from costing seconds.
+MAX_PASSWORD_LENGTH = 1024
 RECOVERY_CODES = 10
 # Failed sign-ins from one address within the window before it is throttled.
 ADDRESS_FAILURE_LIMIT = 20
@@ -54,12 +59,25 @@ class Principal:
         return self.email
 
 
-def hash_password(password: str) -> str:
-    """argon2id hash of ``password`` (length-checked)."""
+def check_password_rules(password: str, *, field: str = "password") -> None:
+    """``InvalidInput`` unless ``password`` is acceptable as a new password."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.", field="password"
+            f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+            code="password_too_short",
+            field=field,
         )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"Passwords are limited to {MAX_PASSWORD_LENGTH} characters.",
+            code="password_too_long",
+            field=field,
+        )
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of ``password`` (checked against the rules first)."""
+    check_password_rules(password)
     return _HASHER.hash(password)
 
 
@@ -327,6 +345,82 @@ def signed_in(
     )
 
 
+def change_password(
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    *,
+    current: str,
+    new: str,
+    repeated: str,
+    keep_session_id: int | None,
+    source_address: str | None,
+) -> int:
+    """Replace ``user``'s password; returns how many of their other sessions were ended.
+
+    The current password must be right: a wrong one counts towards the lockout like
+    a wrong sign-in (at the limit the account locks and its sessions and tokens end),
+    so a borrowed session cannot guess it. The new one follows the rules of
+    ``check_password_rules``, is typed twice and differs from the current one. Every
+    console session of ``user`` but ``keep_session_id`` ends; API tokens stay. Audited
+    on success; a refusal raises ``InvalidInput`` and the caller audits it, committing
+    either way so that the count holds.
+    """
+    if not current or not new or not repeated:
+        raise InvalidInput("Fill in all three fields.", code="missing_field")
+    if new != repeated:
+        raise InvalidInput(
+            "The two new passwords differ.", code="passwords_differ", field="new_password_repeat"
+        )
+    check_password_rules(new, field="new_password")
+    if locked(user):
+        _verify(_DUMMY_HASH, current)
+        raise InvalidInput(
+            "The account is locked after failed attempts; try again later.",
+            code="account_locked",
+            field="current_password",
+        )
+    if not _verify(user.password_hash, current):
+        user.failed_logins += 1
+        if user.failed_logins >= settings.admin_max_failed_logins:
+            user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
+            user.failed_logins = 0
+            revoke_credentials(session, user.id)
+        raise InvalidInput(
+            "The current password is wrong.",
+            code="wrong_current_password",
+            field="current_password",
+        )
+    if secrets.compare_digest(new.encode(), current.encode()):
+        raise InvalidInput(
+            "The new password must differ from the current one.",
+            code="password_unchanged",
+            field="new_password",
+        )
+    user.password_hash = _HASHER.hash(new)
+    user.failed_logins = 0
+    others = select(AdminSession).where(
+        AdminSession.user_id == user.id, AdminSession.revoked_at.is_(None)
+    )
+    if keep_session_id is not None:
+        others = others.where(AdminSession.id != keep_session_id)
+    ended = 0
+    now = utcnow()
+    for row in session.scalars(others):
+        row.revoked_at = now
+        ended += 1
+    audit.record(
+        session,
+        settings,
+        actor=user.email,
+        action="admin.change_password",
+        target=user.email,
+        after={"other_sessions_ended": ended},
+        source_address=source_address,
+    )
+    return ended
+
+
 def sign_in_failed(
     session: Session, settings: Settings, user: AdminUser, *, reason: str, source: str | None
 ) -> AuthenticationRequired:
@@ -376,13 +470,25 @@ def check_second_factor(
 # --- TOTP -------------------------------------------------------------------
 
 
-def start_enrolment(settings: Settings, user: AdminUser) -> str:
-    """Give ``user`` a fresh (not yet enabled) TOTP seed; returns it for display."""
-    seed = pyotp.random_base32()
+def start_enrolment(settings: Settings, user: AdminUser, *, seed: str | None = None) -> str:
+    """Give ``user`` a (not yet enabled) TOTP seed, fresh unless given; returns it."""
+    seed = seed or pyotp.random_base32()
     user.totp_secret_encrypted = encrypt(settings, seed)
     user.totp_enabled = False
     user.totp_last_step = 0
     return seed
+
+
+def enrolment_seed(settings: Settings, session_digest: str) -> str:
+    """The pending TOTP seed of the enrolment session whose stored digest is given.
+
+    Derived (keyed by ``PAYDESK_SECRET_KEY``) from the session, so reloading the
+    enrolment page shows the same seed, while another sign-in — another session,
+    perhaps someone else's who knows the password — gets a different one. It ends
+    with the session: confirmed, signed out or expired.
+    """
+    mac = hmac.new(derived_key(settings, "totp-enrolment"), session_digest.encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:20]).decode()
 
 
 def totp_seed(settings: Settings, user: AdminUser) -> str | None:

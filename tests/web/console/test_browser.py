@@ -192,3 +192,38 @@ def test_console_in_a_browser(browser: Any, stack: Stack) -> None:
         assert "may not audit.read" in page.locator(".error").inner_text()
         shot(page, "refused")
         context.close()
+
+
+def test_change_password_in_a_browser(browser: Any, stack: Stack) -> None:
+    admin = make_admin(stack.sessions, stack.settings, "viewer", two_factor=False)
+    new_password = "a fresh and longer passphrase"
+    with serve_in_thread(create_app(stack.settings, engine=stack.engine)) as base:
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, base, admin)
+        page.get_by_role("link", name="Change password").click()
+        page.wait_for_url(re.compile(r".*/admin/password$"))
+        # The two new passwords differ: refused, said so, nothing typed is shown back.
+        page.get_by_label("Current password").fill(admin.password)
+        page.get_by_label("New password", exact=True).fill(new_password)
+        page.get_by_label("New password again").fill(new_password + "!")
+        page.get_by_role("button", name="Change password").click()
+        assert "differ" in page.get_by_role("alert").inner_text()
+        assert page.get_by_label("New password", exact=True).input_value() == ""
+        shot(page, "password-refused")
+        page.get_by_label("Current password").fill(admin.password)
+        page.get_by_label("New password", exact=True).fill(new_password)
+        page.get_by_label("New password again").fill(new_password)
+        page.get_by_role("button", name="Change password").click()
+        assert "password was changed" in page.locator("#password-changed").inner_text()
+        shot(page, "password-changed")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(re.compile(r".*/admin/login$"))
+        # The old password no longer signs in; the new one does.
+        page.get_by_label("Email").fill(admin.email)
+        page.get_by_label("Password").fill(admin.password)
+        page.get_by_role("button", name="Sign in").click()
+        assert "Wrong email, password or code" in page.get_by_role("alert").inner_text()
+        sign_in(page, base, SeededAdmin(admin.user_id, admin.email, new_password, None))
+        assert admin.email in page.locator(".who").inner_text()
+        context.close()

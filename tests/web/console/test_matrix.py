@@ -38,6 +38,8 @@ CONSOLE_ACTIONS: list[tuple[str, str, Permission]] = [
     ("GET", "/admin/audit", Permission.AUDIT_READ),
     ("GET", "/admin/audit.csv", Permission.AUDIT_READ),
     ("GET", "/admin/settings", Permission.SETTINGS_READ),
+    ("GET", "/admin/password", Permission.READ),
+    ("POST", "/admin/password", Permission.READ),
     ("POST", "/admin/payments/pi_missing/refund", Permission.REFUNDS_CREATE),
     ("POST", "/admin/subscriptions/sub_missing/tier", Permission.SUBSCRIPTIONS_CHANGE_TIER),
     ("POST", "/admin/subscriptions/sub_missing/cancel", Permission.SUBSCRIPTIONS_CANCEL),

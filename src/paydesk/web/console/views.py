@@ -309,6 +309,12 @@ def build_console(parent: FastAPI) -> FastAPI:
     return app
 
 
+_PASSWORD_RULES = {
+    "min_length": accounts.MIN_PASSWORD_LENGTH,
+    "max_length": accounts.MAX_PASSWORD_LENGTH,
+}
+
+
 def _sign_in_routes(app: FastAPI) -> None:
     @app.get("/login")
     def login_page(request: Request) -> Response:
@@ -392,7 +398,11 @@ def _sign_in_routes(app: FastAPI) -> None:
     def enrol_page(request: Request, session: SessionDep) -> Response:
         settings = _settings(request)
         loaded = pending(request, session, "enrol")
-        seed = accounts.start_enrolment(settings, loaded.user)
+        # The same seed on every load of this session (a reload must not invalidate what
+        # was just scanned); another sign-in gets another one.
+        seed = accounts.start_enrolment(
+            settings, loaded.user, seed=accounts.enrolment_seed(settings, loaded.row.digest)
+        )
         uri = accounts.provisioning_uri(seed, loaded.user.email)
         return render(
             request,
@@ -405,8 +415,11 @@ def _sign_in_routes(app: FastAPI) -> None:
         settings = _settings(request)
         loaded = pending(request, session, "enrol")
         user = loaded.user
+        # Check the code against this session's seed, whichever session stored one last.
+        seed = accounts.start_enrolment(
+            settings, user, seed=accounts.enrolment_seed(settings, loaded.row.digest)
+        )
         if not accounts.enable_two_factor(settings, user, _field(form, "code")):
-            seed = accounts.totp_seed(settings, user) or accounts.start_enrolment(settings, user)
             uri = accounts.provisioning_uri(seed, user.email)
             return render(
                 request,
@@ -435,6 +448,55 @@ def _sign_in_routes(app: FastAPI) -> None:
         response = render(request, "recovery_codes.html", {"codes": codes})
         _set_session_cookie(request, response, raw)
         return response
+
+    @app.get("/password")
+    def password_page(request: Request, principal: PrincipalDep, changed: int = 0) -> Response:
+        return render(request, "password.html", {**_PASSWORD_RULES, "changed": changed})
+
+    @app.post("/password")
+    def change_password(
+        request: Request, session: SessionDep, principal: PrincipalDep, form: FormDep
+    ) -> Response:
+        settings = _settings(request)
+        user = accounts.get_admin(session, principal.user_id)
+        try:
+            accounts.change_password(
+                session,
+                settings,
+                user,
+                # Passwords keep their spaces.
+                current=_raw(form, "current_password"),
+                new=_raw(form, "new_password"),
+                repeated=_raw(form, "new_password_repeat"),
+                keep_session_id=principal.credential_id,
+                source_address=_source(request),
+            )
+        except PaydeskError as exc:
+            # Audited here, in the request's transaction, which is committed despite the
+            # refusal: the wrong-password count must hold (like a failed sign-in).
+            audit.record(
+                session,
+                settings,
+                actor=principal.actor,
+                action="admin.change_password",
+                target=principal.email,
+                outcome=audit.FAILURE,
+                after={**audit.failure_details(exc), "via": "console"},
+                source_address=_source(request),
+            )
+            session.commit()
+            if accounts.locked(user):
+                # Too many wrong current passwords: the lockout ended this session too.
+                response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+                response.delete_cookie(admin_sessions.COOKIE, path=PREFIX)
+                return response
+            return render(
+                request,
+                "password.html",
+                {**_PASSWORD_RULES, "error": exc.message, "field": exc.field},
+                status=status_for(exc),
+            )
+        return RedirectResponse(f"{PREFIX}/password?changed=1", status_code=303)
 
     @app.post("/logout")
     def logout(request: Request, session: SessionDep, form: FormDep) -> Response:
