@@ -8,7 +8,6 @@ tests can also sign events themselves with ``ProcessStack.webhook_secret``.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from paydesk.db.migrate import upgrade_to_head
 from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import build_gateway
 from paydesk.stripe_gateway.webhook_signature import sign_payload
-from tests.support.servers import free_port
+from tests.support.servers import environment_without_paydesk, free_port
 from tests.support.waiting import poll
 from tests.webhooks.support import event_dict, payment_intent
 
@@ -124,7 +123,7 @@ def process_stack(
 ) -> Iterator[ProcessStack]:
     """Start sandbox, migrate, register the webhook endpoint, start serve and worker."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
+    base_env = environment_without_paydesk()
     with ExitStack() as stack:
         sandbox_port = free_port()
         sandbox = _start("sandbox", ["sandbox", "--port", str(sandbox_port)], base_env, log_dir)

@@ -26,23 +26,20 @@ import pytest
 from paydesk.db.engine import create_engine
 from tests.reliability.conftest import Scale
 from tests.reliability.support_faults import (
+    LEASE_SECONDS,
     Counter,
     Delivery,
     Sender,
     applications,
     environment,
-    migrate,
     mirror_snapshot,
-    private_cluster,
     processed_count,
     reference_mirror,
-    start_server,
-    start_worker,
     stored_ids,
     synthetic_history,
-    zygote,
 )
-from tests.support.servers import free_port
+from tests.support.databases import migrate, private_cluster
+from tests.support.servers import free_port, start_server, start_worker, zygote
 from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -66,9 +63,7 @@ def test_postgres_restarted_during_a_storm_answers_503_then_stores_and_applies_o
         paydesk = stack.enter_context(zygote(env, tmp_path))
         port = free_port()
         api = start_server(paydesk, port)
-        stack.callback(api.stop)
-        worker = start_worker(paydesk)
-        stack.callback(worker.stop)
+        worker = start_worker(paydesk, lease=LEASE_SECONDS)
         sender = Sender(f"http://127.0.0.1:{port}", first_delay=0.2, max_delay=2.0)
         stack.callback(sender.close)
         acked = Counter()

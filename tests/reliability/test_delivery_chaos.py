@@ -35,17 +35,14 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    migrated_shared_database,
     mirror_snapshot,
     processed_count,
     reference_mirror,
-    start_server,
-    start_worker,
     stored_ids,
     synthetic_history,
-    zygote,
 )
-from tests.support.servers import free_port
+from tests.support.databases import migrated_throwaway_postgres
+from tests.support.servers import free_port, start_server, start_worker, zygote
 from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -88,18 +85,15 @@ def test_duplicated_shuffled_delayed_bursty_deliveries_end_in_the_in_order_mirro
         bursts.append(prompt[:size])
         prompt = prompt[size:]
 
-    with migrated_shared_database() as url, ExitStack() as stack:
+    with migrated_throwaway_postgres() as url, ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(32))
         env = environment(url)
         engine = create_engine(url)
         stack.callback(engine.dispose)
         paydesk = stack.enter_context(zygote(env, tmp_path))
         port = free_port()
-        api = start_server(paydesk, port)
-        stack.callback(api.stop)
+        start_server(paydesk, port)
         workers = [start_worker(paydesk, f"worker-{n}", lease=None) for n in range(2)]
-        for process in workers:
-            stack.callback(process.stop)
         sender = Sender(f"http://127.0.0.1:{port}")
         stack.callback(sender.close)
 

@@ -26,24 +26,22 @@ import pytest
 from paydesk.db.engine import create_engine
 from tests.reliability.conftest import Scale
 from tests.reliability.support_faults import (
+    LEASE_SECONDS,
     Delivery,
     Sender,
     applications,
     database_now,
     environment,
     in_transaction,
-    migrated_shared_database,
     mirror_snapshot,
     orphaned_since,
     processed_count,
     reference_mirror,
-    start_server,
-    start_worker,
     stored_ids,
     synthetic_history,
-    zygote,
 )
-from tests.support.servers import free_port
+from tests.support.databases import migrated_throwaway_postgres
+from tests.support.servers import free_port, start_server, start_worker, zygote
 from tests.support.waiting import poll
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -63,18 +61,16 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
     stage = count // (kills + 1)
     bounds = [n * stage for n in range(kills + 1)] + [count]
 
-    with migrated_shared_database() as url, ExitStack() as stack:
+    with migrated_throwaway_postgres() as url, ExitStack() as stack:
         env = environment(url)
         engine = create_engine(url)
         stack.callback(engine.dispose)
         port = free_port()
         pool = stack.enter_context(ThreadPoolExecutor(16))
         paydesk = stack.enter_context(zygote(env, tmp_path))
-        api = start_server(paydesk, port)
-        stack.callback(api.stop)
+        start_server(paydesk, port)
         # Two workers side by side; each kill hits whichever is first seen mid-batch.
-        workers = [start_worker(paydesk, f"worker-{n}") for n in range(2)]
-        stack.callback(lambda: [w.kill() for w in workers])
+        workers = [start_worker(paydesk, f"worker-{n}", lease=LEASE_SECONDS) for n in range(2)]
         sender = Sender(f"http://127.0.0.1:{port}")
         stack.callback(sender.close)
         futures: list[Any] = []
@@ -116,7 +112,9 @@ def test_worker_killed_at_random_points_applies_every_event_exactly_once(
             )
             workers[slot].kill()
             killed_at = database_now(engine)
-            workers[slot] = start_worker(paydesk, f"worker-{len(workers) + n - 1}")
+            workers[slot] = start_worker(
+                paydesk, f"worker-{len(workers) + n - 1}", lease=LEASE_SECONDS
+            )
             # What the victim had claimed and not committed: rolled back, to be
             # claimed again once its lease runs out.
             time.sleep(3)
@@ -166,14 +164,13 @@ def test_api_killed_mid_request_retries_are_accepted_and_stored_once(
     events = synthetic_history(count)
     kill_points = sorted(int(rng.uniform(0.1, 0.8) * count) for _ in range(kills))
 
-    with migrated_shared_database() as url, ExitStack() as stack:
+    with migrated_throwaway_postgres() as url, ExitStack() as stack:
         env = environment(url)
         engine = create_engine(url)
         stack.callback(engine.dispose)
         port = free_port()
         paydesk = stack.enter_context(zygote(env, tmp_path))
         current = start_server(paydesk, port, "server-0")
-        stack.callback(lambda: current.kill())
         sender = Sender(f"http://127.0.0.1:{port}", first_delay=0.1, max_delay=1.0)
         stack.callback(sender.close)
         acked = 0
