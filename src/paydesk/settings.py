@@ -93,6 +93,8 @@ class Settings(BaseModel):
     # /metrics: bearer token (without one, served in development only) and read cache.
     metrics_token: SecretStr | None = None
     metrics_cache_seconds: int = 5
+    # Port of `paydesk worker`'s own /metrics (None: not served).
+    worker_metrics_port: int | None = None
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -286,6 +288,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"too short: use at least {MIN_METRICS_TOKEN_LENGTH} characters",
         )
 
+    raw_worker_port = env_vars.get("PAYDESK_WORKER_METRICS_PORT", "").strip()
+
     return Settings(
         env=env,
         database_url=SecretStr(database_url),
@@ -319,6 +323,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         prometheus_url=prometheus_url,
         metrics_token=SecretStr(metrics_token) if metrics_token else None,
         metrics_cache_seconds=_parse_positive("PAYDESK_METRICS_CACHE_SECONDS", env_vars, 5),
+        worker_metrics_port=(
+            _parse_port("PAYDESK_WORKER_METRICS_PORT", raw_worker_port) if raw_worker_port else None
+        ),
     )
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import ExitStack
 from datetime import timedelta
 from types import FrameType
 
 import typer
-
-from paydesk.cli.common import settings_or_exit
 
 
 def register(app: typer.Typer) -> None:
@@ -27,33 +26,81 @@ def register(app: typer.Typer) -> None:
             help="Seconds a claimed batch stays reserved; a crashed worker's batch is "
             "claimed again after this (a running batch keeps its events until it commits).",
         ),
+        metrics_port: int | None = typer.Option(
+            None,
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus /metrics (and /healthz, /readyz) on this "
+            "port. Default: the setting PAYDESK_WORKER_METRICS_PORT (unset: not served). "
+            "/metrics wants the bearer token PAYDESK_METRICS_TOKEN when it is set; without "
+            "one it answers in development only.",
+        ),
+        metrics_host: str | None = typer.Option(
+            None, help="Address the metrics listen on [PAYDESK_HOST]."
+        ),
     ) -> None:
         """Claim stored events and apply them; several workers may run side by side."""
+        from paydesk.cli.common import settings_or_exit
         from paydesk.db.engine import create_engine
+        from paydesk.logs import get_logger
+        from paydesk.webhooks.metrics import WorkerMetrics, serving_metrics
         from paydesk.webhooks.process import build_worker
 
         settings = settings_or_exit()
+        log = get_logger("paydesk.worker")
+        port = metrics_port or settings.worker_metrics_port
+        metrics = WorkerMetrics()
         engine = create_engine(settings.database_url.get_secret_value())
         runner = build_worker(
             settings,
             engine,
+            observers=[metrics.observe_stripe],
             batch_size=batch_size,
             max_attempts=max_attempts,
             lease=timedelta(seconds=lease),
+            batch_observer=metrics.observe_batch,
         )
+        metrics.watch(runner)
         try:
-            if once:
-                handled = runner.drain(timeout=3600)
-                typer.echo(f"applied {handled} event(s)")
-                return
-            stop = threading.Event()
+            with ExitStack() as stack:
+                if port is not None:
+                    host = metrics_host or settings.host
+                    token = settings.metrics_token
+                    try:
+                        stack.enter_context(
+                            serving_metrics(
+                                metrics,
+                                host=host,
+                                port=port,
+                                token=token.get_secret_value() if token else None,
+                                open_without_token=settings.env == "development",
+                            )
+                        )
+                    except OSError as exc:
+                        typer.echo(
+                            f"paydesk: cannot serve metrics on {host}:{port}: {exc.strerror}",
+                            err=True,
+                        )
+                        raise typer.Exit(code=1) from None
+                    log.info("worker_metrics_serving", host=host, port=port)
+                    if token is None and settings.env != "development":
+                        log.warning(
+                            "worker_metrics_closed",
+                            reason="PAYDESK_METRICS_TOKEN is not set: /metrics answers 404 "
+                            f"in {settings.env}",
+                        )
+                if once:
+                    handled = runner.drain(timeout=3600)
+                    typer.echo(f"applied {handled} event(s)")
+                    return
+                stop = threading.Event()
 
-            def request_stop(_signum: int, _frame: FrameType | None) -> None:
-                stop.set()
+                def request_stop(_signum: int, _frame: FrameType | None) -> None:
+                    stop.set()
 
-            signal.signal(signal.SIGTERM, request_stop)
-            signal.signal(signal.SIGINT, request_stop)
-            runner.run(stop, idle_seconds=idle)
+                signal.signal(signal.SIGTERM, request_stop)
+                signal.signal(signal.SIGINT, request_stop)
+                runner.run(stop, idle_seconds=idle)
         finally:
             engine.dispose()
             counts = runner.counters

@@ -39,9 +39,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Engine, Table, and_, bindparam, func, select, text, update
@@ -75,6 +75,9 @@ from paydesk.webhooks.handlers import (
     prefetch_disputed,
 )
 
+if TYPE_CHECKING:
+    from paydesk.stripe_gateway.http import Observer
+
 log = get_logger(__name__)
 
 DEFAULT_BATCH = 200
@@ -87,6 +90,11 @@ BACKOFF_CAP_SECONDS = 600.0
 RELEASE_RETRY_DELAYS = (0.1, 0.4, 1.0)
 
 
+# Called after each non-empty batch with its result (``committed``, ``lease_lost`` or
+# ``rolled_back``), its duration in seconds and its size (the metrics layer).
+BatchObserver = Callable[[str, float, int], None]
+
+
 def backoff_seconds(attempts: int) -> float:
     """Delay before attempt ``attempts + 1``: 2, 4, 8 … s capped at 10 min, jittered ±20 %."""
     delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
@@ -95,7 +103,12 @@ def backoff_seconds(attempts: int) -> float:
 
 @dataclass
 class WorkerCounters:
-    """Process-local counts since start (exported by the metrics layer)."""
+    """Process-local counts since start (exported by ``paydesk.webhooks.metrics``).
+
+    ``by_type`` counts committed attempts by (event type, result), the results being
+    ``applied``, ``ignored``, ``failed`` (to be retried) and ``parked`` (the last
+    attempt failed): ``failed`` above counts both of the last two.
+    """
 
     processed: int = 0
     ignored: int = 0
@@ -105,6 +118,22 @@ class WorkerCounters:
     other_api_version: int = 0
     lease_lost: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    by_type: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Releases given up after their retries (kept and tried again before each claim).
+    release_failures: int = 0
+    # Rounds (settle releases, claim, apply) that raised, and when one last completed.
+    round_failures: int = 0
+    last_round_ok_at: float | None = None
+    last_round_ok: bool | None = None
+
+    def count(self, event_type: str, result: str) -> None:
+        """One attempt at an event of ``event_type`` ended with ``result``."""
+        key = (event_type, result)
+        self.by_type[key] = self.by_type.get(key, 0) + 1
+
+    def copy(self) -> WorkerCounters:
+        """An independent copy (the dictionaries too)."""
+        return replace(self, outcomes=dict(self.outcomes), by_type=dict(self.by_type))
 
 
 @dataclass
@@ -121,6 +150,8 @@ class _Tally(WorkerCounters):
         counters.lease_lost += self.lease_lost
         for outcome, count in self.outcomes.items():
             counters.outcomes[outcome] = counters.outcomes.get(outcome, 0) + count
+        for key, count in self.by_type.items():
+            counters.by_type[key] = counters.by_type.get(key, 0) + count
 
 
 @dataclass(frozen=True)
@@ -267,6 +298,7 @@ class Worker:
         backoff: Callable[[int], float] = backoff_seconds,
         name: str | None = None,
         lease: timedelta | None = None,
+        batch_observer: BatchObserver | None = None,
     ) -> None:
         self._engine = engine
         # How long a claimed batch stays invisible to other workers: longer than a batch
@@ -282,6 +314,9 @@ class Worker:
         self._postgres = engine.dialect.name == "postgresql"
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.counters = WorkerCounters()
+        # The counters are written by the working thread and read by a metrics scrape.
+        self._counters_lock = threading.Lock()
+        self._batch_observer = batch_observer
         # Releases that failed (database unreachable), by lease token: retried
         # before every later claim until they go through.
         self._unreleased: dict[str, list[int]] = {}
@@ -348,6 +383,8 @@ class Worker:
             if delay is not None:
                 time.sleep(delay)
         self._unreleased.setdefault(token, []).extend(ids)
+        with self._counters_lock:
+            self.counters.release_failures += 1
         log.warning(
             "webhook_release_failed",
             worker=self.name,
@@ -371,8 +408,37 @@ class Worker:
 
         Releases that failed earlier are retried first.
         """
-        self._settle_releases()
-        return self.apply(self.claim())
+        try:
+            self._settle_releases()
+            handled = self.apply(self.claim())
+        except Exception:
+            with self._counters_lock:
+                self.counters.round_failures += 1
+                self.counters.last_round_ok = False
+            raise
+        with self._counters_lock:
+            self.counters.last_round_ok_at = time.time()
+            self.counters.last_round_ok = True
+        return handled
+
+    def snapshot(self) -> WorkerCounters:
+        """A consistent copy of the counters (safe from another thread)."""
+        with self._counters_lock:
+            return self.counters.copy()
+
+    @property
+    def unreleased(self) -> int:
+        """Events whose release failed and is kept for a later attempt."""
+        return sum(len(ids) for ids in list(self._unreleased.values()))
+
+    @property
+    def refetches(self) -> int:
+        """Objects re-fetched from Stripe since start (0 without Stripe access)."""
+        return self._fetcher.fetched if self._fetcher is not None else 0
+
+    def _observe_batch(self, result: str, started: float, size: int) -> None:
+        if self._batch_observer is not None:
+            self._batch_observer(result, time.perf_counter() - started, size)
 
     def apply(self, lease: Lease) -> int:
         """Apply a claimed batch; returns how many of its events were handled.
@@ -389,6 +455,7 @@ class Worker:
         ids = lease.ids
         if not ids:
             return 0
+        started = time.perf_counter()
         try:
             tally = _Tally()
             try:
@@ -399,7 +466,9 @@ class Worker:
                 with self._sessions() as session, session.begin():
                     busy = self._apply_batch(session, lease, tally, optimistic=False)
         except _LeaseLost as lost:
-            self.counters.lease_lost += lost.lost
+            with self._counters_lock:
+                self.counters.lease_lost += lost.lost
+            self._observe_batch("lease_lost", started, len(ids))
             log.warning(
                 "webhook_lease_lost",
                 worker=self.name,
@@ -412,9 +481,12 @@ class Worker:
         except Exception:
             # The whole batch rolled back (e.g. a lost connection): make it due again.
             log.exception("webhook_batch_rolled_back", size=len(ids))
+            self._observe_batch("rolled_back", started, len(ids))
             self._release(lease.token, ids)
             raise
-        tally.add_to(self.counters)
+        with self._counters_lock:
+            tally.add_to(self.counters)
+        self._observe_batch("committed", started, len(ids))
         if tally.lease_lost:
             log.warning(
                 "webhook_lease_lost",
@@ -550,6 +622,7 @@ class Worker:
             row.processed_at = now
             row.processing_ms = (time.perf_counter() - started) * 1000
             tally.ignored += 1
+            tally.count(row.type, "ignored")
             return
         context = Context(session, self._tier_of, self._fetcher, row.id, applied)
         if optimistic:
@@ -573,6 +646,7 @@ class Worker:
         row.processing_ms = (time.perf_counter() - started) * 1000
         tally.processed += 1
         tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + 1
+        tally.count(row.type, "applied")
 
     @staticmethod
     def _count_attempt(row: _EventRow, now: datetime) -> None:
@@ -589,10 +663,12 @@ class Worker:
         if row.attempts >= self._max_attempts:
             row.status = "failed"
             tally.parked += 1
+            tally.count(row.type, "parked")
             row.next_attempt_at = utcnow()
             log.error("webhook_event_parked", event_id=row.event_id, type=row.type, error=message)
         else:
             row.next_attempt_at = utcnow() + timedelta(seconds=self._backoff(row.attempts))
+            tally.count(row.type, "failed")
             level = log.info if isinstance(exc, Deferred) else log.warning
             level("webhook_event_failed", event_id=row.event_id, type=row.type, error=message)
         tally.failed += 1
@@ -631,14 +707,23 @@ class Worker:
         log.info("webhook_worker_stopped", worker=self.name)
 
 
-def build_worker(settings: Settings, engine: Engine, **options: Any) -> Worker:
-    """The worker for ``settings``: tier prices from settings, re-fetching when a key is set."""
+def build_worker(
+    settings: Settings,
+    engine: Engine,
+    *,
+    observers: Sequence[Observer] = (),
+    **options: Any,
+) -> Worker:
+    """The worker for ``settings``: tier prices from settings, re-fetching when a key is set.
+
+    ``observers`` see every HTTP attempt of the worker's Stripe gateway (metrics).
+    """
     from paydesk.billing.tiers import tier_resolver
     from paydesk.stripe_gateway import build_gateway, pinned_api_version
 
     fetcher = None
     if settings.stripe_secret_key is not None:
-        fetcher = gateway_fetcher(build_gateway(settings))
+        fetcher = gateway_fetcher(build_gateway(settings, observers=list(observers)))
     return Worker(
         engine,
         tier_of=tier_resolver(settings),
