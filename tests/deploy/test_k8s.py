@@ -32,6 +32,8 @@ KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 # writable path (an emptyDir); neither is the risk ruff's S104/S108 warn about.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 TMP = "/tmp"  # noqa: S108
+API_PORT = 8000
+WORKER_METRICS_PORT = 9000
 STRIPE_KEY = re.compile(r"\b(?:sk|rk|pk)_(test|live)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9+/=]{8,}")
 
 
@@ -271,7 +273,7 @@ def test_each_workload_runs_its_paydesk_command(overlay: Overlay) -> None:
     commands = {name: containers(template)[0]["args"] for name, template in templates.items()}
     assert commands == {
         "Deployment/api-backend": ["serve", "--host", ALL_INTERFACES, "--port", "8000"],
-        "Deployment/paydesk-worker": ["worker"],
+        "Deployment/paydesk-worker": ["worker", "--metrics-port", str(WORKER_METRICS_PORT)],
         "Job/paydesk-migrate": ["migrate"],
         "CronJob/paydesk-events-backfill": ["events", "backfill", "--since", "2h"],
     }
@@ -328,14 +330,21 @@ def test_network_policy_admits_only_ingress_and_monitoring_and_limits_egress(
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
     for name, template in pod_templates(docs).items():
         assert _matches(spec["podSelector"]["matchLabels"], template["metadata"]["labels"]), name
-    (rule,) = spec["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
-    sources = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
-    assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+    api_rule, worker_rule = spec["ingress"]
+    assert api_rule["ports"] == [{"protocol": "TCP", "port": API_PORT}]
+    assert worker_rule["ports"] == [{"protocol": "TCP", "port": WORKER_METRICS_PORT}]
+    for rule in (api_rule, worker_rule):
+        assert all(set(peer) == {"namespaceSelector"} for peer in rule["from"])
+    sources = [peer["namespaceSelector"]["matchLabels"] for peer in api_rule["from"]]
     assert sources == [
         {"kubernetes.io/metadata.name": "ingress-nginx"},
         {"kubernetes.io/metadata.name": "monitoring"},
     ]
+    # The worker's metrics are for Prometheus only.
+    (worker_source,) = worker_rule["from"]
+    assert worker_source["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
     egress_ports = {(p["protocol"], p["port"]) for r in spec["egress"] for p in r["ports"]}
     assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443)}
     assert all(r.get("ports") for r in spec["egress"]), "an egress rule allows every port"
@@ -387,3 +396,65 @@ def test_the_documented_migration_step_applies_what_the_job_needs(overlay: Overl
     for ref in job["containers"][0]["envFrom"]:
         assert ("ConfigMap", ref["configMapRef"]["name"]) in names
     assert "in (common,migrate)" in (REPO / "docs" / "OPERATIONS.md").read_text()
+
+
+# --- the worker's metrics: port, probes, token, discovery ----------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_serves_its_metrics_and_probes_on_its_metrics_port(overlay: Overlay) -> None:
+    docs = render(overlay.name)
+    template = pod_templates(docs)["Deployment/paydesk-worker"]
+    (worker,) = containers(template)
+    assert worker["ports"] == [
+        {"name": "metrics", "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}
+    ]
+    args = worker["args"]
+    assert args[args.index("--metrics-port") + 1] == str(WORKER_METRICS_PORT)
+    # It listens on PAYDESK_HOST, which the ConfigMap sets to every interface.
+    assert "--metrics-host" not in args
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config_map["data"]["PAYDESK_HOST"] == ALL_INTERFACES
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # Scrapes carry the API's bearer token; the worker checks the same one.
+    token = env_of(worker)["PAYDESK_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token == {"name": SECRET_NAME, "key": "metrics-token"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workers_are_discovered_through_a_headless_service(overlay: Overlay) -> None:
+    docs = render(overlay.name)
+    service = find(docs, "Service", "paydesk-worker")["spec"]
+    assert service["clusterIP"] == "None"
+    assert service["ports"] == [
+        {"name": "metrics", "port": WORKER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    templates = pod_templates(docs)
+    selected = [
+        name
+        for name, template in templates.items()
+        if _matches(service["selector"], template["metadata"]["labels"])
+    ]
+    assert selected == ["Deployment/paydesk-worker"]
+    # The API's Service does not pick up the workers (they do not serve the API).
+    api_service = find(docs, "Service", "api-backend")["spec"]
+    worker_labels = templates["Deployment/paydesk-worker"]["metadata"]["labels"]
+    assert not _matches(api_service["selector"], worker_labels)
+
+
+def test_the_documented_scrape_config_keeps_both_services() -> None:
+    # docs/OPERATIONS.md's scrape job keeps the Services by name; one without the
+    # worker's would leave its metrics unscraped, one without the API's the rest.
+    text = (REPO / "docs" / "OPERATIONS.md").read_text()
+    (block,) = re.findall(r"```yaml\n(scrape_configs:.*?)```", text, flags=re.DOTALL)
+    config = yaml.safe_load(block)
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "paydesk"
+    (keep,) = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert keep["source_labels"] == ["__meta_kubernetes_service_name"]
+    pattern = re.compile(f"^(?:{keep['regex']})$")  # Prometheus anchors its regexes
+    for name in ("api-backend", "paydesk-worker"):
+        assert pattern.match(name), name
+        find(render("production"), "Service", name)
+    assert not pattern.match("kube-dns")
