@@ -10,7 +10,8 @@ tests.support.databases).
 row is ``processed`` with ``attempts == 1`` (the attempt counter is written in the
 same transaction as the event's mirror changes, so an application that was rolled
 back by a crash leaves no attempt, and a second committed application would leave
-two), and the mirror equals the result of applying the same events in order.
+two), and the mirror equals the result of applying the same events in order
+(tests.support.mirror).
 """
 
 from __future__ import annotations
@@ -32,20 +33,10 @@ from sqlalchemy.orm import Session
 from paydesk.db.engine import create_engine
 from paydesk.db.models import StripeEvent
 from paydesk.stripe_gateway.webhook_signature import sign_payload
-from paydesk.webhooks.events import event_from_dict
-from paydesk.webhooks.process import Worker
-from paydesk.webhooks.store import insert_events
-from tests.support.databases import migrate, throwaway_postgres
+from tests.support.mirror import Mirror, in_order_mirror
 from tests.support.servers import paydesk_process_environment
 from tests.webhooks.support import SECRET
 from tests.webhooks.synthetic import history
-from tests.webhooks.test_scale_out import mirror_snapshot
-
-__all__ = [
-    "Delivery",
-    "Sender",
-    "mirror_snapshot",
-]
 
 PATH = "/api/webhooks/stripe"
 
@@ -80,24 +71,25 @@ def synthetic_history(count: int) -> list[dict[str, Any]]:
     return history(count, seed=26)
 
 
-_references: dict[int, Future[dict[str, list[tuple[Any, ...]]]]] = {}
+_references: dict[int, Future[Mirror]] = {}
 _references_lock = threading.Lock()
 
 
-def reference_mirror(count: int) -> Future[dict[str, list[tuple[Any, ...]]]]:
+def reference_mirror(count: int) -> Future[Mirror]:
     """The mirror after applying ``synthetic_history(count)`` once, in order, one worker.
 
     Computed once per run in a background thread (the checks share it) on a throwaway
-    database of the shared server; ``.result()`` waits for it.
+    database of the shared server, with no time limit that a busy machine could hit;
+    ``.result()`` waits for it.
     """
     with _references_lock:
         if count not in _references:
-            future: Future[dict[str, list[tuple[Any, ...]]]] = Future()
+            future: Future[Mirror] = Future()
             _references[count] = future
 
             def compute() -> None:
                 try:
-                    future.set_result(_in_order(synthetic_history(count)))
+                    future.set_result(in_order_mirror(synthetic_history(count)))
                 except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
                     future.set_exception(exc)
 
@@ -105,38 +97,7 @@ def reference_mirror(count: int) -> Future[dict[str, list[tuple[Any, ...]]]]:
         return _references[count]
 
 
-def _in_order(events: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
-    # As tests/webhooks/test_scale_out.py's in_order_result, with no time limit that a
-    # busy machine could hit.
-    with throwaway_postgres() as url:
-        migrate(url)
-        engine = create_engine(url)
-        try:
-            with engine.begin() as connection:
-                insert_events(connection, [event_from_dict(e).row() for e in events])
-            worker = Worker(engine, batch_size=500)
-            while worker.run_once():
-                pass
-            counts = status_counts(engine)
-            assert counts == {"processed": len(events)}, counts
-            return mirror_snapshot(engine)
-        finally:
-            engine.dispose()
-
-
 # -- inspecting the inbox --------------------------------------------------------------
-
-
-def status_counts(engine: Engine) -> dict[str, int]:
-    with Session(engine) as session:
-        rows = session.execute(
-            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
-        ).all()
-    return {str(status): int(count) for status, count in rows}
-
-
-def processed_count(engine: Engine) -> int:
-    return status_counts(engine).get("processed", 0)
 
 
 def stored_ids(engine: Engine) -> list[str]:

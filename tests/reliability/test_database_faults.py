@@ -32,13 +32,12 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    mirror_snapshot,
-    processed_count,
     reference_mirror,
     stored_ids,
     synthetic_history,
 )
 from tests.support.databases import migrate, private_cluster
+from tests.support.mirror import mirror_snapshot, processed_count
 from tests.support.servers import free_port, start_server, start_worker, zygote
 from tests.support.waiting import poll
 

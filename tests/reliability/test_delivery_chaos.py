@@ -35,13 +35,12 @@ from tests.reliability.support_faults import (
     Sender,
     applications,
     environment,
-    mirror_snapshot,
-    processed_count,
     reference_mirror,
     stored_ids,
     synthetic_history,
 )
 from tests.support.databases import migrated_throwaway_postgres
+from tests.support.mirror import mirror_snapshot, processed_count
 from tests.support.servers import free_port, start_server, start_worker, zygote
 from tests.support.waiting import poll
 
