@@ -41,7 +41,7 @@ from tests.reliability.support_access import (
     served_console_routes,
     sign_in,
 )
-from tests.support.admins import SeededAdmin, make_admin, make_token
+from tests.support.admins import PASSWORD, SeededAdmin, make_admin, make_token
 from tests.webhooks.support import event_dict, payment_intent
 
 ANONYMOUS = "anonymous"
@@ -257,10 +257,18 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
     "/admin/admins/{admin_id}/disable": {"confirm": "yes"},
     "/admin/admins/{admin_id}/reset-2fa": {"confirm": "yes"},
     "/admin/admins/{admin_id}/role": {"role": "viewer", "confirm": "yes"},
+    # The signed-in admin's own password (tests.support.admins.PASSWORD); the change
+    # keeps this session, so sign-out can still come after it.
+    "/admin/password": {
+        "current_password": PASSWORD,
+        "new_password": "csrf checked new password",
+        "new_password_repeat": "csrf checked new password",
+    },
     "/admin/logout": {},
 }
 # Order matters for the genuine submissions: resume needs the cancellation first,
-# the victim admin is changed before being disabled, sign-out comes last.
+# the victim admin is changed before being disabled, the password is changed once
+# (its current value is the seeded one), sign-out comes last.
 FORM_ORDER = [
     "/admin/payments/{payment_id}/refund",
     "/admin/subscriptions/{subscription_id}/tier",
@@ -273,6 +281,7 @@ FORM_ORDER = [
     "/admin/admins/{admin_id}/reset-2fa",
     "/admin/admins/{admin_id}/role",
     "/admin/admins/{admin_id}/disable",
+    "/admin/password",
     "/admin/logout",
 ]
 
