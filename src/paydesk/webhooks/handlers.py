@@ -9,7 +9,9 @@ Every handler is idempotent and order-proof:
   the mirror converges on Stripe's current state whatever the delivery order.
   Two events of one object within the same second are ambiguous by timestamp
   alone; they are resolved by re-fetching too (or, without Stripe access, by the
-  object's own status progression).
+  object's own status progression). A batch attempt fetches each object at most
+  once (``BatchFetcher``): the savepoint redo of a batch reuses the answers its
+  optimistic pass got from Stripe.
 - Charge details only grow (refunded amount, dispute flag) or never change
   (card), so they are folded in whatever the order. A charge event whose
   payment is not mirrored yet fetches the payment (or is retried later).
@@ -17,6 +19,7 @@ Every handler is idempotent and order-proof:
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -105,6 +108,44 @@ class Fetcher:
             return None
 
 
+class BatchFetcher:
+    """One batch attempt's view of a ``Fetcher``: each object is fetched at most once.
+
+    Stripe's answer for an object (found or not) is kept for the batch attempt, so
+    when a failing event makes the worker redo the batch with savepoints, the redo
+    reuses what the first pass fetched instead of calling Stripe (and spending the
+    rate limit) again. A fetch that raised (rate limit reached, Stripe unreachable)
+    leaves nothing behind: the next ask for that object tries Stripe again.
+
+    Made by the worker for one batch attempt and used only by the thread applying
+    it, then cleared: a later attempt (a new batch) fetches afresh, and no answer is
+    shared between workers or threads. The shared ``Fetcher`` still does the rate
+    limiting and counts every call to Stripe (``fetched``).
+    """
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+        self._answers: dict[tuple[str, str], Json | None] = {}
+
+    def can_fetch(self, object_type: str) -> bool:
+        """Whether objects of this type can be re-fetched."""
+        return self._fetcher.can_fetch(object_type)
+
+    def fetch(self, object_type: str, object_id: str) -> Json | None:
+        """The object as Stripe had it when first asked in this batch attempt; None if gone."""
+        key = (object_type, object_id)
+        if key in self._answers:
+            # A copy each time: whatever a handler does to its object stays its own.
+            return copy.deepcopy(self._answers[key])
+        found = self._fetcher.fetch(object_type, object_id)  # raised: nothing kept
+        self._answers[key] = copy.deepcopy(found)
+        return found
+
+    def clear(self) -> None:
+        """Forget every answer (the batch attempt is over)."""
+        self._answers.clear()
+
+
 def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
     """A ``Fetcher`` over a ``StripeGateway``'s ``retrieve_*`` methods."""
     return Fetcher(
@@ -129,7 +170,7 @@ class Context:
 
     session: Session
     tier_of: TierOf = field(default=lambda _price: None)
-    fetcher: Fetcher | None = None
+    fetcher: Fetcher | BatchFetcher | None = None
     event_pk: int | None = None
     # (object id, event created) -> ids of events applied earlier in this batch, whose
     # ``processed`` status the worker writes only when the batch ends.

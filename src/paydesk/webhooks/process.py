@@ -6,11 +6,12 @@ a few minutes ahead, writes a fresh ``lease_token`` on them and returns them
 SQLite has a single writer anyway). The batch is then applied in one transaction:
 optimistically first (the batch's mirror rows loaded up front, the mirror's writes
 flushed once at the end of the batch), and, if anything fails, again with a
-savepoint and a flush per event. On PostgreSQL a transaction-scoped advisory lock
-per touched Stripe object keeps two workers from writing one object at once (an
-event whose object is busy is simply left for the next round). A worker that dies
-mid-batch leaves leases that expire, and the events are claimed again; applying
-them twice has no further effect.
+savepoint and a flush per event; that redo reuses what the first pass re-fetched
+from Stripe (one fetch per object per batch attempt, ``BatchFetcher``). On
+PostgreSQL a transaction-scoped advisory lock per touched Stripe object keeps two
+workers from writing one object at once (an event whose object is busy is simply
+left for the next round). A worker that dies mid-batch leaves leases that expire,
+and the events are claimed again; applying them twice has no further effect.
 
 Ownership. The batch transaction reads only the rows that still carry its lease's
 token and keeps them locked until it commits (``FOR NO KEY UPDATE`` on PostgreSQL,
@@ -66,6 +67,7 @@ from paydesk.logs import get_logger
 from paydesk.settings import Settings
 from paydesk.webhooks.handlers import (
     DISPUTED_CACHE,
+    BatchFetcher,
     Context,
     Deferred,
     Fetcher,
@@ -447,6 +449,9 @@ class Worker:
         per event, the mirror rows of the whole batch loaded up front. If any
         event fails, that attempt is rolled back and the batch is applied again
         with a savepoint per event, so one bad event cannot take the others down.
+        Both passes re-fetch through one ``BatchFetcher``: an object Stripe was
+        asked about in the first pass (found or not) is not fetched again in the
+        redo; a later attempt at the batch fetches afresh.
         Events no longer leased under ``lease.token`` are left alone (see the
         module's docstring); if the outcome cannot be written because a row
         changed hands, the batch is rolled back, nothing is counted and 0 is
@@ -456,15 +461,17 @@ class Worker:
         if not ids:
             return 0
         started = time.perf_counter()
+        # This attempt's own: not shared with other workers, threads or attempts.
+        fetcher = BatchFetcher(self._fetcher) if self._fetcher is not None else None
         try:
             tally = _Tally()
             try:
                 with self._sessions() as session, session.begin():
-                    busy = self._apply_batch(session, lease, tally, optimistic=True)
+                    busy = self._apply_batch(session, lease, tally, fetcher, optimistic=True)
             except _RetrySafely:
                 tally = _Tally()
                 with self._sessions() as session, session.begin():
-                    busy = self._apply_batch(session, lease, tally, optimistic=False)
+                    busy = self._apply_batch(session, lease, tally, fetcher, optimistic=False)
         except _LeaseLost as lost:
             with self._counters_lock:
                 self.counters.lease_lost += lost.lost
@@ -484,6 +491,9 @@ class Worker:
             self._observe_batch("rolled_back", started, len(ids))
             self._release(lease.token, ids)
             raise
+        finally:
+            if fetcher is not None:
+                fetcher.clear()
         with self._counters_lock:
             tally.add_to(self.counters)
         self._observe_batch("committed", started, len(ids))
@@ -539,7 +549,13 @@ class Worker:
         session.info[mirror.DEFER_FLUSH] = True
 
     def _apply_batch(
-        self, session: Session, lease: Lease, tally: _Tally, *, optimistic: bool
+        self,
+        session: Session,
+        lease: Lease,
+        tally: _Tally,
+        fetcher: BatchFetcher | None,
+        *,
+        optimistic: bool,
     ) -> list[int]:
         ids = lease.ids
         events: dict[int, _EventRow] = {}
@@ -572,7 +588,7 @@ class Worker:
                 tally.skipped_busy += 1
                 continue
             row = events[event_pk]
-            self._apply_one(session, row, payloads[event_pk], tally, optimistic, applied)
+            self._apply_one(session, row, payloads[event_pk], tally, fetcher, optimistic, applied)
             if row.status == "processed" and row.object_id is not None:
                 applied.setdefault((row.object_id, row.created), set()).add(row.id)
         if optimistic:
@@ -605,6 +621,7 @@ class Worker:
         row: _EventRow,
         payload: dict[str, Any],
         tally: _Tally,
+        fetcher: BatchFetcher | None,
         optimistic: bool,
         applied: dict[tuple[str, int], set[int]],
     ) -> None:
@@ -624,7 +641,7 @@ class Worker:
             tally.ignored += 1
             tally.count(row.type, "ignored")
             return
-        context = Context(session, self._tier_of, self._fetcher, row.id, applied)
+        context = Context(session, self._tier_of, fetcher, row.id, applied)
         if optimistic:
             try:
                 outcome = handler(context, payload)
