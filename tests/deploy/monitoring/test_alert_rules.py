@@ -21,6 +21,10 @@ REQUIRED = {
     "PaydeskSubscriptionCancellationSpike",
     "PaydeskWebhookSignatureFailures",
     "PaydeskDown",
+    "PaydeskWorkerStuck",
+    "PaydeskWorkerLeaseLost",
+    "PaydeskWorkerRoundFailures",
+    "PaydeskWorkerReleaseFailures",
 }
 
 
