@@ -1,5 +1,6 @@
 """End to end: a real Prometheus scrapes a running Paydesk with the shipped rules, and a
-burst of declined payments through the sandbox fires the payment-failure alert.
+burst of declined payments through the sandbox fires the payment-failure alert; it
+scrapes a running webhook worker too, and the worker rules and panels see it.
 
 The rules are the shipped ones, except every ``for:`` is shortened to 1 s (a test
 copy); windows and thresholds are unchanged.
@@ -8,6 +9,7 @@ copy); windows and thresholds are unchanged.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ import yaml
 from pydantic import SecretStr
 
 from paydesk.web import create_app
+from paydesk.webhooks.metrics import WorkerMetrics, serving_metrics
+from paydesk.webhooks.process import build_worker
 from tests.deploy.monitoring.tools import ALERTS, require_tool
 from tests.support.admins import admin_token
 from tests.support.servers import free_port, serve_in_thread
@@ -52,12 +56,13 @@ def fast_rules(target: Path) -> Path:
 
 
 @pytest.fixture
-def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """Start Prometheus scraping a Paydesk base URL; yields a starter returning its URL."""
+def prometheus_for(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start Prometheus scraping Paydesk base URLs (API, workers); yields a starter
+    returning its URL."""
     binary = require_tool("prometheus")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(paydesk_url: str) -> str:
+    def start(*paydesk_urls: str) -> str:
         port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -67,7 +72,9 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
                     "job_name": "paydesk",
                     "scrape_timeout": "1s",
                     "authorization": {"credentials": TOKEN},
-                    "static_configs": [{"targets": [paydesk_url.removeprefix("http://")]}],
+                    "static_configs": [
+                        {"targets": [url.removeprefix("http://") for url in paydesk_urls]}
+                    ],
                 }
             ],
         }
@@ -119,7 +126,7 @@ def alerts(prometheus: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_declined_payments_fire_the_failure_alert(
-    stack: Stack, prometheus_for: Callable[[str], str]
+    stack: Stack, prometheus_for: Callable[..., str]
 ) -> None:
     settings = stack.settings.model_copy(
         update={"metrics_token": SecretStr(TOKEN), "metrics_cache_seconds": 1}
@@ -184,3 +191,77 @@ def test_declined_payments_fire_the_failure_alert(
         )
         assert card_errors
         assert float(card_errors[0]["value"][1]) >= 1
+
+
+def stuck_rule_expr() -> str:
+    rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+    (rule,) = [r for r in rules if r.get("alert") == "PaydeskWorkerStuck"]
+    return str(rule["expr"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_scraped_worker_is_seen_by_the_worker_rules_and_panels(
+    stack: Stack, prometheus_for: Callable[..., str]
+) -> None:
+    settings = stack.settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
+    metrics = WorkerMetrics()
+    worker = build_worker(
+        settings,
+        stack.engine,
+        observers=[metrics.observe_stripe],
+        batch_observer=metrics.observe_batch,
+    )
+    metrics.watch(worker)
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle_seconds": 0.1})
+    loop.start()
+    try:
+        with (
+            serve_in_thread(create_app(settings, engine=stack.engine)) as api,
+            serving_metrics(
+                metrics, host="127.0.0.1", port=0, token=TOKEN, open_without_token=False
+            ) as server,
+        ):
+            instance = f"127.0.0.1:{server.port}"
+            prometheus = prometheus_for(api, f"http://{instance}")
+            eventually(
+                lambda: len(query(prometheus, 'up{job="paydesk"} == 1')) == 2,
+                timeout=30,
+                what="a scrape of both the API and the worker",
+            )
+            since_last_round = eventually(
+                lambda: query(
+                    prometheus, "time() - (paydesk_worker_last_round_success_timestamp_seconds > 0)"
+                ),
+                timeout=30,
+                what="a scrape of the worker after its first round",
+            )
+            assert [r["metric"]["instance"] for r in since_last_round] == [instance]
+            assert float(since_last_round[0]["value"][1]) < 30
+            # The shipped rule, on real scrape labels: quiet at its threshold; with the
+            # threshold at -1 s (every working worker counts), its join on `up` keeps the
+            # worker, and only the worker.
+            stuck = stuck_rule_expr()
+            assert "> 600" in stuck
+            assert query(prometheus, stuck) == []
+            assert [
+                r["metric"]["instance"] for r in query(prometheus, stuck.replace("> 600", "> -1"))
+            ] == [instance]
+            # The workers' Stripe panels pick the workers' series out of the API pods'
+            # (same names) with `and on (job, instance) <a worker gauge>`: on real scrape
+            # labels, that match leaves exactly the API pod out.
+            api_only = query(
+                prometheus,
+                "count(paydesk_build_info unless on (job, instance)"
+                " paydesk_worker_last_round_success_timestamp_seconds)",
+            )
+            assert api_only
+            assert api_only[0]["value"][1] == "1"
+            assert not [
+                a
+                for a in alerts(prometheus)
+                if a["labels"]["alertname"].startswith("PaydeskWorker")
+            ]
+    finally:
+        stop.set()
+        loop.join(timeout=30)
