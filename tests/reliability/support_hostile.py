@@ -78,7 +78,8 @@ class HostileServer:
     stack: Stack
     base_url: str
     tally: Tally
-    admin_token: str
+    # Kept out of repr: pytest prints fixtures in a failure's traceback.
+    admin_token: str = field(repr=False)
     app: Any
 
     @property

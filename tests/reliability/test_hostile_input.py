@@ -17,6 +17,8 @@ One real Paydesk (sandbox stack, PostgreSQL, uvicorn on loopback) serves every c
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 import time
@@ -622,13 +624,29 @@ def _fingerprint(server: HostileServer) -> dict[str, Any]:
     return prints
 
 
+def _csv_download(response: httpx.Response) -> bool:
+    """A CSV file to save (the audit export), which no browser renders as a page."""
+    headers = response.headers
+    return (
+        headers.get("content-type", "").startswith("text/csv")
+        and headers.get("content-disposition", "").startswith("attachment")
+        and headers.get("x-content-type-options") == "nosniff"
+    )
+
+
 def _harmless(response: httpx.Response, what: str, *, html: bool = False) -> None:
     assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:500]}"
     text = response.text
     for leak in LEAKS:
         assert leak.lower() not in text.lower(), f"{what}: {leak!r} in the answer"
     assert EVALUATED not in text, f"{what}: a template expression was evaluated"
-    if html or "html" in response.headers.get("content-type", ""):
+    if response.status_code == 200 and _csv_download(response):
+        # Markup in a cell is inert in a download (the audit log records what a refused
+        # action was aimed at, as typed); what a spreadsheet would run is a formula.
+        for row in csv.reader(io.StringIO(text)):
+            for cell in row:
+                assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), f"{what}: {cell!r}"
+    elif html or "html" in response.headers.get("content-type", ""):
         assert "<script>alert(" not in text, f"{what}: unescaped <script> in the page"
         assert "<img src=x" not in text, f"{what}: unescaped markup in the page"
     elif response.status_code >= 400 and response.headers.get("content-type", "").startswith(
