@@ -66,6 +66,31 @@ def stripe_outcome(call: StripeCall) -> str:
     )
 
 
+class StripeCallMetrics:
+    """The Stripe API instruments of one registry: the API's and each worker's use the
+    same names, labels and buckets, so one query covers both."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "paydesk_stripe_api_requests",
+            "HTTP attempts to the Stripe API (retries included), by outcome.",
+            ["method", "route", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "paydesk_stripe_api_request_duration_seconds",
+            "Duration of HTTP attempts to the Stripe API.",
+            ["method", "route"],
+            buckets=STRIPE_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, call: StripeCall) -> None:
+        """Gateway observer: count and time one Stripe API attempt."""
+        self.requests.labels(call.method, call.route, stripe_outcome(call)).inc()
+        self.duration.labels(call.method, call.route).observe(call.duration_s)
+
+
 class PaydeskMetrics:
     """The registry of one app, its Stripe API instruments and the database collector."""
 
@@ -77,27 +102,10 @@ class PaydeskMetrics:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.stripe_requests = Counter(
-            "paydesk_stripe_api_requests",
-            "HTTP attempts to the Stripe API (retries included), by outcome.",
-            ["method", "route", "outcome"],
-            registry=self.registry,
-        )
-        self.stripe_duration = Histogram(
-            "paydesk_stripe_api_request_duration_seconds",
-            "Duration of HTTP attempts to the Stripe API.",
-            ["method", "route"],
-            buckets=STRIPE_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.observe_stripe = StripeCallMetrics(self.registry).observe
         self.registry.register(
             DatabaseCollector(sessions, cache_seconds=cache_seconds, clock=clock)
         )
-
-    def observe_stripe(self, call: StripeCall) -> None:
-        """Gateway observer: count and time one Stripe API attempt."""
-        self.stripe_requests.labels(call.method, call.route, stripe_outcome(call)).inc()
-        self.stripe_duration.labels(call.method, call.route).observe(call.duration_s)
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

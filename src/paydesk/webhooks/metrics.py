@@ -38,9 +38,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from paydesk import __version__
-from paydesk.analytics.prometheus import STRIPE_LATENCY_BUCKETS, stripe_outcome
+from paydesk.analytics.prometheus import StripeCallMetrics
 from paydesk.logs import get_logger
-from paydesk.stripe_gateway.http import StripeCall
 from paydesk.webhooks.process import Worker
 
 log = get_logger(__name__)
@@ -56,19 +55,7 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         # Same names, labels and buckets as the API's (paydesk.analytics.prometheus).
-        self.stripe_requests = Counter(
-            "paydesk_stripe_api_requests",
-            "HTTP attempts to the Stripe API (retries included), by outcome.",
-            ["method", "route", "outcome"],
-            registry=self.registry,
-        )
-        self.stripe_duration = Histogram(
-            "paydesk_stripe_api_request_duration_seconds",
-            "Duration of HTTP attempts to the Stripe API.",
-            ["method", "route"],
-            buckets=STRIPE_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.observe_stripe = StripeCallMetrics(self.registry).observe
         self.batches = Counter(
             "paydesk_worker_batches",
             "Claimed batches by result: committed, lease_lost (rolled back, another worker "
@@ -85,11 +72,6 @@ class WorkerMetrics:
         for result in BATCH_RESULTS:
             self.batches.labels(result)
         self._worker: Worker | None = None
-
-    def observe_stripe(self, call: StripeCall) -> None:
-        """Gateway observer: count and time one Stripe API attempt."""
-        self.stripe_requests.labels(call.method, call.route, stripe_outcome(call)).inc()
-        self.stripe_duration.labels(call.method, call.route).observe(call.duration_s)
 
     def observe_batch(self, result: str, seconds: float, _size: int) -> None:
         """Worker batch observer: count and time one batch."""
