@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit venv clean bench reliability
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.8
 	@$(BIN)/uv pip install -q -p $(BIN)/python --require-hashes -r requirements.lock
-	@$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
+	@$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e . -e ./sandbox
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,11 +20,11 @@ demo: $(STAMP)
 	$(BIN)/paydesk demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src sandbox/src tests $(wildcard bench)
+	$(BIN)/ruff format --check src sandbox/src tests $(wildcard bench)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy src sandbox/src
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

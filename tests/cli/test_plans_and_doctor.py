@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from paydesk.db.migrate import upgrade_to_head
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 from tests.cli.test_commands import paydesk
 from tests.support.stack import stack_environment
 

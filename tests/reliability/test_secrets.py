@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 
 from paydesk.auth import accounts
 from paydesk.db.models import StripeEvent
-from paydesk.sandbox.cards import CARDS
+from paydesk_sandbox.cards import CARDS
 from tests.reliability import conftest as reliability
 from tests.reliability.support_access import CSRF_COOKIE, SESSION_COOKIE, csrf_of
 from tests.reliability.support_load import ProcessStack, process_stack

@@ -16,8 +16,8 @@ import pytest
 import stripe
 from sandbox_testkit import WebhookReceiver, make_client
 
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from paydesk.sandbox.server import RunningSandbox
+from paydesk_sandbox.server import RunningSandbox
 
 
 def test_customer_crud(stripe_client: stripe.StripeClient) -> None:

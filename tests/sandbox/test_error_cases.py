@@ -8,7 +8,7 @@ import httpx
 import pytest
 import stripe
 
-from paydesk.sandbox.server import RunningSandbox
+from paydesk_sandbox.server import RunningSandbox
 
 
 def _pi(client: stripe.StripeClient, **params: Any) -> stripe.PaymentIntent:

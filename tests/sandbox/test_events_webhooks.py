@@ -9,7 +9,7 @@ import pytest
 import stripe
 from sandbox_testkit import WebhookReceiver
 
-from paydesk.sandbox.server import RunningSandbox
+from paydesk_sandbox.server import RunningSandbox
 
 
 def _pay(client: stripe.StripeClient, pm: str = "pm_card_visa") -> stripe.PaymentIntent:

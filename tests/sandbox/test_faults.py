@@ -16,9 +16,9 @@ import pytest
 import stripe
 from sandbox_testkit import TEST_KEY
 
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.faults import KINDS, FaultConfig, parse_spec
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.faults import KINDS, FaultConfig, parse_spec
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 
 
 def free_port() -> int:

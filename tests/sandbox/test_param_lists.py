@@ -9,9 +9,9 @@ import importlib
 import pytest
 import stripe
 
-from paydesk.sandbox.app import RESOURCE_MODULES
-from paydesk.sandbox.resources.payment_intents import LEGACY_PARAMS
-from paydesk.sandbox.routing import LIST_PARAMS, RouteSpec
+from paydesk_sandbox.app import RESOURCE_MODULES
+from paydesk_sandbox.resources.payment_intents import LEGACY_PARAMS
+from paydesk_sandbox.routing import LIST_PARAMS, RouteSpec
 
 SDK_PARAMS = {
     ("POST", "/v1/customers"): "CustomerCreateParams",

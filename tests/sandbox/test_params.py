@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stripe._encode import _api_encode
 
-from paydesk.sandbox.errors import StripeError
-from paydesk.sandbox.params import Params, parse_form
+from paydesk_sandbox.errors import StripeError
+from paydesk_sandbox.params import Params, parse_form
 
 keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 leaves = st.one_of(st.text(max_size=12), st.integers(-(10**9), 10**9), st.booleans())

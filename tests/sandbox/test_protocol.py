@@ -195,7 +195,7 @@ def test_reset(sandbox_url: str, stripe_client: stripe.StripeClient) -> None:
 
 
 def test_instances_are_independent(sandbox_url: str) -> None:
-    from paydesk.sandbox.server import running_sandbox
+    from paydesk_sandbox.server import running_sandbox
 
     with running_sandbox() as other:
         assert other.url != sandbox_url
@@ -227,9 +227,9 @@ def test_a_handler_bug_is_a_stripe_shaped_500() -> None:
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from paydesk.sandbox.protocol import make_endpoint
-    from paydesk.sandbox.routing import Ctx, Router
-    from paydesk.sandbox.state import SandboxState
+    from paydesk_sandbox.protocol import make_endpoint
+    from paydesk_sandbox.routing import Ctx, Router
+    from paydesk_sandbox.state import SandboxState
 
     router = Router()
 

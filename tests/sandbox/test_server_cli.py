@@ -13,8 +13,8 @@ import httpx
 import stripe
 from sandbox_testkit import make_client
 
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import running_sandbox
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import running_sandbox
 
 
 def _free_port() -> int:
@@ -68,7 +68,7 @@ def test_cli_serves_and_snapshots(tmp_path: Path) -> None:
 
 
 def test_cli_help_does_not_import_the_sandbox() -> None:
-    code = "import sys; from paydesk.cli import app; print('paydesk.sandbox.app' in sys.modules)"
+    code = "import sys; from paydesk.cli import app; print('paydesk_sandbox.app' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
     assert out.stdout.strip() == "False"
 

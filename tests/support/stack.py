@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk.billing.tiers import bootstrap_plans
 from paydesk.db.engine import create_engine, session_factory
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
 from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import StripeGateway, build_gateway
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 
 # A test-mode key of a realistic shape, assembled at run time.
 TEST_SECRET_KEY = "sk_test_" + "51Paydesk" + "T3st" * 6

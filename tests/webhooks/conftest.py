@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from paydesk.cli.webhooks import GUIDE_EVENTS
 from paydesk.db.models import StripeEvent
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
 from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import StripeGateway, build_gateway, pinned_api_version
 from paydesk.stripe_gateway.gateway import operation_key
 from paydesk.web import create_app
 from paydesk.webhooks.process import Worker, build_worker
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 from tests.support import waiting
 from tests.support.servers import free_port, serve_in_thread
 from tests.webhooks.support import TEST_KEY

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from paydesk.db.models import Payment, StripeEvent
 from paydesk.errors import NotFound
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
 from paydesk.settings import load_settings
 from paydesk.stripe_gateway import build_gateway
 from paydesk.stripe_gateway.http import StripeCall
@@ -27,6 +26,7 @@ from paydesk.webhooks.events import event_from_dict
 from paydesk.webhooks.handlers import BatchFetcher, Deferred, Fetcher
 from paydesk.webhooks.process import Worker, build_worker
 from paydesk.webhooks.store import insert_events
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 from tests.webhooks.support import TEST_KEY, event_dict, payment_intent
 
 ROUTE = "/v1/payment_intents/{id}"

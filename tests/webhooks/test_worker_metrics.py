@@ -20,12 +20,12 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import StripeEvent
-from paydesk.sandbox.server import running_sandbox
 from paydesk.settings import load_settings
 from paydesk.stripe_gateway import build_gateway
 from paydesk.stripe_gateway.triggers import run_trigger
 from paydesk.webhooks.events import event_from_dict
 from paydesk.webhooks.store import insert_events
+from paydesk_sandbox.server import running_sandbox
 from tests.support.servers import free_port
 from tests.support.waiting import poll
 from tests.webhooks.support import TEST_KEY, event_dict, payment_intent

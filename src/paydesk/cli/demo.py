@@ -129,8 +129,8 @@ def register(app: typer.Typer) -> None:
         state = _demo_state() if use_sandbox else {}
         sandbox_server = None
         if use_sandbox:
-            from paydesk.sandbox.app import create_app as create_sandbox
-            from paydesk.sandbox.config import SandboxConfig
+            from paydesk_sandbox.app import create_app as create_sandbox
+            from paydesk_sandbox.config import SandboxConfig
 
             DEMO_DIR.mkdir(parents=True, exist_ok=True)
             sandbox_app = create_sandbox(config=SandboxConfig(snapshot_path=SANDBOX_SNAPSHOT))

@@ -26,20 +26,22 @@ def register(app: typer.Typer) -> None:
             "change it at run time with PUT /_sandbox/faults.",
         ),
     ) -> None:
-        """Serve the offline Stripe API sandbox at http://HOST:PORT/v1/."""
-        # Imported here so production commands never load the sandbox.
-        from paydesk.sandbox.config import SandboxConfig
-        from paydesk.sandbox.faults import parse_spec
-        from paydesk.sandbox.server import serve
+        """Serve the offline Stripe API sandbox at http://HOST:PORT/v1/ (development only)."""
+        # Imported here so production commands never load the sandbox; it is its own
+        # distribution (sandbox/), which the production image does not contain.
+        try:
+            from paydesk_sandbox.cli import run
+            from paydesk_sandbox.faults import parse_spec
+        except ModuleNotFoundError as exc:
+            typer.echo(
+                "paydesk: the Stripe sandbox is a development tool and is not installed "
+                "here (make venv installs it; pip install -e ./sandbox)",
+                err=True,
+            )
+            raise typer.Exit(2) from exc
 
         try:
             fault_config = parse_spec(faults)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--faults") from exc
-        typer.echo(f"Stripe sandbox on http://{host}:{port}/v1 (test keys only; Ctrl-C stops)")
-        if fault_config.share > 0:
-            shown = ", ".join(fault_config.kinds)
-            typer.echo(f"Fault mode on: {fault_config.share:.0%} of /v1 requests fail ({shown})")
-        serve(
-            host=host, port=port, config=SandboxConfig(snapshot_path=snapshot, faults=fault_config)
-        )
+        run(host, port, snapshot, fault_config)

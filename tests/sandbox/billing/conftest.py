@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import stripe
 
-from paydesk.sandbox.server import RunningSandbox
+from paydesk_sandbox.server import RunningSandbox
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import stripe
 
-from paydesk.sandbox.server import RunningSandbox
+from paydesk_sandbox.server import RunningSandbox
 
 TRIGGERS = Path(__file__).resolve().parents[2] / "reference" / "stripe-cli-triggers"
 BILLING_TRIGGERS = {

@@ -14,10 +14,10 @@ from tests.sandbox.billing.helpers import (
     monthly_price,
 )
 
-from paydesk.sandbox.billing.settings import END_STATE_KEY
-from paydesk.sandbox.config import SandboxConfig
-from paydesk.sandbox.server import RunningSandbox, running_sandbox
-from paydesk.sandbox.state import SandboxState
+from paydesk_sandbox.billing.settings import END_STATE_KEY
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
+from paydesk_sandbox.state import SandboxState
 
 
 def _swap_card(client: stripe.StripeClient, customer_id: str, card: str) -> None:

@@ -8,8 +8,8 @@ import importlib
 
 import pytest
 
-from paydesk.sandbox.billing import RESOURCE_MODULES
-from paydesk.sandbox.routing import LIST_PARAMS, RouteSpec
+from paydesk_sandbox.billing import RESOURCE_MODULES
+from paydesk_sandbox.routing import LIST_PARAMS, RouteSpec
 
 SDK_PARAMS = {
     ("POST", "/v1/products"): "ProductCreateParams",

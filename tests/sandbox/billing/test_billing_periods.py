@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from paydesk.sandbox.billing import periods
+from paydesk_sandbox.billing import periods
 
 
 def ts(*args: int) -> int:

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paydesk.sandbox.billing import periods, proration, totals
+from paydesk_sandbox.billing import periods, proration, totals
 
 # 2000-01-01 .. 2100-01-01, in seconds.
 moments = st.integers(min_value=946_684_800, max_value=4_102_444_800)

@@ -1,6 +1,6 @@
 import pytest
 
-from paydesk.sandbox.billing import proration
+from paydesk_sandbox.billing import proration
 
 
 def test_half_period_upgrade_credits_and_debits_half() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from paydesk.sandbox.billing import shapes
+from paydesk_sandbox.billing import shapes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "reference" / "stripe-openapi-fixtures3.json"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from paydesk.sandbox.billing import dunning, totals
+from paydesk_sandbox.billing import dunning, totals
 
 
 def test_totals_without_balance() -> None:

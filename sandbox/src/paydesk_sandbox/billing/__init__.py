@@ -1,0 +1,34 @@
+"""The sandbox's billing half: products, prices, subscriptions, invoices and test clocks.
+
+Route modules (mounted by :mod:`paydesk_sandbox.app` through ``RESOURCE_MODULES``):
+
+- ``products``, ``prices`` — the catalog (lookup keys, ``product_data``).
+- ``subscriptions`` (create, list), ``subscription_updates`` (price changes with
+  prorations, cancel, pause, resume, pending updates), ``subscription_items``.
+- ``invoices`` — invoices, invoice items, invoice payments, ``create_preview``, and
+  the listeners that settle invoices whose PaymentIntent a client confirmed.
+- ``test_clocks`` — ``/v1/test_helpers/test_clocks``; ``admin`` — ``/_sandbox/billing``.
+
+Engine modules: ``invoicing`` (invoice lifecycle and payment attempts through the
+core's PaymentIntents, via ``payments``), ``lifecycle`` (subscription state changes),
+``clock_engine`` (what happens while time passes: renewals, finalization, retries,
+trial ends, scheduled cancels), ``poller`` (the same for customers without a clock),
+``preview``, ``outbox`` (held events for all-or-nothing operations), ``settings``.
+
+Pure arithmetic with no framework imports, unit-tested on its own: ``periods``
+(anchor-based period boundaries with month-end clamping), ``proration`` (integer
+minor units), ``totals`` (invoice amounts and customer balance), ``dunning``.
+``shapes`` builds objects with exactly the keys of Stripe's sample objects.
+"""
+
+# Mounted by paydesk_sandbox.app after the core's own modules.
+RESOURCE_MODULES: list[str] = [
+    "paydesk_sandbox.billing.products",
+    "paydesk_sandbox.billing.prices",
+    "paydesk_sandbox.billing.subscriptions",
+    "paydesk_sandbox.billing.subscription_updates",
+    "paydesk_sandbox.billing.subscription_items",
+    "paydesk_sandbox.billing.invoices",
+    "paydesk_sandbox.billing.test_clocks",
+    "paydesk_sandbox.billing.admin",
+]
