@@ -4,12 +4,10 @@ Stripe would reject."""
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import stripe
 
-from paydesk_sandbox.app import RESOURCE_MODULES
+from paydesk_sandbox.app import CORE_ROUTERS
 from paydesk_sandbox.resources.payment_intents import LEGACY_PARAMS
 from paydesk_sandbox.routing import LIST_PARAMS, RouteSpec
 
@@ -54,8 +52,8 @@ SDK_PARAMS = {
 
 def _our_routes() -> list[RouteSpec]:
     routes: list[RouteSpec] = []
-    for name in RESOURCE_MODULES:
-        routes.extend(importlib.import_module(name).router.routes)
+    for router in CORE_ROUTERS:
+        routes.extend(router.routes)
     return [r for r in routes if r.params is not None]
 
 

@@ -1,15 +1,13 @@
 """The sandbox's Starlette application.
 
-``RESOURCE_MODULES`` is the registry: every module listed exposes ``router`` (a
-:class:`~paydesk_sandbox.routing.Router`) and is mounted by :func:`create_app`.
-The billing half keeps its own list, ``paydesk_sandbox.billing.RESOURCE_MODULES``,
-which is mounted after this one, so each half edits only its own files.
+``ROUTERS`` is the registry: the router of every resource module, core modules
+(``CORE_ROUTERS``) then the billing half (``BILLING_ROUTERS``), each module imported
+normally. A new resource module adds its ``router`` to one of the two lists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,50 +17,69 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from paydesk_sandbox import admin
+from paydesk_sandbox.billing import admin as billing_admin
+from paydesk_sandbox.billing import (
+    invoices,
+    prices,
+    products,
+    subscription_items,
+    subscription_updates,
+    subscriptions,
+    test_clocks,
+)
 from paydesk_sandbox.config import SandboxConfig
 from paydesk_sandbox.errors import StripeError
 from paydesk_sandbox.faults import FaultMiddleware
 from paydesk_sandbox.protocol import json_response, make_endpoint
+from paydesk_sandbox.resources import (
+    balance,
+    charges,
+    customers,
+    disputes,
+    events,
+    payment_intents_http,
+    payment_methods,
+    refunds,
+    setup_intents,
+    three_d_secure,
+    webhook_endpoints,
+)
 from paydesk_sandbox.routing import Router
 from paydesk_sandbox.state import SandboxState
 from paydesk_sandbox.webhooks import WebhookDeliverer
 
-RESOURCE_MODULES: list[str] = [
-    "paydesk_sandbox.admin",
-    "paydesk_sandbox.resources.customers",
-    "paydesk_sandbox.resources.payment_methods",
-    "paydesk_sandbox.resources.setup_intents",
-    "paydesk_sandbox.resources.payment_intents_http",
-    "paydesk_sandbox.resources.charges",
-    "paydesk_sandbox.resources.refunds",
-    "paydesk_sandbox.resources.disputes",
-    "paydesk_sandbox.resources.events",
-    "paydesk_sandbox.resources.webhook_endpoints",
-    "paydesk_sandbox.resources.three_d_secure",
-    "paydesk_sandbox.resources.balance",
+CORE_ROUTERS: list[Router] = [
+    admin.router,
+    customers.router,
+    payment_methods.router,
+    setup_intents.router,
+    payment_intents_http.router,
+    charges.router,
+    refunds.router,
+    disputes.router,
+    events.router,
+    webhook_endpoints.router,
+    three_d_secure.router,
+    balance.router,
 ]
-BILLING_PACKAGE = "paydesk_sandbox.billing"
-
-
-def module_names() -> list[str]:
-    """Our modules, then the billing half's ``RESOURCE_MODULES`` (if present)."""
-    try:
-        billing = importlib.import_module(BILLING_PACKAGE)
-    except ModuleNotFoundError as exc:
-        if exc.name != BILLING_PACKAGE:
-            raise
-        return list(RESOURCE_MODULES)
-    return [*RESOURCE_MODULES, *getattr(billing, "RESOURCE_MODULES", [])]
-
-
-def _routers() -> list[Router]:
-    return [importlib.import_module(name).router for name in module_names()]
+BILLING_ROUTERS: list[Router] = [
+    products.router,
+    prices.router,
+    subscriptions.router,
+    subscription_updates.router,
+    subscription_items.router,
+    invoices.router,
+    test_clocks.router,
+    billing_admin.router,
+]
+ROUTERS: list[Router] = [*CORE_ROUTERS, *BILLING_ROUTERS]
 
 
 def create_app(state: SandboxState | None = None, config: SandboxConfig | None = None) -> Starlette:
     """A new, independent sandbox app (its own state unless ``state`` is given)."""
     state = state or SandboxState(config)
-    routers = _routers()
+    routers = ROUTERS
     specs = [spec for router in routers for spec in router.routes]
     # Literal paths before templated ones, so /v1/customers/search is not taken
     # for /v1/customers/{id} with id "search" (sort is stable otherwise).

@@ -1,8 +1,8 @@
 """How resource modules declare their endpoints.
 
 A resource module creates ``router = Router()`` and decorates plain synchronous
-functions ``handler(ctx) -> dict``; :mod:`paydesk_sandbox.app` mounts every module
-listed in ``RESOURCE_MODULES``. ``params`` lists the top-level parameters the
+functions ``handler(ctx) -> dict``; :mod:`paydesk_sandbox.app` mounts every router
+listed in its ``ROUTERS``. ``params`` lists the top-level parameters the
 endpoint takes: anything else is answered with ``parameter_unknown`` before the
 handler runs (``expand`` is always allowed; list routes also take ``limit``,
 ``starting_after`` and ``ending_before``).

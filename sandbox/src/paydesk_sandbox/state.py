@@ -11,9 +11,10 @@ from __future__ import annotations
 import random
 import string
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,13 +22,22 @@ from paydesk_sandbox.config import SandboxConfig
 from paydesk_sandbox.errors import resource_missing
 from paydesk_sandbox.faults import FaultInjector
 
-if TYPE_CHECKING:
-    from paydesk_sandbox.webhooks import WebhookDeliverer
-
 Json = dict[str, Any]
 # Registered through Router.on / Router.expandable and installed by create_app.
 Listener = Callable[["SandboxState", Json], None]
 Expander = Callable[["SandboxState", Json], Any]
+
+
+class Deliverer(Protocol):
+    """What ``emit`` hands events to (``webhooks.WebhookDeliverer``; attached by the
+    app's lifespan, so this module need not import the delivery machinery)."""
+
+    log: deque[Json]  # the delivery attempts, oldest first (GET /_sandbox/deliveries)
+
+    def submit(self, event: Json) -> None:
+        """Queue ``event`` for every enabled endpoint that wants it."""
+
+
 _ALPHABET = string.ascii_letters + string.digits
 # Maps each random byte to an id character (the slight bias is irrelevant for ids);
 # translate() on random bytes is ~20x faster than random.choices.
@@ -71,7 +81,7 @@ class SandboxState:
         self.clock_offset = 0
         # The request being handled (set by the dispatcher) so events can carry it.
         self.current_request: Json | None = None
-        self.deliverer: WebhookDeliverer | None = None
+        self.deliverer: Deliverer | None = None
         self.listeners: dict[str, list[Listener]] = {}
         self.expanders: dict[tuple[str, str], Expander] = {}
         self._pending_calls: list[tuple[float, Callable[[], None]]] = []

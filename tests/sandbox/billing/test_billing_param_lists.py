@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from paydesk_sandbox.billing import RESOURCE_MODULES
+from paydesk_sandbox.app import BILLING_ROUTERS
 from paydesk_sandbox.routing import LIST_PARAMS, RouteSpec
 
 SDK_PARAMS = {
@@ -45,8 +45,8 @@ SDK_PARAMS = {
 
 def _billing_routes() -> list[RouteSpec]:
     routes: list[RouteSpec] = []
-    for name in RESOURCE_MODULES:
-        routes.extend(importlib.import_module(name).router.routes)
+    for router in BILLING_ROUTERS:
+        routes.extend(router.routes)
     return [r for r in routes if r.params is not None]
 
 

@@ -1,6 +1,6 @@
 """The sandbox's billing half: products, prices, subscriptions, invoices and test clocks.
 
-Route modules (mounted by :mod:`paydesk_sandbox.app` through ``RESOURCE_MODULES``):
+Route modules (their routers are listed in :data:`paydesk_sandbox.app.BILLING_ROUTERS`):
 
 - ``products``, ``prices`` — the catalog (lookup keys, ``product_data``).
 - ``subscriptions`` (create, list), ``subscription_updates`` (price changes with
@@ -20,15 +20,3 @@ Pure arithmetic with no framework imports, unit-tested on its own: ``periods``
 minor units), ``totals`` (invoice amounts and customer balance), ``dunning``.
 ``shapes`` builds objects with exactly the keys of Stripe's sample objects.
 """
-
-# Mounted by paydesk_sandbox.app after the core's own modules.
-RESOURCE_MODULES: list[str] = [
-    "paydesk_sandbox.billing.products",
-    "paydesk_sandbox.billing.prices",
-    "paydesk_sandbox.billing.subscriptions",
-    "paydesk_sandbox.billing.subscription_updates",
-    "paydesk_sandbox.billing.subscription_items",
-    "paydesk_sandbox.billing.invoices",
-    "paydesk_sandbox.billing.test_clocks",
-    "paydesk_sandbox.billing.admin",
-]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from paydesk_sandbox.billing import invoicing, lifecycle, periods, preview
 from paydesk_sandbox.billing.common import snapshot
 from paydesk_sandbox.billing.outbox import emit
+from paydesk_sandbox.billing.subscription_status import subscription_of
 from paydesk_sandbox.errors import StripeError
 from paydesk_sandbox.params import Params
 from paydesk_sandbox.state import Json, SandboxState
@@ -106,7 +107,7 @@ def _invoice_actions(invoice: Json) -> list[Action]:
 
 
 def _finalize(state: SandboxState, invoice: Json, now: int) -> None:
-    if invoice["billing_reason"] == "manual" and invoicing.subscription_of(state, invoice) is None:
+    if invoice["billing_reason"] == "manual" and subscription_of(state, invoice) is None:
         invoicing.finalize(state, invoice, now)
         if (
             invoice["status"] == "open"
@@ -119,7 +120,7 @@ def _finalize(state: SandboxState, invoice: Json, now: int) -> None:
 
 
 def _retry(state: SandboxState, invoice: Json, now: int) -> None:
-    subscription = invoicing.subscription_of(state, invoice)
+    subscription = subscription_of(state, invoice)
     if subscription is not None and subscription["status"] in lifecycle.ENDED:
         invoice["next_payment_attempt"] = None
         return

@@ -15,6 +15,11 @@ from paydesk_sandbox.billing import dunning, payments, prices, settings, shapes,
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.money import format_amount
 from paydesk_sandbox.billing.outbox import emit
+from paydesk_sandbox.billing.subscription_status import (
+    apply_pending_update,
+    end_after_retries,
+    subscription_of,
+)
 from paydesk_sandbox.errors import StripeError, card_error, invalid_request
 from paydesk_sandbox.money import MINIMUMS
 from paydesk_sandbox.state import Json, SandboxState, clone
@@ -244,14 +249,6 @@ def payment_method_for(state: SandboxState, invoice: Json, explicit: str | None)
     return str(default) if default else None
 
 
-def subscription_of(state: SandboxState, invoice: Json) -> Json | None:
-    """The subscription an invoice belongs to (through ``parent``), if any."""
-    parent = invoice["parent"]
-    if not parent or not parent.get("subscription_details"):
-        return None
-    return state.store("subscription").get(parent["subscription_details"]["subscription"])
-
-
 def open_payment(state: SandboxState, invoice: Json, now: int, payment_method: str | None) -> Json:
     """Create the (unconfirmed) PaymentIntent that a client confirms to pay ``invoice``."""
     intent = payments.create_intent(
@@ -404,9 +401,7 @@ def record_failure(
         return
     if subscription["status"] in ("active", "trialing", "past_due"):
         if outcome.exhausted:
-            from paydesk_sandbox.billing import lifecycle  # cycle: lifecycle pays invoices
-
-            lifecycle.end_after_retries(state, subscription, invoice, now, policy.end_state)
+            end_after_retries(state, subscription, now, policy.end_state)
         elif subscription["status"] != "past_due":
             _set_subscription_status(state, subscription, "past_due")
 
@@ -452,9 +447,7 @@ def mark_paid(state: SandboxState, invoice: Json, now: int, *, payment_intent: J
         subscription is not None
         and state.private_of(subscription["id"]).get("pending_invoice") == invoice["id"]
     ):
-        from paydesk_sandbox.billing import lifecycle  # cycle: lifecycle pays invoices
-
-        lifecycle.apply_pending_update(state, subscription)
+        apply_pending_update(state, subscription)
     if (
         subscription is not None
         and subscription["latest_invoice"] == invoice["id"]

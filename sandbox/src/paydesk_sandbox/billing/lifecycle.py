@@ -11,6 +11,7 @@ from __future__ import annotations
 from paydesk_sandbox.billing import invoicing, periods, proration, shapes
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.outbox import emit
+from paydesk_sandbox.billing.subscription_status import end_subscription, subscription_of
 from paydesk_sandbox.state import Json, SandboxState
 
 INCOMPLETE_EXPIRY = 23 * 3_600  # an unpaid first invoice expires the subscription after 23 h
@@ -168,7 +169,7 @@ def renew(state: SandboxState, subscription: Json, now: int) -> Json:
 def finalize_and_collect(state: SandboxState, invoice: Json, now: int) -> None:
     """The scheduled step after a renewal draft: finalize, then charge it."""
     invoicing.finalize(state, invoice, now)
-    subscription = invoicing.subscription_of(state, invoice)
+    subscription = subscription_of(state, invoice)
     if subscription is not None:
         collect(state, subscription, invoice, now)
 
@@ -252,29 +253,7 @@ def cancel(
                 state, subscription, now, billing_reason="subscription_update", with_cycle=False
             )
             collect(state, subscription, invoice, now)
-    for invoice in state.store("invoice").values():
-        if invoicing.subscription_of(state, invoice) is subscription and invoice["status"] in (
-            "open",
-            "draft",
-        ):
-            invoice["next_payment_attempt"] = None
-            invoice["automatically_finalizes_at"] = None
-    before = snapshot(subscription)
-    subscription["status"] = "canceled"
-    subscription["canceled_at"] = subscription["canceled_at"] or now
-    subscription["ended_at"] = now
-    subscription["cancellation_details"]["reason"] = reason
-    emit(state, "customer.subscription.deleted", subscription, changed(before, subscription))
-
-
-def end_after_retries(
-    state: SandboxState, subscription: Json, invoice: Json, now: int, end_state: str
-) -> None:
-    """Every retry of ``invoice`` failed: cancel the subscription or mark it unpaid."""
-    if end_state == "unpaid":
-        set_status(state, subscription, "unpaid")
-    else:
-        cancel(state, subscription, now, reason="payment_failed")
+    end_subscription(state, subscription, now, reason=reason)
 
 
 def expire_incomplete(state: SandboxState, subscription: Json, now: int) -> None:
@@ -290,20 +269,6 @@ def expire_incomplete(state: SandboxState, subscription: Json, now: int) -> None
 
 
 # ---- pending updates (payment_behavior=pending_if_incomplete) --------------------
-def apply_pending_update(state: SandboxState, subscription: Json) -> None:
-    """The pending update's invoice was paid: the change takes effect."""
-    update = subscription["pending_update"]
-    state.private_of(subscription["id"]).pop("pending_invoice", None)
-    if update is None:
-        return
-    before = snapshot(subscription)
-    subscription["items"]["data"] = update["subscription_items"]
-    subscription["pending_update"] = None
-    previous = changed(before, subscription)
-    emit(state, "customer.subscription.pending_update_applied", subscription, previous)
-    emit(state, "customer.subscription.updated", subscription, previous)
-
-
 def expire_pending_update(state: SandboxState, subscription: Json, now: int) -> None:
     """23 h without payment: drop the pending update and void its invoice."""
     invoice_id = state.private_of(subscription["id"]).pop("pending_invoice", None)

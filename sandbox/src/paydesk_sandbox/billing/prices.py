@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from paydesk_sandbox.billing import periods, shapes
+from paydesk_sandbox.billing.catalog import create_product, get_product
 from paydesk_sandbox.billing.common import (
     amount,
     changed,
@@ -103,8 +104,6 @@ def _recurring(params: Params) -> Json | None:
 
 def create_price(ctx: Ctx, params: Params, *, product_id: str | None = None) -> Json:
     """Store a price; ``product_id`` is given when created via ``default_price_data``."""
-    from paydesk_sandbox.billing import products  # cycle: products creates default prices
-
     cur = required_currency(params)
     scheme = params.enum("billing_scheme", ("per_unit", "tiered"))
     if scheme == "tiered" or "tiers" in params or "custom_unit_amount" in params:
@@ -132,9 +131,9 @@ def create_price(ctx: Ctx, params: Params, *, product_id: str | None = None) -> 
                 param="product_data",
             )
         if product_id is not None:
-            products.get_product(ctx.state, product_id, param="product")
+            get_product(ctx.state, product_id, param="product")
         elif product_data is not None:
-            product_id = products.create_product(ctx, product_data.data, "product_data")["id"]
+            product_id = create_product(ctx, product_data.data, "product_data")["id"]
         else:
             raise parameter_missing("product")
     lookup_key = params.string("lookup_key")

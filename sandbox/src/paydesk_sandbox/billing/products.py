@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import prices, shapes
+from paydesk_sandbox.billing import prices
+from paydesk_sandbox.billing.catalog import create_product, get_product
 from paydesk_sandbox.billing.common import changed, matches, snapshot
 from paydesk_sandbox.errors import invalid_request
 from paydesk_sandbox.listing import created_filter, paginate
-from paydesk_sandbox.params import Params
 from paydesk_sandbox.routing import Ctx, Router
-from paydesk_sandbox.state import Json, SandboxState
+from paydesk_sandbox.state import Json
 
 router = Router()
 
@@ -27,28 +27,6 @@ _WRITABLE = (
     "unit_label",
     "url",
 )
-
-
-def get_product(state: SandboxState, product_id: str, param: str = "id") -> Json:
-    """The product or a 404 ``No such product``."""
-    return state.get("product", product_id, label="product", param=param)
-
-
-def create_product(ctx: Ctx, data: Json, param_prefix: str = "") -> Json:
-    """Store a product built from ``data`` (also used by ``prices.product_data``)."""
-    state = ctx.state
-    params = Params(data, param_prefix)
-    name = params.required_string("name")
-    product_id = params.string("id") or state.new_id("prod")
-    if product_id in state.store("product"):
-        raise invalid_request(f"Product already exists: {product_id}", param="id")
-    obj = shapes.product(id=product_id, created=ctx.now, name=name, params=data)
-    obj["active"] = params.boolean("active", True)
-    obj["shippable"] = params.boolean("shippable")
-    obj["metadata"] = params.metadata()
-    state.add(obj)
-    state.emit("product.created", obj)
-    return obj
 
 
 @router.post("/v1/products", params=("id", "default_price_data", "type", *_WRITABLE))

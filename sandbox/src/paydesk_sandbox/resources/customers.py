@@ -7,11 +7,14 @@ from typing import Any
 from paydesk_sandbox.errors import resource_missing
 from paydesk_sandbox.listing import created_filter, paginate
 from paydesk_sandbox.params import Params
+from paydesk_sandbox.resources.customer_lookup import get_customer
+from paydesk_sandbox.resources.payment_methods import resolve_for_customer
 from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import SandboxState, changed_attributes, clone
 
 Json = dict[str, Any]
 router = Router()
+__all__ = ["get_customer", "router"]
 
 _ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
 _WRITABLE = {
@@ -45,14 +48,6 @@ _UPDATE = _WRITABLE | {
     "cash_balance",
     "validate",
 }
-
-
-def get_customer(state: SandboxState, customer_id: str, param: str = "id") -> Json:
-    """A live customer or 404 ``No such customer: 'cus_…'``."""
-    customer = state.store("customer").get(customer_id)
-    if customer is None:
-        raise resource_missing("customer", customer_id, param=param)
-    return customer
 
 
 def address(params: Params | None) -> Json | None:
@@ -94,8 +89,6 @@ def _apply(state: SandboxState, customer: Json, p: Params, attached: list[Json])
     customer["metadata"] = p.metadata(customer["metadata"])
     settings = p.sub("invoice_settings")
     if settings is not None and "default_payment_method" in settings:
-        from paydesk_sandbox.resources.payment_methods import resolve_for_customer
-
         pm_value = settings.string("default_payment_method")
         customer["invoice_settings"]["default_payment_method"] = (
             None
@@ -152,8 +145,6 @@ def create_customer(ctx: Ctx) -> Json:
     state.add(customer)
     try:
         if pm_value is not None:
-            from paydesk_sandbox.resources.payment_methods import resolve_for_customer
-
             resolve_for_customer(state, pm_value, customer, "payment_method", attached, True)
         _apply(state, customer, p, attached)
     except Exception:

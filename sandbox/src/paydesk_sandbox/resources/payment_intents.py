@@ -19,6 +19,7 @@ from paydesk_sandbox.errors import (
 )
 from paydesk_sandbox.money import check_amount, check_currency
 from paydesk_sandbox.params import Params
+from paydesk_sandbox.resources.customer_lookup import get_customer
 from paydesk_sandbox.state import SandboxState, clone
 
 Json = dict[str, Any]
@@ -77,8 +78,6 @@ def create_intent(
     currency = check_currency(currency)
     check_amount(amount, currency)
     if customer is not None:
-        from paydesk_sandbox.resources.customers import get_customer
-
         get_customer(state, customer, param="customer")
     pm_id = None
     if payment_method is not None:

@@ -8,6 +8,7 @@ from paydesk_sandbox.errors import invalid_request, parameter_missing, unexpecte
 from paydesk_sandbox.listing import created_filter, paginate
 from paydesk_sandbox.money import check_amount, check_currency
 from paydesk_sandbox.params import Params
+from paydesk_sandbox.resources.customer_lookup import get_customer
 from paydesk_sandbox.resources.payment_intents import (
     CANCELLATION_REASONS,
     CAPTURE_METHODS,
@@ -191,8 +192,6 @@ def update_payment_intent(ctx: Ctx) -> Json:
         check_amount(amount if amount is not None else intent["amount"], currency)
     customer = p.string("customer")
     if customer is not None:
-        from paydesk_sandbox.resources.customers import get_customer
-
         get_customer(state, customer, param="customer")
         intent["customer"] = customer
     if amount is not None:

@@ -12,6 +12,7 @@ from paydesk_sandbox.cards import TestCard, card_by_key, card_for_number, card_f
 from paydesk_sandbox.errors import card_error, invalid_request, parameter_missing, resource_missing
 from paydesk_sandbox.listing import paginate
 from paydesk_sandbox.params import Params
+from paydesk_sandbox.resources.customer_lookup import get_customer
 from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import SandboxState
 
@@ -294,8 +295,6 @@ def update_payment_method(ctx: Ctx) -> Json:
 @router.post("/v1/payment_methods/{id}/attach", params={"customer"})
 def attach_payment_method(ctx: Ctx) -> Json:
     """Attach to ``customer``."""
-    from paydesk_sandbox.resources.customers import get_customer
-
     state = ctx.state
     customer = get_customer(state, ctx.params.required_string("customer"), param="customer")
     pm = resolve(state, ctx.path["id"], "payment_method")
@@ -333,8 +332,6 @@ def retrieve_customer_payment_method(ctx: Ctx) -> Json:
 @router.list("/v1/customers/{customer}/payment_methods", params={"type"})
 def list_customer_payment_methods(ctx: Ctx) -> Json:
     """``GET /v1/customers/{id}/payment_methods``."""
-    from paydesk_sandbox.resources.customers import get_customer
-
     customer = get_customer(ctx.state, ctx.path["customer"])
     items = (
         pm

@@ -11,6 +11,7 @@ from typing import Any
 from paydesk_sandbox.cards import ThreeDS
 from paydesk_sandbox.errors import card_error, unexpected_state
 from paydesk_sandbox.listing import created_filter, matching, paginate
+from paydesk_sandbox.resources.customer_lookup import get_customer
 from paydesk_sandbox.resources.payment_intents import method_types_param
 from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import SandboxState, clone
@@ -146,7 +147,6 @@ _CREATE = _CONFIRM | {
 @router.post("/v1/setup_intents", params=_CREATE)
 def create_setup_intent(ctx: Ctx) -> Json:
     """Create (and with ``confirm=true`` confirm) a SetupIntent."""
-    from paydesk_sandbox.resources.customers import get_customer
     from paydesk_sandbox.resources.payment_methods import resolve
 
     state, p = ctx.state, ctx.params
@@ -230,8 +230,6 @@ def update_setup_intent(ctx: Ctx) -> Json:
     intent["metadata"] = p.metadata(intent["metadata"])
     customer = p.string("customer")
     if customer is not None:
-        from paydesk_sandbox.resources.customers import get_customer
-
         intent["customer"] = get_customer(state, customer, param="customer")["id"]
     pm_value = p.string("payment_method")
     if pm_value is not None:
