@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paydesk_sandbox import admin
+from paydesk_sandbox import admin, includes
 from paydesk_sandbox.billing import admin as billing_admin
 from paydesk_sandbox.billing import (
     invoices,
@@ -42,6 +42,7 @@ from paydesk_sandbox.resources import (
     payment_methods,
     refunds,
     setup_intents,
+    surface,
     three_d_secure,
     webhook_endpoints,
 )
@@ -62,6 +63,8 @@ CORE_ROUTERS: list[Router] = [
     webhook_endpoints.router,
     three_d_secure.router,
     balance.router,
+    surface.router,
+    includes.router,
 ]
 BILLING_ROUTERS: list[Router] = [
     products.router,

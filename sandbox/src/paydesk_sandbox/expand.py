@@ -1,10 +1,26 @@
-"""``expand[]``: replace id fields by the objects they name.
+"""``expand[]`` as Stripe does it.
 
-Any field holding an id of a stored object can be expanded (the object is found
-by id, whatever its type); paths may nest (``latest_charge.customer``) and go
-through lists (``data.customer`` on list pages). Fields that are not ids but are
-"includable" in Stripe (e.g. ``invoice.confirmation_secret``) are produced by a
-function registered with ``Router.expandable(object_type, field)``.
+A path names properties from the response down, up to four levels
+(``data.customer.invoice_settings.default_payment_method``). At each level:
+
+- an **id** of a stored object becomes that object (found by id, whatever its type);
+  ``null`` stays ``null`` (an unset expandable property);
+- an **array of ids** becomes an array of objects, element by element, and an empty
+  array stays empty (``invoice.discounts``, ``lines.data.discounts``);
+- a **list object** or an **array of objects** is walked through: ``data.customer``
+  expands ``customer`` on every element;
+- an **includable** property, absent from the default shape (``customer.sources``,
+  ``price.currency_options``, ``invoice.confirmation_secret``), is produced by the
+  function registered with ``Router.expandable(object_type, field)``.
+
+Which properties are expandable is Stripe's ``x-expandableFields``: ``EXPANDABLE``
+holds their names (a test checks it against the pinned SDK, which types exactly those
+properties as ``ExpandableField``). Hashes and lists are walked through whatever
+their name (``invoice_settings.default_payment_method``, ``lines.data.discounts``).
+Anything else is refused with Stripe's own error, ``This property cannot be expanded
+(<path>).``: properties that are not there, ids of properties Stripe doesn't expand
+(``id``), scalars (``amount``, ``status``) and unset non-expandable ones
+(``invoice_settings.footer``). Expansion never changes the stored object.
 """
 
 from __future__ import annotations
@@ -16,6 +32,59 @@ from paydesk_sandbox.state import SandboxState
 
 Json = dict[str, Any]
 MAX_DEPTH = 4
+
+# Names of the properties Stripe expands on the objects a billing integration meets
+# (from x-expandableFields in Stripe's OpenAPI spec).
+EXPANDABLE = frozenset(
+    {
+        "account",
+        "account_tax_ids",
+        "application",
+        "application_fee",
+        "balance_transaction",
+        "charge",
+        "coupon",
+        "credit_balance_transaction",
+        "customer",
+        "default_payment_method",
+        "default_price",
+        "default_source",
+        "destination",
+        "discount",
+        "discounts",
+        "failure_balance_transaction",
+        "invoice",
+        "invoice_item",
+        "latest_attempt",
+        "latest_charge",
+        "latest_invoice",
+        "latest_revision",
+        "mandate",
+        "on_behalf_of",
+        "payment_intent",
+        "payment_method",
+        "payment_record",
+        "pending_setup_intent",
+        "price",
+        "product",
+        "promotion_code",
+        "review",
+        "schedule",
+        "setup_attempt",
+        "setup_intent",
+        "shipping_rate",
+        "single_use_mandate",
+        "source",
+        "source_transfer",
+        "source_transfer_reversal",
+        "subscription",
+        "subscription_item",
+        "tax_code",
+        "test_clock",
+        "transfer",
+        "transfer_reversal",
+    }
+)
 
 
 def expand(state: SandboxState, obj: Json, paths: list[str]) -> Json:
@@ -34,28 +103,37 @@ def expand(state: SandboxState, obj: Json, paths: list[str]) -> Json:
 def _expand(state: SandboxState, obj: Json, parts: list[str], path: str) -> Json:
     head, rest = parts[0], parts[1:]
     expander = state.expanders.get((str(obj.get("object")), head))
-    if head not in obj and expander is None:
-        raise _cannot(path)
-    value = obj.get(head)
     out = dict(obj)
-    if isinstance(value, list):
-        if not rest:
-            raise _cannot(path)
-        out[head] = [_expand(state, v, rest, path) if isinstance(v, dict) else v for v in value]
-        return out
     if expander is not None:
-        value = expander(state, obj)
-    elif isinstance(value, str):
+        out[head] = _value(state, expander(state, obj), rest, path, True)
+    elif head in obj:
+        out[head] = _value(state, obj[head], rest, path, head in EXPANDABLE)
+    else:
+        raise _cannot(path)
+    return out
+
+
+def _value(state: SandboxState, value: Any, rest: list[str], path: str, expandable: bool) -> Any:
+    """``value`` expanded: an id becomes its object (if the property is expandable),
+    arrays element by element, then the rest of the path applies to the result."""
+    if isinstance(value, list):
+        if not expandable and not rest:
+            raise _cannot(path)
+        return [_value(state, v, rest, path, expandable) for v in value]
+    if value is None:
+        if not expandable and not rest:
+            raise _cannot(path)
+        return None
+    if isinstance(value, str) and expandable:
         found = state.find(value)
         if found is None:
             raise _cannot(path)
         value = found
-    elif value is not None and not isinstance(value, dict):
+    if not isinstance(value, dict) or (not expandable and not rest):
         raise _cannot(path)
-    if rest and isinstance(value, dict):
-        value = _expand(state, value, rest, path)
-    out[head] = value
-    return out
+    if rest:
+        return _expand(state, value, rest, path)
+    return value
 
 
 def _cannot(path: str) -> Exception:
