@@ -20,6 +20,7 @@ from starlette.routing import Route
 from paydesk_sandbox import admin, includes
 from paydesk_sandbox.billing import admin as billing_admin
 from paydesk_sandbox.billing import (
+    coupons,
     invoices,
     prices,
     products,
@@ -74,6 +75,7 @@ BILLING_ROUTERS: list[Router] = [
     subscription_items.router,
     invoices.router,
     test_clocks.router,
+    coupons.router,
     billing_admin.router,
 ]
 ROUTERS: list[Router] = [*CORE_ROUTERS, *BILLING_ROUTERS]

@@ -39,6 +39,12 @@ SDK_PARAMS = {
     ("POST", "/v1/invoiceitems/{id}"): "InvoiceItemUpdateParams",
     ("GET", "/v1/invoiceitems"): "InvoiceItemListParams",
     ("POST", "/v1/test_helpers/test_clocks"): "TestClockCreateParams",
+    ("POST", "/v1/coupons"): "CouponCreateParams",
+    ("POST", "/v1/coupons/{id}"): "CouponUpdateParams",
+    ("GET", "/v1/coupons"): "CouponListParams",
+    ("POST", "/v1/promotion_codes"): "PromotionCodeCreateParams",
+    ("POST", "/v1/promotion_codes/{id}"): "PromotionCodeUpdateParams",
+    ("GET", "/v1/promotion_codes"): "PromotionCodeListParams",
     ("POST", "/v1/test_helpers/test_clocks/{id}/advance"): "TestClockAdvanceParams",
 }
 
