@@ -82,6 +82,11 @@ def create_draft(
         invoice["collection_method"] = subscription["collection_method"]
         invoice["default_payment_method"] = None
     state.add(invoice)
+    if customer.get("currency") is None:
+        # A customer's first invoice fixes its billing currency, as on Stripe.
+        before = snapshot(customer)
+        customer["currency"] = currency
+        state.emit("customer.updated", customer, changed(before, customer))
     return invoice
 
 
@@ -204,11 +209,11 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
     invoice["starting_balance"] = result.starting_balance
     invoice["ending_balance"] = ending_balance
     invoice["amount_due"] = invoice["amount_remaining"] = amount_due
+    before = snapshot(customer)
+    invoice["number"] = _next_number(customer)
     if ending_balance != balance:
-        before = snapshot(customer)
         customer["balance"] = ending_balance
         state.emit("customer.updated", customer, changed(before, customer))
-    invoice["number"] = _next_number(state, customer)
     invoice["status"] = "open"
     invoice["status_transitions"]["finalized_at"] = now
     invoice["effective_at"] = now
@@ -227,11 +232,13 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
         mark_paid(state, invoice, now, payment_intent=None)
 
 
-def _next_number(state: SandboxState, customer: Json) -> str:
-    data = state.private_of(customer["id"])
-    data["invoice_count"] = int(data.get("invoice_count", 0)) + 1
+def _next_number(customer: Json) -> str:
+    """``<invoice_prefix>-<next_invoice_sequence>``; the customer's sequence advances
+    (Stripe numbers per customer by default)."""
+    sequence = int(customer.get("next_invoice_sequence") or 1)
+    customer["next_invoice_sequence"] = sequence + 1
     prefix = customer.get("invoice_prefix") or customer["id"][4:12].upper()
-    return f"{prefix}-{data['invoice_count']:04d}"
+    return f"{prefix}-{sequence:04d}"
 
 
 def payment_method_for(state: SandboxState, invoice: Json, explicit: str | None) -> str | None:

@@ -33,6 +33,22 @@ def known_event_types() -> frozenset[str]:
     return frozenset(typing.get_args(typing.get_args(hint)[0]))
 
 
+def _api_version(ctx: Ctx) -> str | None:
+    """An endpoint's events are rendered at its ``api_version``; the sandbox renders
+    objects in one version's shapes only (its configured one), so it refuses others
+    rather than send shapes the endpoint did not ask for."""
+    version = ctx.params.string("api_version")
+    renderable = ctx.state.config.api_version
+    if version is not None and version != renderable:
+        raise invalid_request(
+            f"Invalid api_version: the sandbox renders events at {renderable} only "
+            f"and cannot render {version}. Create the endpoint with "
+            f"api_version={renderable}, or without one.",
+            param="api_version",
+        )
+    return version
+
+
 def _events(params: Params) -> list[str] | None:
     events = params.strings("enabled_events")
     if events is not None and not events:
@@ -61,11 +77,12 @@ def create_webhook_endpoint(ctx: Ctx) -> Json:
     events = _events(p)
     if events is None:
         p.required_string("enabled_events")
+    version = _api_version(ctx)
     state = ctx.state
     endpoint: Json = {
         "id": state.new_id("we"),
         "object": "webhook_endpoint",
-        "api_version": p.string("api_version"),
+        "api_version": version,
         "application": None,
         "created": ctx.now,
         "description": p.string("description"),

@@ -1,0 +1,149 @@
+"""Coupons and promotion codes, and the customer's billing state following invoicing
+(official SDK over real HTTP; shapes against Stripe's sample objects)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import stripe
+from helpers import customer_with_card, monthly_price
+from sandbox_shapes import assert_same_keys
+
+
+# ---- coupons --------------------------------------------------------------------
+def test_coupon_lifecycle_and_shape(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    percent = client.v1.coupons.create(
+        {"percent_off": 25.5, "duration": "repeating", "duration_in_months": 3, "name": "Fall"}
+    )
+    assert_same_keys(percent.to_dict(), "coupon")
+    assert (percent.percent_off, percent.amount_off, percent.currency) == (25.5, None, None)
+    assert (percent.duration, percent.duration_in_months, percent.valid) == ("repeating", 3, True)
+    assert len(percent.id) == 8
+    amount = client.v1.coupons.create(
+        {"id": "FIVE", "amount_off": 500, "currency": "USD", "max_redemptions": 2}
+    )
+    assert (amount.id, amount.amount_off, amount.currency, amount.duration) == (
+        "FIVE",
+        500,
+        "usd",
+        "once",
+    )
+    updated = client.v1.coupons.update("FIVE", {"name": "Five off", "metadata": {"k": "v"}})
+    assert (updated.name, updated.metadata.to_dict()) == ("Five off", {"k": "v"})
+    assert [c.id for c in client.v1.coupons.list().data] == ["FIVE", percent.id]
+    assert client.v1.coupons.retrieve(percent.id).name == "Fall"
+    applies = client.v1.coupons.retrieve("FIVE", {"expand": ["applies_to"]})
+    assert applies.applies_to is not None
+    assert applies.applies_to.products == []
+    deleted = client.v1.coupons.delete("FIVE")
+    assert deleted.to_dict() == {"id": "FIVE", "object": "coupon", "deleted": True}
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.coupons.retrieve("FIVE")
+    assert missing.value.http_status == 404
+    assert [t for t in event_types() if t.startswith("coupon.")] == [
+        "coupon.created",
+        "coupon.created",
+        "coupon.updated",
+        "coupon.deleted",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"duration": "once"}, "percent_off"),
+        ({"percent_off": 10, "amount_off": 100, "currency": "usd"}, "amount_off"),
+        ({"percent_off": 101}, "percent_off"),
+        ({"amount_off": 100}, "currency"),
+        ({"percent_off": 10, "duration": "repeating"}, "duration_in_months"),
+        ({"percent_off": 10, "duration": "forever", "duration_in_months": 2}, "duration_in_months"),
+    ],
+)
+def test_coupon_validation(
+    client: stripe.StripeClient, params: dict[str, object], param: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.coupons.create(params)  # type: ignore[arg-type]
+    assert err.value.http_status == 400
+    assert err.value.param == param
+
+
+def test_coupon_ids_are_unique(client: stripe.StripeClient) -> None:
+    client.v1.coupons.create({"id": "SAME", "percent_off": 5})
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.coupons.create({"id": "SAME", "percent_off": 5})
+    assert err.value.code == "resource_already_exists"
+
+
+# ---- promotion codes --------------------------------------------------------------
+def test_promotion_code_lifecycle_and_shape(client: stripe.StripeClient) -> None:
+    coupon = client.v1.coupons.create({"percent_off": 20, "duration": "forever"})
+    customer = client.v1.customers.create({"email": "p@example.com"})
+    code = client.v1.promotion_codes.create(
+        {
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": "FALL20",
+            "customer": customer.id,
+            "max_redemptions": 5,
+            "restrictions": {
+                "first_time_transaction": True,
+                "minimum_amount": 1000,
+                "minimum_amount_currency": "usd",
+            },
+        }
+    )
+    assert_same_keys(code.to_dict(), "promotion_code")
+    assert code.id.startswith("promo_")
+    assert (code.code, code.active, code.customer, code.times_redeemed) == (
+        "FALL20",
+        True,
+        customer.id,
+        0,
+    )
+    assert code.promotion.coupon == coupon.id
+    assert code.restrictions.minimum_amount == 1000
+    generated = client.v1.promotion_codes.create({"promotion": {"coupon": coupon.id}})
+    assert len(generated.code) == 8
+    assert [c.id for c in client.v1.promotion_codes.list({"code": "fall20"}).data] == [code.id]
+    assert len(client.v1.promotion_codes.list({"coupon": coupon.id}).data) == 2
+    off = client.v1.promotion_codes.update(code.id, {"active": False})
+    assert off.active is False
+    assert [c.id for c in client.v1.promotion_codes.list({"active": True}).data] == [generated.id]
+    expanded = client.v1.promotion_codes.retrieve(code.id, {"expand": ["promotion.coupon"]})
+    assert expanded.promotion.coupon.percent_off == 20  # type: ignore[union-attr]
+    with pytest.raises(stripe.InvalidRequestError) as dup:
+        client.v1.promotion_codes.create(
+            {"promotion": {"coupon": coupon.id}, "code": generated.code}
+        )
+    assert dup.value.code == "resource_already_exists"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.promotion_codes.create({"promotion": {"coupon": "nope"}})
+    assert missing.value.http_status == 404
+
+
+# ---- the customer's billing state follows invoicing --------------------------------
+def test_customer_currency_and_invoice_sequence_follow_invoicing(
+    client: stripe.StripeClient,
+) -> None:
+    customer = customer_with_card(client)
+    assert (customer.currency, customer.next_invoice_sequence) == (None, 1)
+    price = monthly_price(client, 1500)
+    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    invoice = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert invoice.status == "paid"
+    after = client.v1.customers.retrieve(customer.id)
+    assert after.currency == "usd"
+    assert after.next_invoice_sequence == 2
+    assert invoice.number == f"{after.invoice_prefix}-0001"
+    # The sequence is the customer's: setting it numbers the next invoice.
+    client.v1.customers.update(customer.id, {"next_invoice_sequence": 7})
+    client.v1.invoice_items.create({"customer": customer.id, "amount": 300, "currency": "usd"})
+    manual = client.v1.invoices.create(
+        {"customer": customer.id, "pending_invoice_items_behavior": "include"}
+    )
+    finalized = client.v1.invoices.finalize_invoice(manual.id)
+    assert finalized.number == f"{after.invoice_prefix}-0007"
+    assert client.v1.customers.retrieve(customer.id).next_invoice_sequence == 8
