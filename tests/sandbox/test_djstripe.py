@@ -97,6 +97,7 @@ SANDBOX_KINDS = {
     "BalanceTransaction": "balance_transaction",
     "Charge": "charge",
     "Coupon": "coupon",
+    "Discount": "discount",
     "Customer": "customer",
     "Dispute": "dispute",
     "Event": "event",
@@ -159,7 +160,7 @@ def _load(client: stripe.StripeClient) -> None:
     )
     amount = v1.coupons.create({"amount_off": 500, "currency": "usd", "duration": "once"})
     v1.coupons.create({"id": "FOREVER10", "percent_off": 10, "duration": "forever"})
-    v1.promotion_codes.create(
+    fall = v1.promotion_codes.create(
         {"promotion": {"type": "coupon", "coupon": percent.id}, "code": "FALL25"}
     )
     v1.promotion_codes.create(
@@ -186,7 +187,18 @@ def _load(client: stripe.StripeClient) -> None:
         customer = v1.customers.create({"email": f"c{i}@example.com", "name": f"C {i}"})
         pm = v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
         v1.customers.update(customer.id, {"invoice_settings": {"default_payment_method": pm.id}})
-        v1.subscriptions.create({"customer": customer.id, "items": [{"price": prices[i % 3].id}]})
+        discounts: list[dict[str, str]] = []
+        if i == 1:
+            discounts = [{"promotion_code": fall.id}]
+        elif i == 2:
+            discounts = [{"coupon": "FOREVER10"}]
+        v1.subscriptions.create(
+            {
+                "customer": customer.id,
+                "items": [{"price": prices[i % 3].id}],
+                "discounts": discounts,  # type: ignore[typeddict-item]
+            }
+        )
         intent = v1.payment_intents.create(
             {
                 "amount": 2000 + i,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import stripe
-from helpers import customer_with_card, monthly_price
+from helpers import advance, at, customer_with_card, monthly_price
 from sandbox_shapes import assert_same_keys
 
 
@@ -147,3 +147,99 @@ def test_customer_currency_and_invoice_sequence_follow_invoicing(
     finalized = client.v1.invoices.finalize_invoice(manual.id)
     assert finalized.number == f"{after.invoice_prefix}-0007"
     assert client.v1.customers.retrieve(customer.id).next_invoice_sequence == 8
+
+
+# ---- discounts on subscriptions and their invoices ------------------------------------
+def _discounted(
+    client: stripe.StripeClient, amount: int, discounts: list[dict[str, str]]
+) -> tuple[str, stripe.Customer, stripe.Subscription]:
+    clock = client.v1.test_helpers.test_clocks.create({"frozen_time": at(2026, 1, 1)})
+    customer = customer_with_card(client, clock=clock.id)
+    price = monthly_price(client, amount)
+    sub = client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}], "discounts": discounts}  # type: ignore[typeddict-item]
+    )
+    return clock.id, customer, sub
+
+
+def _invoices(client: stripe.StripeClient, sub_id: str) -> list[stripe.Invoice]:
+    return list(reversed(client.v1.invoices.list({"subscription": sub_id}).data))
+
+
+def test_percent_coupon_repeating_discounts_invoices_until_it_ends(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    coupon = client.v1.coupons.create(
+        {"percent_off": 25.5, "duration": "repeating", "duration_in_months": 2}
+    )
+    clock, customer, sub = _discounted(client, 1999, [{"coupon": coupon.id}])
+    assert len(sub.discounts) == 1
+    discount_id = sub.discounts[0]
+    assert isinstance(discount_id, str)
+    discount = client.v1.subscriptions.retrieve(sub.id, {"expand": ["discounts"]}).discounts[0]
+    assert_same_keys(discount.to_dict(), "discount")  # type: ignore[union-attr]
+    assert discount.source.coupon == coupon.id  # type: ignore[union-attr]
+    assert (discount.start, discount.end) == (at(2026, 1, 1), at(2026, 3, 1))  # type: ignore[union-attr]
+    first = _invoices(client, sub.id)[0]
+    # 25.5 % of 19.99 = 5.097 -> 510 (half up); total 1489, paid.
+    assert (first.subtotal, first.total, first.amount_paid) == (1999, 1489, 1489)
+    assert list(first.discounts) == [discount_id]
+    assert [(a.amount, a.discount) for a in first.total_discount_amounts or []] == [
+        (510, discount_id)
+    ]
+    line = first.lines.data[0]
+    assert [(a.amount, a.discount) for a in line.discount_amounts or []] == [(510, discount_id)]
+    assert client.v1.coupons.retrieve(coupon.id).times_redeemed == 1
+    advance(client, clock, at(2026, 2, 1, 2))
+    advance(client, clock, at(2026, 3, 1, 2))
+    totals = [(i.subtotal, i.total) for i in _invoices(client, sub.id)]
+    assert totals == [(1999, 1489), (1999, 1489), (1999, 1999)]
+    assert client.v1.subscriptions.retrieve(sub.id).discounts == []
+    types = event_types()
+    assert types.count("customer.discount.created") == 1
+    assert types.count("customer.discount.deleted") == 1
+    assert customer.id
+
+
+def test_once_amount_coupon_through_a_promotion_code(client: stripe.StripeClient) -> None:
+    coupon = client.v1.coupons.create({"amount_off": 700, "currency": "usd"})
+    promo = client.v1.promotion_codes.create(
+        {"promotion": {"coupon": coupon.id}, "code": "WELCOME", "max_redemptions": 1}
+    )
+    clock, _, sub = _discounted(client, 1000, [{"promotion_code": promo.id}])
+    # A once discount ends with the first invoice it reduced.
+    assert client.v1.subscriptions.retrieve(sub.id).discounts == []
+    first = client.v1.invoices.retrieve(str(sub.latest_invoice), {"expand": ["discounts"]})
+    assert first.discounts[0].promotion_code == promo.id  # type: ignore[union-attr]
+    advance(client, clock, at(2026, 2, 1, 2))
+    totals = [(i.total, i.amount_paid) for i in _invoices(client, sub.id)]
+    assert totals == [(300, 300), (1000, 1000)]
+    assert client.v1.subscriptions.retrieve(sub.id).discounts == []
+    used = client.v1.promotion_codes.retrieve(promo.id)
+    assert used.times_redeemed == 1
+    # Redemption limit reached: the code cannot be used again.
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        _discounted(client, 1000, [{"promotion_code": promo.id}])
+    assert err.value.param == "discounts[0][promotion_code]"
+
+
+def test_forever_coupon_and_promotion_code_restrictions(client: stripe.StripeClient) -> None:
+    coupon = client.v1.coupons.create({"percent_off": 100, "duration": "forever"})
+    minimum = client.v1.promotion_codes.create(
+        {
+            "promotion": {"coupon": coupon.id},
+            "restrictions": {"minimum_amount": 5000, "minimum_amount_currency": "usd"},
+        }
+    )
+    with pytest.raises(stripe.InvalidRequestError, match="minimum"):
+        _discounted(client, 1000, [{"promotion_code": minimum.id}])
+    assert client.v1.promotion_codes.retrieve(minimum.id).times_redeemed == 0
+    clock, _, sub = _discounted(client, 1000, [{"coupon": coupon.id}])
+    advance(client, clock, at(2026, 2, 1, 2))
+    invoices = _invoices(client, sub.id)
+    assert [(i.total, i.status) for i in invoices] == [(0, "paid"), (0, "paid")]
+    limited = client.v1.coupons.create({"percent_off": 10, "max_redemptions": 1})
+    _discounted(client, 1000, [{"coupon": limited.id}])
+    assert client.v1.coupons.retrieve(limited.id).valid is False
+    with pytest.raises(stripe.InvalidRequestError, match="no longer valid"):
+        _discounted(client, 1000, [{"coupon": limited.id}])

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from paydesk_sandbox.billing import dunning, payments, prices, settings, shapes, totals
+from paydesk_sandbox.billing import (
+    discounts,
+    dunning,
+    payments,
+    prices,
+    settings,
+    shapes,
+    totals,
+)
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.money import format_amount
 from paydesk_sandbox.billing.outbox import emit
@@ -81,6 +89,7 @@ def create_draft(
     if subscription is not None:
         invoice["collection_method"] = subscription["collection_method"]
         invoice["default_payment_method"] = None
+        invoice["discounts"] = discounts.for_new_invoice(state, subscription, now)
     state.add(invoice)
     if customer.get("currency") is None:
         # A customer's first invoice fixes its billing currency, as on Stripe.
@@ -126,7 +135,7 @@ def add_line(
         metadata=invoice_item["metadata"] if invoice_item else {},
     )
     invoice["lines"]["data"].append(line)
-    refresh_totals(invoice)
+    refresh_totals(state, invoice)
     return line
 
 
@@ -175,9 +184,11 @@ def add_pending_items(
         )
 
 
-def refresh_totals(invoice: Json) -> None:
-    """Recompute a draft's totals from its lines (balance is applied at finalization)."""
-    result = totals.compute((line["amount"] for line in invoice["lines"]["data"]), 0)
+def refresh_totals(state: SandboxState, invoice: Json) -> None:
+    """Recompute a draft's totals from its lines and discounts (balance is applied at
+    finalization)."""
+    off = discounts.apply(state, invoice)
+    result = totals.compute((line["amount"] for line in invoice["lines"]["data"]), 0, off)
     invoice["subtotal"] = invoice["subtotal_excluding_tax"] = result.subtotal
     invoice["total"] = invoice["total_excluding_tax"] = result.total
     invoice["amount_due"] = invoice["amount_remaining"] = result.amount_due
@@ -200,7 +211,8 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
         )
     customer = state.get("customer", invoice["customer"], label="customer")
     balance = int(customer.get("balance") or 0)
-    result = totals.compute((line["amount"] for line in invoice["lines"]["data"]), balance)
+    off = discounts.apply(state, invoice)
+    result = totals.compute((line["amount"] for line in invoice["lines"]["data"]), balance, off)
     ending_balance, amount_due = result.ending_balance, result.amount_due
     if 0 < amount_due < MINIMUMS.get(invoice["currency"], 1):
         # Stripe cannot charge less than the currency's minimum: it carries the amount
@@ -228,6 +240,7 @@ def finalize(state: SandboxState, invoice: Json, now: int) -> None:
         days = 30 if days is None else int(days)
         invoice["due_date"] = now + days * 86_400
     emit(state, "invoice.finalized", invoice)
+    discounts.after_finalize(state, invoice, now)
     if invoice["amount_due"] == 0:
         mark_paid(state, invoice, now, payment_intent=None)
 

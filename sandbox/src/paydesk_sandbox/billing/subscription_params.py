@@ -16,6 +16,7 @@ MISSING_PM = ("cancel", "create_invoice", "pause")
 IGNORED = ("automatic_tax", "default_tax_rates", "on_behalf_of")
 CREATE_PARAMS = (
     "customer",
+    "discounts",
     "items",
     "add_invoice_items",
     "billing_cycle_anchor",

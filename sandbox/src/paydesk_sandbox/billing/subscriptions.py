@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from paydesk_sandbox.billing import invoicing, lifecycle, periods, poller, proration, shapes
+from paydesk_sandbox.billing import (
+    discounts,
+    invoicing,
+    lifecycle,
+    periods,
+    poller,
+    proration,
+    shapes,
+)
 from paydesk_sandbox.billing import subscription_params as sp
 from paydesk_sandbox.billing.common import matches
 from paydesk_sandbox.billing.outbox import emit, held
@@ -63,6 +71,10 @@ def create(ctx: Ctx) -> Json:
     if p.string("currency") is not None and p.string("currency", required=False) != currency:
         raise invalid_request("The currency does not match the prices' currency.", param="currency")
     customer = state.store("customer")[customer_id]
+    first_amount = sum(item["price"]["unit_amount"] * item["quantity"] for item in items)
+    discount_specs = discounts.parse(
+        state, p, customer_id=customer_id, currency=currency, amount_due=first_amount, now=now
+    )
     params: dict[str, Any] = dict(p.data)
     params["default_payment_method"] = pm_id
     params["collection_method"] = collection or "charge_automatically"
@@ -104,6 +116,12 @@ def create(ctx: Ctx) -> Json:
     with held(state, enabled=behavior == "error_if_incomplete"):
         state.private_of(subscription_id)["creating"] = True
         try:
+            subscription["discounts"] = [
+                discounts.create(
+                    state, spec, customer_id=customer_id, now=now, subscription_id=subscription_id
+                )["id"]
+                for spec in discount_specs or []
+            ]
             _start(ctx, subscription, behavior, trial_end, anchor, now)
         except BaseException:
             _forget(state, subscription)

@@ -27,11 +27,11 @@ class InvoiceTotals:
         return self.ending_balance - self.starting_balance
 
 
-def compute(line_amounts: Iterable[int], customer_balance: int) -> InvoiceTotals:
-    """Totals of an invoice with these lines for a customer holding ``customer_balance``."""
+def compute(line_amounts: Iterable[int], customer_balance: int, discount: int = 0) -> InvoiceTotals:
+    """Totals of an invoice with these lines for a customer holding ``customer_balance``,
+    ``discount`` taken off the subtotal (no taxes in the sandbox)."""
     subtotal = sum(line_amounts)
-    # No discounts or taxes in the sandbox: total equals subtotal.
-    total = subtotal
+    total = subtotal - discount
     after_balance = total + customer_balance
     return InvoiceTotals(
         subtotal=subtotal,

@@ -1,0 +1,207 @@
+"""Discounts: a coupon (possibly through a promotion code) applied to a subscription
+or an invoice, and what it takes off an invoice.
+
+- ``discounts[i][coupon|promotion_code|discount]`` on subscriptions and invoices is
+  checked (limits, restrictions) before anything is stored, then each becomes a
+  ``discount`` object (``di_…``; ``customer.discount.created``) and counts a
+  redemption.
+- A subscription's discounts apply to each of its invoices while they last: ``once``
+  to the first only (then the discount ends: ``customer.discount.deleted``),
+  ``repeating`` until ``end`` (``duration_in_months`` after ``start``), ``forever``.
+- Amounts: each discount takes its share of every discountable positive line
+  (``percent_off`` rounded half up per line; ``amount_off`` spread in proportion,
+  the remainder on the last line), never more than the lines are worth. The
+  invoice gets ``total_discount_amounts`` and each line ``discount_amounts``;
+  ``total = subtotal - discounts``.
+"""
+
+from __future__ import annotations
+
+from paydesk_sandbox.billing import coupons, periods
+from paydesk_sandbox.billing.common import changed, snapshot
+from paydesk_sandbox.billing.outbox import emit
+from paydesk_sandbox.errors import invalid_request
+from paydesk_sandbox.params import Params
+from paydesk_sandbox.state import Json, SandboxState
+
+Spec = tuple[Json, Json | None]  # (coupon, promotion code)
+
+
+def parse(
+    state: SandboxState,
+    params: Params,
+    *,
+    customer_id: str,
+    currency: str | None,
+    amount_due: int | None,
+    now: int,
+) -> list[Spec] | None:
+    """The coupons (and promotion codes) of ``discounts[]``, validated, or None when the
+    parameter is absent (``discounts=""`` clears: an empty list)."""
+    if "discounts" not in params:
+        return None
+    raw = params.array("discounts") or []
+    specs: list[Spec] = []
+    for i, entry in enumerate(raw):
+        sub = Params(entry if isinstance(entry, dict) else {}, f"discounts[{i}]")
+        given = [k for k in ("coupon", "promotion_code", "discount") if sub.string(k)]
+        if len(given) != 1:
+            raise invalid_request(
+                "Each discount must have exactly one of coupon, promotion_code or discount.",
+                param=f"discounts[{i}]",
+            )
+        if given[0] == "discount":
+            raise invalid_request(
+                "Reusing an existing discount is not supported by the sandbox.",
+                param=f"discounts[{i}][discount]",
+            )
+        specs.append(
+            coupons.redeemable(
+                state,
+                coupon_id=sub.string("coupon"),
+                promotion_code_id=sub.string("promotion_code"),
+                customer_id=customer_id,
+                amount_due=amount_due,
+                currency_code=currency,
+                now=now,
+                param=f"discounts[{i}][{given[0]}]",
+            )
+        )
+    coupon_ids = [c["id"] for c, _ in specs]
+    if len(set(coupon_ids)) != len(coupon_ids):
+        raise invalid_request("The same coupon cannot be applied twice.", param="discounts")
+    return specs
+
+
+def create(
+    state: SandboxState,
+    spec: Spec,
+    *,
+    customer_id: str,
+    now: int,
+    subscription_id: str | None = None,
+    invoice_id: str | None = None,
+) -> Json:
+    """Store a discount for ``spec``, count the redemption, emit ``customer.discount.created``."""
+    coupon, promo = spec
+    end = None
+    if coupon["duration"] == "repeating":
+        end = periods.boundary(now, "month", 1, int(coupon["duration_in_months"]))
+    discount: Json = {
+        "id": state.new_id("di"),
+        "object": "discount",
+        "checkout_session": None,
+        "customer": customer_id,
+        "customer_account": None,
+        "end": end,
+        "invoice": invoice_id,
+        "invoice_item": None,
+        "promotion_code": promo["id"] if promo else None,
+        "source": {"coupon": coupon["id"], "type": "coupon"},
+        "start": now,
+        "subscription": subscription_id,
+        "subscription_item": None,
+    }
+    state.add(discount)
+    coupons.redeem(coupon, promo, now)
+    emit(state, "customer.discount.created", discount)
+    return discount
+
+
+def coupon_of(state: SandboxState, discount: Json) -> Json:
+    """The discount's coupon, even if the coupon was deleted since."""
+    coupon_id = discount["source"]["coupon"]
+    found = state.store("coupon").get(coupon_id)
+    return found or state.private_of(coupon_id)["deleted"]
+
+
+def end(state: SandboxState, discount_id: str, now: int) -> None:
+    """The discount is over: off its subscription, ``customer.discount.deleted``."""
+    discount = state.store("discount").get(discount_id)
+    if discount is None:
+        return
+    subscription = state.store("subscription").get(discount["subscription"] or "")
+    if subscription is not None and discount_id in subscription["discounts"]:
+        before = snapshot(subscription)
+        subscription["discounts"] = [d for d in subscription["discounts"] if d != discount_id]
+        emit(state, "customer.discount.deleted", discount)
+        emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
+    else:
+        emit(state, "customer.discount.deleted", discount)
+
+
+def for_new_invoice(state: SandboxState, subscription: Json | None, now: int) -> list[str]:
+    """The subscription's discounts that apply to an invoice drafted ``now``; those
+    whose ``end`` has passed end first."""
+    if subscription is None:
+        return []
+    active = []
+    for discount_id in list(subscription["discounts"]):
+        discount = state.store("discount").get(discount_id)
+        if discount is None:
+            continue
+        if discount["end"] is not None and discount["end"] <= now:
+            end(state, discount_id, now)
+        else:
+            active.append(discount_id)
+    return active
+
+
+def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
+    """``once`` discounts of a subscription end with the first invoice they reduce."""
+    for discount_id in invoice["discounts"]:
+        discount = state.store("discount").get(discount_id)
+        if discount is None or discount["subscription"] is None:
+            continue
+        if coupon_of(state, discount)["duration"] == "once":
+            end(state, discount_id, now)
+
+
+def apply(state: SandboxState, invoice: Json) -> int:
+    """Set ``discount_amounts`` on the lines and ``total_discount_amounts`` on the
+    invoice from its ``discounts``; returns the total taken off."""
+    lines = invoice["lines"]["data"]
+    for line in lines:
+        line["discount_amounts"] = []
+    invoice["total_discount_amounts"] = []
+    eligible = [line for line in lines if line.get("discountable", True) and line["amount"] > 0]
+    remaining = {line["id"]: line["amount"] for line in eligible}
+    total_off = 0
+    for discount_id in invoice["discounts"]:
+        discount = state.store("discount").get(discount_id)
+        if discount is None:
+            continue
+        coupon = coupon_of(state, discount)
+        shares = _shares(coupon, eligible, remaining)
+        for line in eligible:
+            off = shares.get(line["id"], 0)
+            remaining[line["id"]] -= off
+            line["discount_amounts"].append({"amount": off, "discount": discount_id})
+        taken = sum(shares.values())
+        invoice["total_discount_amounts"].append({"amount": taken, "discount": discount_id})
+        total_off += taken
+    return total_off
+
+
+def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[str, int]:
+    if coupon["percent_off"] is not None:
+        pct = coupon["percent_off"]
+        # Half up, in integer arithmetic on hundredths of a percent.
+        return {
+            line["id"]: min(
+                remaining[line["id"]], (line["amount"] * round(pct * 100) + 5_000) // 10_000
+            )
+            for line in lines
+        }
+    budget = min(int(coupon["amount_off"]), sum(remaining.values()))
+    base = sum(remaining.values())
+    shares: dict[str, int] = {}
+    given = 0
+    for i, line in enumerate(lines):
+        if i == len(lines) - 1:
+            share = budget - given
+        else:
+            share = budget * remaining[line["id"]] // base if base else 0
+        shares[line["id"]] = min(share, remaining[line["id"]])
+        given += shares[line["id"]]
+    return shares
