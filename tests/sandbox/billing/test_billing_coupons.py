@@ -243,3 +243,44 @@ def test_forever_coupon_and_promotion_code_restrictions(client: stripe.StripeCli
     assert client.v1.coupons.retrieve(limited.id).valid is False
     with pytest.raises(stripe.InvalidRequestError, match="no longer valid"):
         _discounted(client, 1000, [{"coupon": limited.id}])
+
+
+def test_invoice_discounts_on_create_and_update(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    five = client.v1.coupons.create({"amount_off": 500, "currency": "usd"})
+    half = client.v1.coupons.create({"percent_off": 50})
+    client.v1.invoice_items.create({"customer": customer.id, "amount": 3000, "currency": "usd"})
+    client.v1.invoice_items.create({"customer": customer.id, "amount": 1000, "currency": "usd"})
+    invoice = client.v1.invoices.create(
+        {
+            "customer": customer.id,
+            "pending_invoice_items_behavior": "include",
+            "discounts": [{"coupon": five.id}],
+        }
+    )
+    assert (invoice.subtotal, invoice.total, invoice.amount_due) == (4000, 3500, 3500)
+    # amount_off spread over the lines in proportion: 375 + 125.
+    shares = sorted(a.amount for line in invoice.lines.data for a in line.discount_amounts or [])
+    assert shares == [125, 375]
+    updated = client.v1.invoices.update(invoice.id, {"discounts": [{"coupon": half.id}]})
+    assert (updated.total, len(updated.discounts)) == (2000, 1)
+    paid = client.v1.invoices.pay(invoice.id)
+    assert (paid.status, paid.amount_paid) == ("paid", 2000)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.invoices.update(invoice.id, {"discounts": [{"coupon": five.id}]})
+    assert err.value.code == "invoice_not_editable"
+
+
+def test_subscription_update_replaces_discounts(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    clock, _, sub = _discounted(client, 2000, [])
+    assert sub.discounts == []
+    coupon = client.v1.coupons.create({"percent_off": 10, "duration": "forever"})
+    updated = client.v1.subscriptions.update(sub.id, {"discounts": [{"coupon": coupon.id}]})
+    assert len(updated.discounts) == 1
+    advance(client, clock, at(2026, 2, 1, 2))
+    assert [i.total for i in _invoices(client, sub.id)] == [2000, 1800]
+    cleared = client.v1.subscriptions.update(sub.id, {"discounts": ""})  # type: ignore[typeddict-item]
+    assert cleared.discounts == []
+    assert event_types().count("customer.discount.deleted") == 1

@@ -7,7 +7,7 @@ payments through the includable ``payments`` list (``expand[]=payments``); the
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import invoicing, payments, poller, preview, prices, shapes
+from paydesk_sandbox.billing import discounts, invoicing, payments, poller, preview, prices, shapes
 from paydesk_sandbox.billing.common import amount, changed, currency, matches, snapshot
 from paydesk_sandbox.billing.outbox import emit
 from paydesk_sandbox.errors import invalid_request, parameter_missing
@@ -25,7 +25,6 @@ _IGNORED = (
     "automatic_tax",
     "custom_fields",
     "default_tax_rates",
-    "discounts",
     "footer",
     "issuer",
     "on_behalf_of",
@@ -111,6 +110,7 @@ def _client_payment_failed(state: SandboxState, event: Json) -> None:
         "metadata",
         "pending_invoice_items_behavior",
         "subscription",
+        "discounts",
         *_IGNORED,
     ),
 )
@@ -142,6 +142,9 @@ def create(ctx: Ctx) -> Json:
             if ii["customer"] == customer_id and ii["invoice"] is None
         ]
         cur = pending[0] if pending else (customer.get("currency") or "usd")
+    specs = discounts.parse(
+        state, p, customer_id=customer_id, currency=cur, amount_due=None, now=now
+    )
     invoice = invoicing.create_draft(
         state,
         customer_id=customer_id,
@@ -160,6 +163,8 @@ def create(ctx: Ctx) -> Json:
     )
     if days is not None:
         state.private_of(invoice["id"])["days_until_due"] = days
+    if specs is not None:
+        _set_discounts(state, invoice, specs, now)
     if include == "include":
         invoicing.add_pending_items(state, invoice, subscription_id=subscription_id)
     if invoice["auto_advance"]:
@@ -216,6 +221,7 @@ def retrieve(ctx: Ctx) -> Json:
         "description",
         "due_date",
         "metadata",
+        "discounts",
         *_IGNORED,
     ),
 )
@@ -246,11 +252,41 @@ def update(ctx: Ctx) -> Json:
         invoice["collection_method"] = p.enum("collection_method", _COLLECTION)
     if "days_until_due" in p:
         state.private_of(invoice["id"])["days_until_due"] = p.integer("days_until_due")
+    if "discounts" in p:
+        if invoice["status"] != "draft":
+            raise invalid_request(
+                "You can only update `discounts` on a draft invoice.",
+                param="discounts",
+                code="invoice_not_editable",
+            )
+        now = state.now_for_customer(invoice["customer"])
+        specs = discounts.parse(
+            state,
+            p,
+            customer_id=invoice["customer"],
+            currency=invoice["currency"],
+            amount_due=None,
+            now=now,
+        )
+        _set_discounts(state, invoice, specs or [], now)
     invoice["metadata"] = p.metadata(invoice["metadata"])
     diff = changed(before, invoice)
     if diff:
         emit(state, "invoice.updated", invoice, diff)
     return invoice
+
+
+def _set_discounts(
+    state: SandboxState, invoice: Json, specs: list[discounts.Spec], now: int
+) -> None:
+    """Replace a draft's discounts (new discount objects for these coupons)."""
+    invoice["discounts"] = [
+        discounts.create(
+            state, spec, customer_id=invoice["customer"], now=now, invoice_id=invoice["id"]
+        )["id"]
+        for spec in specs
+    ]
+    invoicing.refresh_totals(state, invoice)
 
 
 @router.delete("/v1/invoices/{id}")

@@ -39,6 +39,7 @@ CREATE_PARAMS = (
 )
 UPDATE_PARAMS = (
     "items",
+    "discounts",
     "add_invoice_items",
     "billing_cycle_anchor",
     "cancel_at",

@@ -7,7 +7,7 @@ restarts the cycle. A failed ``error_if_incomplete`` update is undone completely
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import invoicing, lifecycle, payments, proration, shapes
+from paydesk_sandbox.billing import discounts, invoicing, lifecycle, payments, proration, shapes
 from paydesk_sandbox.billing import subscription_params as sp
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.outbox import emit, held
@@ -48,6 +48,14 @@ def update_subscription(ctx: Ctx) -> Json:
                 f"proration settings and trial_end; also got: {', '.join(sorted(extra))}.",
                 param=sorted(extra)[0],
             )
+    specs = discounts.parse(
+        state,
+        p,
+        customer_id=subscription["customer"],
+        currency=subscription["currency"],
+        amount_due=None,
+        now=now,
+    )
     before = snapshot(subscription)
     reported: Json | None = None
     with held(state, enabled=behavior == "error_if_incomplete"):
@@ -58,10 +66,33 @@ def update_subscription(ctx: Ctx) -> Json:
         except BaseException:
             _restore(state, subscription, before)
             raise
+    if specs is not None:
+        _replace_discounts(state, subscription, specs, now)
     diff = changed(reported or before, subscription)
     if diff:
         emit(state, "customer.subscription.updated", subscription, diff)
     return subscription
+
+
+def _replace_discounts(
+    state: SandboxState, subscription: Json, specs: list[discounts.Spec], now: int
+) -> None:
+    """``discounts`` given on update replace the subscription's: the old ones end
+    (``customer.discount.deleted``), the new ones start with the next invoice."""
+    for discount_id in subscription["discounts"]:
+        discount = state.store("discount").get(discount_id)
+        if discount is not None:
+            emit(state, "customer.discount.deleted", discount)
+    subscription["discounts"] = [
+        discounts.create(
+            state,
+            spec,
+            customer_id=subscription["customer"],
+            now=now,
+            subscription_id=subscription["id"],
+        )["id"]
+        for spec in specs
+    ]
 
 
 PENDING_ALLOWED = frozenset(
