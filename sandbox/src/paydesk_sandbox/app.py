@@ -21,6 +21,7 @@ from paydesk_sandbox import admin, includes
 from paydesk_sandbox.billing import admin as billing_admin
 from paydesk_sandbox.billing import (
     coupons,
+    discounts,
     invoices,
     prices,
     products,
@@ -76,6 +77,7 @@ BILLING_ROUTERS: list[Router] = [
     invoices.router,
     test_clocks.router,
     coupons.router,
+    discounts.router,
     billing_admin.router,
 ]
 ROUTERS: list[Router] = [*CORE_ROUTERS, *BILLING_ROUTERS]

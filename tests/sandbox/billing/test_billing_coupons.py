@@ -284,3 +284,29 @@ def test_subscription_update_replaces_discounts(
     cleared = client.v1.subscriptions.update(sub.id, {"discounts": ""})  # type: ignore[typeddict-item]
     assert cleared.discounts == []
     assert event_types().count("customer.discount.deleted") == 1
+
+
+def test_upcoming_invoice_preview_carries_the_subscription_discount(
+    client: stripe.StripeClient,
+) -> None:
+    coupon = client.v1.coupons.create({"percent_off": 20, "duration": "forever"})
+    _, customer, sub = _discounted(client, 2500, [{"coupon": coupon.id}])
+    upcoming = client.v1.invoices.create_preview({"customer": customer.id, "subscription": sub.id})
+    assert (upcoming.subtotal, upcoming.total, upcoming.amount_due) == (2500, 2000, 2000)
+    assert [a.amount for a in upcoming.total_discount_amounts or []] == [500]
+
+
+def test_delete_a_subscription_discount(
+    client: stripe.StripeClient, event_types: Callable[[], list[str]]
+) -> None:
+    coupon = client.v1.coupons.create({"percent_off": 15, "duration": "forever"})
+    _, customer, sub = _discounted(client, 1000, [{"coupon": coupon.id}])
+    deleted = client.v1.subscriptions.delete_discount(sub.id)
+    assert_same_keys(deleted.to_dict(), "deleted_discount")
+    assert deleted.deleted is True
+    assert client.v1.subscriptions.retrieve(sub.id).discounts == []
+    assert event_types().count("customer.discount.deleted") == 1
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.subscriptions.delete_discount(sub.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.delete_discount(customer.id)

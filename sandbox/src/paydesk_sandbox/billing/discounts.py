@@ -22,8 +22,10 @@ from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.outbox import emit
 from paydesk_sandbox.errors import invalid_request
 from paydesk_sandbox.params import Params
+from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import Json, SandboxState
 
+router = Router()
 Spec = tuple[Json, Json | None]  # (coupon, promotion code)
 
 
@@ -205,3 +207,32 @@ def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[
         shares[line["id"]] = min(share, remaining[line["id"]])
         given += shares[line["id"]]
     return shares
+
+
+def _deleted(discount: Json) -> Json:
+    """The ``deleted_discount`` answer: the discount's fields plus ``deleted``."""
+    out = {k: v for k, v in discount.items() if k != "end"}
+    out["deleted"] = True
+    return out
+
+
+@router.delete("/v1/subscriptions/{id}/discount")
+def delete_subscription_discount(ctx: Ctx) -> Json:
+    """Remove the subscription's discounts (``customer.discount.deleted`` each)."""
+    subscription = ctx.state.get("subscription", ctx.path["id"], label="subscription")
+    current = [
+        d for d in (ctx.state.store("discount").get(i) for i in subscription["discounts"]) if d
+    ]
+    if not current:
+        raise invalid_request("This subscription has no discount to delete.")
+    for discount in current:
+        end(ctx.state, discount["id"], ctx.now)
+    return _deleted(current[-1])
+
+
+@router.delete("/v1/customers/{id}/discount")
+def delete_customer_discount(ctx: Ctx) -> Json:
+    """Customers carry no discount of their own at this API version (discounts live on
+    subscriptions and invoices), so there is never one to delete."""
+    ctx.state.get("customer", ctx.path["id"], label="customer")
+    raise invalid_request("This customer has no discount to delete.")

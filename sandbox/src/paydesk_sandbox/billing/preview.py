@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paydesk_sandbox.billing import invoicing, lifecycle, periods, prices, proration, shapes, totals
+from paydesk_sandbox.billing import (
+    discounts,
+    invoicing,
+    lifecycle,
+    periods,
+    prices,
+    proration,
+    shapes,
+    totals,
+)
 from paydesk_sandbox.errors import StripeError, invalid_request
 from paydesk_sandbox.params import Params
 from paydesk_sandbox.state import Json, SandboxState, clone
@@ -216,7 +225,16 @@ def _invoice(
                 metadata={},
             )
         )
-    result = totals.compute((line.amount for line in lines), int(customer.get("balance") or 0))
+    if subscription is not None:
+        # The discounts the next invoice would carry (read only: nothing ends here).
+        invoice["discounts"] = [
+            d["id"]
+            for d in (state.store("discount").get(i) for i in subscription["discounts"])
+            if d is not None and (d["end"] is None or d["end"] > created)
+        ]
+    off = discounts.apply(state, invoice)
+    balance = int(customer.get("balance") or 0)
+    result = totals.compute((line.amount for line in lines), balance, off)
     invoice.update(
         subtotal=result.subtotal,
         subtotal_excluding_tax=result.subtotal,
