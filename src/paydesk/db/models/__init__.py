@@ -7,6 +7,7 @@ from paydesk.db.models.admin import (
     AdminUser,
     AuditEntry,
 )
+from paydesk.db.models.analytics import DailyRollup, MrrCustomer, MrrDaily, MrrSegment
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
@@ -22,8 +23,12 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Customer",
+    "DailyRollup",
     "Dispute",
     "Invoice",
+    "MrrCustomer",
+    "MrrDaily",
+    "MrrSegment",
     "Payment",
     "Price",
     "Product",
