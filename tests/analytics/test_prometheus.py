@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from paydesk.analytics.prometheus import PaydeskMetrics, stripe_outcome
@@ -80,11 +81,35 @@ def test_database_figures_are_cached_for_the_configured_time(tmp_path: Path) -> 
     engine.dispose()
 
 
-def test_a_database_outage_reports_database_down_not_a_failed_scrape(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+def test_a_database_outage_reports_database_down_not_a_failed_scrape() -> None:
+    engine = create_engine("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens
     metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
     assert value(metrics, "paydesk_database_up") == 0
     assert value(metrics, "paydesk_build_info", version=__import__("paydesk").__version__) == 1
+    engine.dispose()
+
+
+def test_a_failing_family_is_that_familys_failure_not_database_down(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE subscription_daily"))  # the mirror family's query fails
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
+    assert value(metrics, "paydesk_database_up") == 1
+    assert value(metrics, "paydesk_metrics_family_up", family="mirror") == 0
+    assert value(metrics, "paydesk_metrics_family_up", family="webhooks") == 1
+    assert value(metrics, "paydesk_metrics_family_up", family="business") == 1
+    assert value(metrics, "paydesk_webhook_backlog_events") == 0
+    engine.dispose()
+
+
+def test_a_database_never_migrated_is_up_with_every_family_failing(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
+    assert value(metrics, "paydesk_database_up") == 1
+    for family in ("webhooks", "mirror", "business"):
+        assert value(metrics, "paydesk_metrics_family_up", family=family) == 0
     engine.dispose()
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from paydesk.analytics import business, reference
@@ -33,12 +33,13 @@ from paydesk.db.models import (
     Refund,
     StripeEvent,
     Subscription,
+    SubscriptionDaily,
 )
 from tests.analytics.history import BASE, SPAN, History, S, currencies, histories, insert
 
 STEP = 6 * 3600  # one unit of the generated offsets: 4 a day, so days have several rows
-TABLES = (DailyRollup, MrrCustomer, MrrDaily, MrrSegment, Payment, Refund, Dispute)
-TABLES += (StripeEvent, Subscription)
+TABLES = (DailyRollup, MrrCustomer, MrrDaily, MrrSegment, SubscriptionDaily, Payment, Refund)
+TABLES += (Dispute, StripeEvent, Subscription)
 
 PROPERTY = settings(
     max_examples=30,
@@ -102,6 +103,9 @@ def _write(session: Session, history: History, order: random.Random) -> None:
             payment.amount_received = payment.amount
     session.commit()
     for sub in session.scalars(select(Subscription).order_by(Subscription.id)).all():
+        if order.random() < 0.2:
+            sub.tier = None if sub.tier else "premium"
+            session.commit()
         if order.random() < 0.3:
             sub.status = "canceled"
             sub.ended_at = datetime.fromtimestamp(sub.stripe_created + STEP, UTC)
@@ -127,10 +131,77 @@ def _rows(session: Session) -> dict[str, list[tuple[object, ...]]]:
         ),
         "segments": sorted(tuple(r) for r in session.execute(select(*segments.columns))),
         "customers": sorted(tuple(r) for r in session.execute(select(*customers.columns))),
+        "tiers": sorted(
+            tuple(row)
+            for row in session.execute(select(*SubscriptionDaily.__table__.columns))
+            if nonzero(row, 3)
+        ),
         "mrr_daily": sorted(
             tuple(row)
             for row in session.execute(select(*MrrDaily.__table__.columns))
             if nonzero(row, 3)
+        ),
+    }
+
+
+def _counts(session: Session) -> dict[str, list[tuple[object, ...]]]:
+    """What the Prometheus collector exported before the rollups: whole-table GROUP BYs."""
+    tier = func.coalesce(Subscription.tier, "other")
+    canceled = Subscription.canceled_at.is_not(None) | Subscription.ended_at.is_not(None)
+    return {
+        "payments": sorted(
+            tuple(row)
+            for row in session.execute(
+                select(
+                    Payment.currency,
+                    func.count(),
+                    func.count().filter(Payment.status == "succeeded"),
+                    func.count().filter(
+                        Payment.status != "succeeded", Payment.failure_code.is_not(None)
+                    ),
+                    func.coalesce(
+                        func.sum(Payment.amount_received).filter(Payment.status == "succeeded"),
+                        0,
+                    ),
+                ).group_by(Payment.currency)
+            )
+        ),
+        "subscriptions": sorted(
+            tuple(row)
+            for row in session.execute(
+                select(
+                    tier, Subscription.status, func.count(), func.count().filter(canceled)
+                ).group_by(tier, Subscription.status)
+            )
+        ),
+    }
+
+
+def _counts_from_rollups(session: Session) -> dict[str, list[tuple[object, ...]]]:
+    daily = DailyRollup
+    payments = session.execute(
+        select(
+            daily.currency,
+            func.sum(daily.payments_created),
+            func.sum(daily.payments_succeeded),
+            func.sum(daily.payments_failed),
+            func.sum(daily.payments_volume),
+        ).group_by(daily.currency)
+    )
+    tiers = session.execute(
+        select(
+            SubscriptionDaily.tier,
+            SubscriptionDaily.status,
+            func.sum(SubscriptionDaily.subscriptions),
+            func.sum(SubscriptionDaily.canceled),
+        ).group_by(SubscriptionDaily.tier, SubscriptionDaily.status)
+    )
+    return {
+        "payments": sorted(
+            tuple(int(v) if i else v for i, v in enumerate(r)) for r in payments if r[1]
+        ),
+        "subscriptions": sorted(
+            tuple(int(v) if i > 1 else v for i, v in enumerate(r)) for r in tiers if r[2]
         ),
     }
 
@@ -167,6 +238,7 @@ def test_rollup_figures_equal_the_definitions(
             assert business.mrr_series(session, now, 2, cur) == reference.mrr_series(
                 session, now, 2, cur
             )
+            assert _counts(session) == _counts_from_rollups(session)
             maintained = _rows(session)
             session.commit()
             rebuild(factory, batch=3)

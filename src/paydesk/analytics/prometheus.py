@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk import __version__
@@ -33,11 +33,10 @@ from paydesk.analytics.business import (
     round_minor,
 )
 from paydesk.db.models import (
+    DailyRollup,
     Dispute,
-    Payment,
-    Refund,
     StripeEvent,
-    Subscription,
+    SubscriptionDaily,
     WebhookRejection,
 )
 from paydesk.logs import get_logger
@@ -144,19 +143,48 @@ class DatabaseCollector(Collector):
         info = GaugeMetricFamily("paydesk_build_info", "Paydesk version.", labels=["version"])
         info.add_metric([__version__], 1)
         up = GaugeMetricFamily(
-            "paydesk_database_up", "1 when the last read of the database for metrics worked."
+            "paydesk_database_up", "1 when the database answered the metrics' SELECT 1."
         )
+        family_up = GaugeMetricFamily(
+            "paydesk_metrics_family_up",
+            "1 when the last read of this group of database metrics worked, else 0 (its "
+            "metrics are then left out of the scrape; the log says why).",
+            labels=["family"],
+        )
+        families: list[Metric] = []
         try:
             with self._sessions() as session:
-                families = [*webhook_families(session, now), *mirror_families(session, now)]
-                if self._business is None or now - self._business[0] >= self._business_seconds:
-                    self._business = (now, business_families(session, now, currencies_of(session)))
+                session.execute(select(1))
         except Exception:
-            log.exception("metrics_read_failed")
+            log.exception("metrics_database_unreachable")
             up.add_metric([], 0)
             return [info, up]
         up.add_metric([], 1)
-        return [info, up, *families, *self._business[1]]
+        groups: list[tuple[str, Callable[[Session], list[Metric]]]] = [
+            ("webhooks", lambda session: webhook_families(session, now)),
+            ("mirror", lambda session: mirror_families(session, now)),
+        ]
+        if self._business is None or now - self._business[0] >= self._business_seconds:
+            groups.append(("business", lambda session: self._read_business(session, now)))
+        for name, read in groups:
+            try:
+                with self._sessions() as session:
+                    families.extend(read(session))
+            except Exception:
+                # One group failing is that group's failure, not the database's.
+                log.exception("metrics_read_failed", family=name)
+                family_up.add_metric([name], 0)
+            else:
+                family_up.add_metric([name], 1)
+        if self._business is not None and not any(name == "business" for name, _ in groups):
+            family_up.add_metric(["business"], 1)
+        if self._business is not None:
+            families.extend(self._business[1])
+        return [info, up, family_up, *families]
+
+    def _read_business(self, session: Session, now: float) -> list[Metric]:
+        self._business = (now, business_families(session, now, currencies_of(session)))
+        return []
 
 
 def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
@@ -255,35 +283,28 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         "Amount received by succeeded payments, in the currency's minor units.",
         ["currency"],
     )
-    for currency, n_created, succeeded, failed, amount in session.execute(
-        select(
-            Payment.currency,
-            func.count(),
-            func.count().filter(Payment.status == "succeeded"),
-            func.count().filter(Payment.status != "succeeded", Payment.failure_code.is_not(None)),
-            func.coalesce(
-                func.sum(Payment.amount_received).filter(Payment.status == "succeeded"), 0
-            ),
-        ).group_by(Payment.currency)
-    ):
-        payments.add_metric([currency, "created"], n_created)
-        payments.add_metric([currency, "succeeded"], succeeded)
-        failed_now.add_metric([currency], failed)
-        received.add_metric([currency], amount)
-
     refunds = _counter("paydesk_refunds", "Refunds created.", ["currency"])
     refunded = _counter(
         "paydesk_refunded_minor_units", "Amount of succeeded refunds, minor units.", ["currency"]
     )
-    for currency, count, amount in session.execute(
+    # From the daily rollups: a few hundred rows per currency, not every payment.
+    for currency, n_created, succeeded, failed, amount, n_refunds, refund_amount in session.execute(
         select(
-            Refund.currency,
-            func.count(),
-            func.coalesce(func.sum(Refund.amount).filter(Refund.status == "succeeded"), 0),
-        ).group_by(Refund.currency)
+            DailyRollup.currency,
+            func.sum(DailyRollup.payments_created),
+            func.sum(DailyRollup.payments_succeeded),
+            func.sum(DailyRollup.payments_failed),
+            func.sum(DailyRollup.payments_volume),
+            func.sum(DailyRollup.refunds_created),
+            func.sum(DailyRollup.refunds_amount),
+        ).group_by(DailyRollup.currency)
     ):
-        refunds.add_metric([currency], count)
-        refunded.add_metric([currency], amount)
+        payments.add_metric([currency, "created"], int(n_created or 0))
+        payments.add_metric([currency, "succeeded"], int(succeeded or 0))
+        failed_now.add_metric([currency], int(failed or 0))
+        received.add_metric([currency], int(amount or 0))
+        refunds.add_metric([currency], int(n_refunds or 0))
+        refunded.add_metric([currency], int(refund_amount or 0))
 
     disputes = _counter("paydesk_disputes", "Disputes opened.", ["currency"])
     open_disputes = GaugeMetricFamily(
@@ -308,22 +329,25 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
     current = GaugeMetricFamily(
         "paydesk_subscriptions", "Subscriptions by tier and status.", labels=["tier", "status"]
     )
-    tier = func.coalesce(Subscription.tier, "other")
-    for tier_key, total, cancels in session.execute(
+    # From subscription_daily: rows per tier, status and day, not every subscription.
+    totals: dict[str, list[int]] = {}
+    for tier_key, status, count, cancels in session.execute(
         select(
-            tier,
-            func.count(),
-            func.count().filter(
-                or_(Subscription.canceled_at.is_not(None), Subscription.ended_at.is_not(None))
-            ),
-        ).group_by(tier)
+            SubscriptionDaily.tier,
+            SubscriptionDaily.status,
+            func.sum(SubscriptionDaily.subscriptions),
+            func.sum(SubscriptionDaily.canceled),
+        ).group_by(SubscriptionDaily.tier, SubscriptionDaily.status)
     ):
-        created.add_metric([tier_key], total)
-        canceled.add_metric([tier_key], cancels)
-    for tier_key, status, count in session.execute(
-        select(tier, Subscription.status, func.count()).group_by(tier, Subscription.status)
-    ):
-        current.add_metric([tier_key, status], count)
+        if not count:
+            continue
+        total = totals.setdefault(tier_key, [0, 0])
+        total[0] += int(count)
+        total[1] += int(cancels or 0)
+        current.add_metric([tier_key, status], int(count))
+    for tier_key, (total_created, total_canceled) in sorted(totals.items()):
+        created.add_metric([tier_key], total_created)
+        canceled.add_metric([tier_key], total_canceled)
     return [
         payments,
         failed_now,
@@ -339,10 +363,8 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
 
 
 def currencies_of(session: Session) -> set[str]:
-    """Every currency of a payment or a subscription."""
-    payments = session.scalars(select(Payment.currency).distinct()).all()
-    subscriptions = session.scalars(select(Subscription.currency).distinct()).all()
-    return set(payments) | set(subscriptions)
+    """Every currency of a payment or a subscription (each has a daily rollup row)."""
+    return set(session.scalars(select(DailyRollup.currency).distinct()).all())
 
 
 def business_families(session: Session, now: float, currencies: set[str]) -> list[Metric]:

@@ -41,9 +41,16 @@ from paydesk.analytics.business import (
 )
 from paydesk.analytics.reference import price_history, span_of
 from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
-from paydesk.db.models.analytics import DailyRollup, MrrCustomer, MrrDaily, MrrSegment
+from paydesk.db.models.analytics import (
+    DailyRollup,
+    MrrCustomer,
+    MrrDaily,
+    MrrSegment,
+    SubscriptionDaily,
+)
 
 PENDING = "paydesk.analytics_pending"
+OTHER_TIER = "other"  # the tier label of subscriptions without one
 
 # The kinds of day keys, each recomputed by its own function below.
 PAYMENTS, REFUNDS, DISPUTES_OPENED, DISPUTES_CLOSED, SUBSCRIPTIONS_NEW = (
@@ -60,11 +67,12 @@ class Pending:
     """Keys touched in the current transaction and not yet recomputed."""
 
     days: dict[str, set[tuple[str, int]]] = field(default_factory=lambda: defaultdict(set))
+    tiers: set[tuple[str, str, int]] = field(default_factory=set)  # (tier, status, day)
     customers: set[tuple[str, str]] = field(default_factory=set)
     subscriptions: set[str] = field(default_factory=set)  # stripe ids: customer looked up
 
     def __bool__(self) -> bool:
-        return bool(self.customers or self.subscriptions or any(self.days.values()))
+        return bool(self.customers or self.subscriptions or self.tiers or any(self.days.values()))
 
 
 def pending(session: Session) -> Pending:
@@ -119,6 +127,19 @@ def note_flush(session: Session, _context: Any) -> None:
             }
         elif isinstance(obj, Subscription):
             keys.days[SUBSCRIPTIONS_NEW] |= _day_keys(obj)
+            keys.tiers |= {
+                (str(tier), str(status), day_of(int(at)))
+                for tier in _values(obj, "tier") or [OTHER_TIER]
+                for status in _values(obj, "status")
+                for at in _values(obj, "stripe_created")
+            }
+            if not inspect(obj).attrs["tier"].history.unchanged:
+                # A tier set or changed in this flush may have been NULL ("other") before.
+                keys.tiers |= {
+                    (OTHER_TIER, str(status), day_of(int(at)))
+                    for status in _values(obj, "status")
+                    for at in _values(obj, "stripe_created")
+                }
             keys.customers |= {
                 (str(cur), str(customer))
                 for cur in _values(obj, "currency")
@@ -417,6 +438,29 @@ def refresh_mrr_day(session: Session, currency: str, day: int) -> None:
         )
 
 
+def refresh_tier_day(session: Session, tier: str, status: str, day: int) -> None:
+    """Recompute one (tier, status, day) of ``subscription_daily`` from the mirror."""
+    which = (
+        (Subscription.tier.is_(None) | (Subscription.tier == OTHER_TIER))
+        if tier == OTHER_TIER
+        else Subscription.tier == tier
+    )
+    count, canceled = session.execute(
+        select(
+            func.count(),
+            func.count().filter(
+                Subscription.canceled_at.is_not(None) | Subscription.ended_at.is_not(None)
+            ),
+        ).where(which, Subscription.status == status, _in_day(Subscription.stripe_created, day))
+    ).one()
+    _upsert(
+        session,
+        SubscriptionDaily.__table__,  # type: ignore[arg-type]
+        {"tier": tier, "status": status, "day": day},
+        {"subscriptions": int(count), "canceled": int(canceled)},
+    )
+
+
 def _customers_of(session: Session, subscription_ids: set[str]) -> set[tuple[str, str]]:
     if not subscription_ids:
         return set()
@@ -448,10 +492,13 @@ def refresh(session: Session) -> None:
     _lock(
         session,
         [f"analytics:{kind}:{c}:{day}" for kind, c, day in day_keys]
-        + [f"analytics:mrrday:{c}:{day}" for c, day in mrr_days],
+        + [f"analytics:mrrday:{c}:{day}" for c, day in mrr_days]
+        + [f"analytics:tier:{tier}:{status}:{day}" for tier, status, day in keys.tiers],
     )
     for kind, currency, day in sorted(day_keys):
         refresh_day(session, kind, currency, day)
+    for tier, status, day in sorted(keys.tiers):
+        refresh_tier_day(session, tier, status, day)
     for currency, day in sorted(mrr_days):
         refresh_mrr_day(session, currency, day)
 
@@ -507,14 +554,22 @@ def rebuild(
         customers = sorted(
             {(str(c), str(customer)) for c, customer in session.execute(customer_query)}
         )
+        born = Subscription.stripe_created
+        tier_query = select(
+            func.coalesce(Subscription.tier, OTHER_TIER), Subscription.status, born - born % DAY
+        ).distinct()
+        if lower is not None:
+            tier_query = tier_query.where(born >= lower)
+        tiers = sorted({(str(t), str(s), int(d)) for t, s, d in session.execute(tier_query)})
         if lower is None:
+            session.execute(delete(SubscriptionDaily))
             # Everything is recomputed: segments of customers gone from the mirror go too.
             session.execute(delete(MrrSegment))
             session.execute(delete(MrrCustomer))
             session.execute(delete(MrrDaily))
             session.execute(delete(DailyRollup))
             session.commit()
-    total = len(keys) + len(customers)
+    total = len(keys) + len(tiers) + len(customers)
     done = 0
     for chunk in _batches(sorted(keys), batch):
         with sessions() as session, session.begin():
@@ -524,6 +579,14 @@ def rebuild(
         report["days"] += len(chunk)
         if progress is not None:
             progress("days", done, total)
+    for tier_chunk in _batches(tiers, batch):
+        with sessions() as session, session.begin():
+            for tier, status, day in tier_chunk:
+                refresh_tier_day(session, tier, status, day)
+        done += len(tier_chunk)
+        report["days"] += len(tier_chunk)
+        if progress is not None:
+            progress("tiers", done, total)
     mrr_days: set[tuple[str, int]] = set()  # a few per currency and day: bounded
     for chunk in _batches(customers, batch):
         with sessions() as session, session.begin():

@@ -7,7 +7,13 @@ from paydesk.db.models.admin import (
     AdminUser,
     AuditEntry,
 )
-from paydesk.db.models.analytics import DailyRollup, MrrCustomer, MrrDaily, MrrSegment
+from paydesk.db.models.analytics import (
+    DailyRollup,
+    MrrCustomer,
+    MrrDaily,
+    MrrSegment,
+    SubscriptionDaily,
+)
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
@@ -35,5 +41,6 @@ __all__ = [
     "Refund",
     "StripeEvent",
     "Subscription",
+    "SubscriptionDaily",
     "WebhookRejection",
 ]

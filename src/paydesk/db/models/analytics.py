@@ -87,3 +87,19 @@ class MrrDaily(Base):
     ended: Mapped[int] = mapped_column(BigInteger, default=0)
     started_num: Mapped[int] = mapped_column(BigInteger, default=0)
     ended_num: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SubscriptionDaily(Base):
+    """Subscriptions by tier (``other`` when none), current status and UTC day of creation.
+
+    ``canceled`` counts those canceled (at once or at period end) or ended. The
+    Prometheus counts by tier and status are sums of these rows.
+    """
+
+    __tablename__ = "subscription_daily"
+
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subscriptions: Mapped[int] = mapped_column(BigInteger, default=0)
+    canceled: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -16,6 +16,7 @@ class Subscription(StripeMirrorMixin, Base):
     __tablename__ = "subscriptions"
     __table_args__ = (
         Index("ix_subscriptions_currency_stripe_created", "currency", "stripe_created"),
+        Index("ix_subscriptions_tier_status_stripe_created", "tier", "status", "stripe_created"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

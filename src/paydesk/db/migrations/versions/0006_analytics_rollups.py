@@ -72,6 +72,20 @@ def upgrade() -> None:
             "currency", "customer_id", "valid_from", name=op.f("pk_mrr_segments")
         ),
     )
+    op.create_table(
+        "subscription_daily",
+        sa.Column("tier", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("day", sa.BigInteger(), nullable=False),
+        sa.Column("subscriptions", sa.BigInteger(), nullable=False),
+        sa.Column("canceled", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tier", "status", "day", name=op.f("pk_subscription_daily")),
+    )
+    op.create_index(
+        "ix_subscriptions_tier_status_stripe_created",
+        "subscriptions",
+        ["tier", "status", "stripe_created"],
+    )
     op.create_index(
         "ix_mrr_segments_currency_valid_from", "mrr_segments", ["currency", "valid_from"]
     )
@@ -110,6 +124,8 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_currency_stripe_created", table_name=table)
     op.drop_index("ix_mrr_segments_currency_valid_to", table_name="mrr_segments")
     op.drop_index("ix_mrr_segments_currency_valid_from", table_name="mrr_segments")
+    op.drop_index("ix_subscriptions_tier_status_stripe_created", table_name="subscriptions")
+    op.drop_table("subscription_daily")
     op.drop_table("mrr_segments")
     op.drop_table("mrr_daily")
     op.drop_table("mrr_customers")
