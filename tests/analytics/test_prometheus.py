@@ -135,3 +135,41 @@ def test_business_gauges_refresh_every_minute_at_most(tmp_path: Path) -> None:
     assert value(metrics, "paydesk_mrr_minor_units", currency="usd") == 999
     assert value(metrics, "paydesk_paying_customers", currency="usd") == 1
     engine.dispose()
+
+
+def test_whole_inbox_counts_are_computed_once_per_period_for_the_deployment(
+    tmp_path: Path,
+) -> None:
+    from paydesk.db.models import StripeEvent
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    now = [2_000_000_000.0]
+    # Two API pods: two collectors on one database, each with its own in-process cache.
+    pods = [
+        PaydeskMetrics(session_factory(engine), cache_seconds=1, clock=lambda: now[0])
+        for _ in range(2)
+    ]
+
+    def store(event_id: str) -> None:
+        with Session(engine) as session:
+            session.add(
+                StripeEvent(
+                    event_id=event_id, type="invoice.paid", created=int(now[0]),
+                    object_id="in_1", status="processed", payload="{}",
+                )
+            )  # fmt: skip
+            session.commit()
+
+    store("evt_1")
+    received = {"source": "webhook", "type": "invoice.paid"}
+    assert value(pods[0], "paydesk_webhook_events_received_total", **received) == 1
+    store("evt_2")
+    now[0] += 2  # past the in-process cache, within the shared period (6 s)
+    assert value(pods[1], "paydesk_webhook_events_received_total", **received) == 1
+    assert value(pods[1], "paydesk_webhook_events_processed_total") == 1
+    now[0] += 6
+    assert value(pods[1], "paydesk_webhook_events_received_total", **received) == 2
+    assert value(pods[0], "paydesk_webhook_events_processed_total") == 2
+    engine.dispose()

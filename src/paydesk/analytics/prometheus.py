@@ -13,16 +13,19 @@ Each app gets its own ``CollectorRegistry``; nothing here is a module-level glob
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk import __version__
@@ -35,6 +38,7 @@ from paydesk.analytics.business import (
 from paydesk.db.models import (
     DailyRollup,
     Dispute,
+    MetricsSnapshot,
     StripeEvent,
     SubscriptionDaily,
     WebhookRejection,
@@ -49,6 +53,9 @@ LAG_WINDOW = timedelta(minutes=5)  # processing lag: events applied in the last 
 RATIO_WINDOW = timedelta(hours=24)  # payment/refund/dispute ratio gauges
 CHURN_WINDOW = timedelta(days=30)  # churn gauges
 BUSINESS_CACHE_SECONDS = 60.0  # the business gauges (MRR, churn, ratios) refresh at most this often
+# Events received by type, applied, ignored: whole-inbox counts, shared by the deployment
+# and refreshed every this many cache periods (30 s with the default 5 s cache).
+INBOX_TOTALS_PER_CACHE = 6
 _OUTCOME_BY_STATUS = {401: "auth_error", 402: "card_error", 403: "auth_error", 429: "rate_limited"}
 _DISPUTE_CLOSED = ("won", "lost", "warning_closed", "prevented")
 
@@ -125,6 +132,8 @@ class DatabaseCollector(Collector):
         # MRR and churn replay the subscription history: refreshed less often.
         self._business_seconds = max(cache_seconds, BUSINESS_CACHE_SECONDS)
         self._business: tuple[float, list[Metric]] | None = None
+        # Whole-inbox counts: once per this period for the whole deployment.
+        self._inbox_seconds = cache_seconds * INBOX_TOTALS_PER_CACHE
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: the families are known only after reading the database."""
@@ -161,7 +170,7 @@ class DatabaseCollector(Collector):
             return [info, up]
         up.add_metric([], 1)
         groups: list[tuple[str, Callable[[Session], list[Metric]]]] = [
-            ("webhooks", lambda session: webhook_families(session, now)),
+            ("webhooks", lambda session: webhook_families(session, now, self._inbox_seconds)),
             ("mirror", lambda session: mirror_families(session, now)),
         ]
         if self._business is None or now - self._business[0] >= self._business_seconds:
@@ -191,7 +200,59 @@ def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMet
     return CounterMetricFamily(name, doc, labels=labels or [])
 
 
-def webhook_families(session: Session, now: float) -> list[Metric]:
+def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
+    """Events stored by (source, type) and by status: whole-inbox counts, so shared.
+
+    Computed at most once per ``period`` for the whole deployment (``metrics_snapshots``):
+    the scrape that finds the snapshot stale claims it with an UPDATE only one pod
+    wins, recomputes and stores it in its own transaction; every other scrape reads
+    the stored one. These counters therefore lag by up to ``period`` seconds.
+    """
+    name = "webhook_inbox_totals"
+    stored = session.get(MetricsSnapshot, name)
+    if stored is not None and now - stored.computed_at < period:
+        return cast(dict[str, Any], json.loads(stored.body))
+    if stored is not None:
+        claim = (
+            update(MetricsSnapshot)
+            .where(
+                MetricsSnapshot.name == name,
+                MetricsSnapshot.computed_at == stored.computed_at,
+            )
+            .values(computed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        result = cast("CursorResult[Any]", session.execute(claim))
+        session.commit()
+        if result.rowcount != 1:  # another pod is computing it: serve the stored one
+            return cast(dict[str, Any], json.loads(stored.body))
+    received = [
+        [source, event_type, int(count)]
+        for source, event_type, count in session.execute(
+            select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
+                StripeEvent.source, StripeEvent.type
+            )
+        )
+    ]
+    by_status = {
+        str(status): int(count)
+        for status, count in session.execute(
+            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
+        )
+    }
+    body = json.dumps({"received": received, "by_status": by_status})
+    postgres = session.get_bind().dialect.name == "postgresql"
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    session.execute(
+        dialect_insert(MetricsSnapshot)
+        .values(name=name, computed_at=now, body=body)
+        .on_conflict_do_update(index_elements=["name"], set_={"computed_at": now, "body": body})
+    )
+    session.commit()
+    return {"received": received, "by_status": by_status}
+
+
+def webhook_families(session: Session, now: float, period: float = 0.0) -> list[Metric]:
     """The webhook inbox and rejections log as metrics."""
     by_status: dict[str, int] = dict.fromkeys(("pending", "processed", "failed", "ignored"), 0)
     received = _counter(
@@ -199,16 +260,15 @@ def webhook_families(session: Session, now: float) -> list[Metric]:
         "Stripe events stored, by source (webhook, backfill) and event type.",
         ["source", "type"],
     )
-    for source, event_type, count in session.execute(
-        select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
-            StripeEvent.source, StripeEvent.type
-        )
-    ):
+    totals = inbox_totals(session, now, period)
+    for source, event_type, count in totals["received"]:
         received.add_metric([source, event_type], count)
-    for status, count in session.execute(
-        select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
-    ):
-        by_status[status] = int(count)
+    by_status.update(totals["by_status"])
+    # The small sets, by index, on every scrape: they are what alerts watch.
+    for status in ("pending", "failed"):
+        by_status[status] = int(
+            session.scalar(select(func.count()).where(StripeEvent.status == status)) or 0
+        )
     processed = _counter("paydesk_webhook_events_processed", "Stripe events applied.")
     processed.add_metric([], by_status["processed"])
     ignored = _counter("paydesk_webhook_events_ignored", "Stripe events of unhandled types.")

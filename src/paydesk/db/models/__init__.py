@@ -9,6 +9,7 @@ from paydesk.db.models.admin import (
 )
 from paydesk.db.models.analytics import (
     DailyRollup,
+    MetricsSnapshot,
     MrrCustomer,
     MrrDaily,
     MrrSegment,
@@ -32,6 +33,7 @@ __all__ = [
     "DailyRollup",
     "Dispute",
     "Invoice",
+    "MetricsSnapshot",
     "MrrCustomer",
     "MrrDaily",
     "MrrSegment",

@@ -8,7 +8,7 @@ recomputes them all. Days are Unix seconds of a UTC midnight.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base
@@ -103,3 +103,18 @@ class SubscriptionDaily(Base):
     day: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     subscriptions: Mapped[int] = mapped_column(BigInteger, default=0)
     canceled: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MetricsSnapshot(Base):
+    """Figures too costly to read on every scrape, computed once per period per deployment.
+
+    The API pod whose scrape finds the row older than the period claims it (an
+    UPDATE that only one pod wins), recomputes ``body`` (JSON) and stores it; the
+    others serve the stored one meanwhile.
+    """
+
+    __tablename__ = "metrics_snapshots"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    computed_at: Mapped[float] = mapped_column(Float)
+    body: Mapped[str] = mapped_column(Text)

@@ -81,6 +81,14 @@ def upgrade() -> None:
         sa.Column("canceled", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("tier", "status", "day", name=op.f("pk_subscription_daily")),
     )
+    op.create_table(
+        "metrics_snapshots",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("computed_at", sa.Float(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_metrics_snapshots")),
+    )
+    op.create_index("ix_stripe_events_processed_at", "stripe_events", ["processed_at"])
     op.create_index(
         "ix_subscriptions_tier_status_stripe_created",
         "subscriptions",
@@ -126,6 +134,8 @@ def downgrade() -> None:
     op.drop_index("ix_mrr_segments_currency_valid_from", table_name="mrr_segments")
     op.drop_index("ix_subscriptions_tier_status_stripe_created", table_name="subscriptions")
     op.drop_table("subscription_daily")
+    op.drop_index("ix_stripe_events_processed_at", table_name="stripe_events")
+    op.drop_table("metrics_snapshots")
     op.drop_table("mrr_segments")
     op.drop_table("mrr_daily")
     op.drop_table("mrr_customers")
