@@ -14,7 +14,12 @@ class Payment(StripeMirrorMixin, Base):
     """A PaymentIntent and what its latest charge says. Card data: brand, last4, expiry."""
 
     __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_currency_stripe_created", "currency", "stripe_created"),)
+    __table_args__ = (
+        Index("ix_payments_currency_stripe_created", "currency", "stripe_created"),
+        # The Admin API's and console's filters, newest first.
+        Index("ix_payments_status_stripe_created", "status", "stripe_created"),
+        Index("ix_payments_customer_id_stripe_created", "customer_id", "stripe_created"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[str | None] = mapped_column(String(255), index=True)

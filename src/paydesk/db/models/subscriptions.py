@@ -17,6 +17,9 @@ class Subscription(StripeMirrorMixin, Base):
     __table_args__ = (
         Index("ix_subscriptions_currency_stripe_created", "currency", "stripe_created"),
         Index("ix_subscriptions_tier_status_stripe_created", "tier", "status", "stripe_created"),
+        # The Admin API's and console's filters, newest first.
+        Index("ix_subscriptions_tier_stripe_created", "tier", "stripe_created"),
+        Index("ix_subscriptions_status_stripe_created", "status", "stripe_created"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

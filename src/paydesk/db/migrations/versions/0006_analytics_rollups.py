@@ -22,6 +22,12 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 BACKFILL_LIMIT = 20_000
+LIST_INDEXES = (
+    ("payments", ["status", "stripe_created"]),
+    ("payments", ["customer_id", "stripe_created"]),
+    ("subscriptions", ["tier", "stripe_created"]),
+    ("subscriptions", ["status", "stripe_created"]),
+)
 
 
 def upgrade() -> None:
@@ -102,6 +108,10 @@ def upgrade() -> None:
         columns = ["currency", "stripe_created"]
         op.create_index(f"ix_{table}_currency_stripe_created", table, columns)
     op.create_index("ix_disputes_currency_closed_at", "disputes", ["currency", "closed_at"])
+    # The Admin API's and console's filters and searches (docs/OPERATIONS.md, sizes tested).
+    for table, columns in LIST_INDEXES:
+        op.create_index(f"ix_{table}_{'_'.join(columns)}", table, columns)
+    op.create_index("ix_customers_email_lower", "customers", [sa.text("lower(email)")])
     _backfill()
 
 
@@ -127,6 +137,9 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customers_email_lower", table_name="customers")
+    for table, columns in LIST_INDEXES:
+        op.drop_index(f"ix_{table}_{'_'.join(columns)}", table_name=table)
     op.drop_index("ix_disputes_currency_closed_at", table_name="disputes")
     for table in ("payments", "refunds", "disputes", "subscriptions"):
         op.drop_index(f"ix_{table}_currency_stripe_created", table_name=table)
