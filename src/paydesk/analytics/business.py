@@ -22,7 +22,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import and_, case, func, select, union
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import Dispute, Payment, Refund, Subscription
@@ -465,82 +465,98 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
     """Movements over ``[start, end)`` without the levels (filled in by the caller).
 
     Only customers with a segment starting or ending in ``(start, end]`` can have
-    a different MRR at ``end`` than at ``start``; the others move nothing.
+    a different MRR at ``end`` than at ``start``; the others move nothing. A
+    customer's segments do not overlap, so at most one gives their MRR at an
+    instant: each touched customer is classified in SQL by comparing two exact
+    fractions (cross-multiplied), and the amounts come back summed per category and
+    denominator: a handful of rows, whatever the number of customers.
     """
+    seg = MrrSegment
     touched = union(
-        select(MrrSegment.customer_id).where(
-            MrrSegment.currency == currency,
-            MrrSegment.valid_from > start,
-            MrrSegment.valid_from <= end,
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
         ),
-        select(MrrSegment.customer_id).where(
-            MrrSegment.currency == currency,
-            MrrSegment.valid_to > start,
-            MrrSegment.valid_to <= end,
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
         ),
-    ).subquery()
-    before: dict[str, Fraction] = defaultdict(Fraction)
-    after: dict[str, Fraction] = defaultdict(Fraction)
-    customers: set[str] = set()
-    for customer, valid_from, valid_to, num, den in session.execute(
-        select(
-            MrrSegment.customer_id,
-            MrrSegment.valid_from,
-            MrrSegment.valid_to,
-            MrrSegment.amount_num,
-            MrrSegment.amount_den,
-        ).where(
-            MrrSegment.currency == currency,
-            MrrSegment.customer_id.in_(select(touched.c.customer_id)),
-            MrrSegment.valid_from <= end,
-            (MrrSegment.valid_to.is_(None)) | (MrrSegment.valid_to > start),
+    ).cte("touched")
+
+    def at(moment: int, name: str) -> Any:
+        return (
+            select(seg.customer_id, seg.amount_num.label("n"), seg.amount_den.label("d"))
+            .where(
+                seg.currency == currency,
+                seg.customer_id.in_(select(touched.c.customer_id)),
+                seg.valid_from <= moment,
+                seg.valid_to.is_(None) | (seg.valid_to > moment),
+            )
+            .cte(name)
         )
-    ):
-        customers.add(customer)
-        amount = Fraction(int(num), int(den))
-        if valid_from <= start and (valid_to is None or valid_to > start):
-            before[customer] += amount
-        if valid_from <= end and (valid_to is None or valid_to > end):
-            after[customer] += amount
-    arriving = [c for c in customers if not before.get(c) and after.get(c)]
-    paid_before: set[str] = set()
-    if arriving:
-        paid_before = set(
-            session.scalars(
-                select(MrrCustomer.customer_id).where(
-                    MrrCustomer.currency == currency,
-                    MrrCustomer.customer_id.in_(select(touched.c.customer_id)),
-                    MrrCustomer.paid_from <= start,
-                )
+
+    was, now = at(start, "was"), at(end, "now")
+    paid = MrrCustomer
+    moved = (
+        select(
+            touched.c.customer_id,
+            was.c.n.label("wn"),
+            was.c.d.label("wd"),
+            now.c.n.label("xn"),
+            now.c.d.label("xd"),
+            case((paid.paid_from <= start, 1), else_=0).label("paid"),
+        )
+        .select_from(
+            touched.outerjoin(was, was.c.customer_id == touched.c.customer_id)
+            .outerjoin(now, now.c.customer_id == touched.c.customer_id)
+            .outerjoin(
+                paid,
+                and_(paid.currency == currency, paid.customer_id == touched.c.customer_id),
             )
         )
-    new = reactivation = expansion = contraction = churn = Fraction(0)
+        .cte("moved")
+    )
+    m = moved.c
+    grows = m.xn * m.wd > m.wn * m.xd
+    category = case(
+        (and_(m.wn.is_(None), m.xn.is_not(None), m.paid == 1), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
+        (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
+        (and_(m.wn.is_not(None), grows), "expansion"),
+        (m.wn.is_not(None), "contraction"),
+        else_="none",
+    ).label("category")
+    numerator = case(
+        (m.wn.is_(None), m.xn),
+        (m.xn.is_(None), m.wn),
+        (grows, m.xn * m.wd - m.wn * m.xd),
+        else_=m.wn * m.xd - m.xn * m.wd,
+    )
+    denominator = case((m.wn.is_(None), m.xd), (m.xn.is_(None), m.wd), else_=m.wd * m.xd).label(
+        "den"
+    )
+    inner = select(category, denominator, numerator.label("num")).subquery()
+    totals: dict[str, Fraction] = defaultdict(Fraction)
     churned = 0
-    for customer in customers:
-        was, now = before.get(customer, Fraction(0)), after.get(customer, Fraction(0))
-        if was == 0:
-            if customer in paid_before:
-                reactivation += now
-            else:
-                new += now
-        elif now == 0:
-            churn += was
-            churned += 1
-        elif now > was:
-            expansion += now - was
-        else:
-            contraction += was - now
+    for name, den, num, count in session.execute(
+        select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
+            inner.c.category, inner.c.den
+        )
+    ):
+        if name == "none":
+            continue
+        totals[name] += Fraction(int(num), int(den))
+        if name == "churn":
+            churned += int(count)
     zero = Fraction(0)
     return MrrMovements(
         start=start,
         end=end,
         mrr_start=zero,
         mrr_end=zero,
-        new=new,
-        reactivation=reactivation,
-        expansion=expansion,
-        contraction=contraction,
-        churn=churn,
+        new=totals["new"],
+        reactivation=totals["reactivation"],
+        expansion=totals["expansion"],
+        contraction=totals["contraction"],
+        churn=totals["churn"],
         customers_start=0,
         customers_end=0,
         churned_customers=churned,

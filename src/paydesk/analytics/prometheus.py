@@ -105,12 +105,20 @@ class PaydeskMetrics:
         sessions: sessionmaker[Session],
         *,
         cache_seconds: float = 5.0,
+        inbox_seconds: float | None = None,
+        business_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.observe_stripe = StripeCallMetrics(self.registry).observe
         self.registry.register(
-            DatabaseCollector(sessions, cache_seconds=cache_seconds, clock=clock)
+            DatabaseCollector(
+                sessions,
+                cache_seconds=cache_seconds,
+                inbox_seconds=inbox_seconds,
+                business_seconds=business_seconds,
+                clock=clock,
+            )
         )
 
     def exposition(self) -> bytes:
@@ -122,7 +130,13 @@ class DatabaseCollector(Collector):
     """Figures read from the database at scrape time, cached for ``cache_seconds``."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, cache_seconds: float, clock: Callable[[], float]
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        cache_seconds: float,
+        clock: Callable[[], float],
+        inbox_seconds: float | None = None,
+        business_seconds: float | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
@@ -130,10 +144,16 @@ class DatabaseCollector(Collector):
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
         # MRR and churn replay the subscription history: refreshed less often.
-        self._business_seconds = max(cache_seconds, BUSINESS_CACHE_SECONDS)
+        self._business_seconds = (
+            max(cache_seconds, BUSINESS_CACHE_SECONDS)
+            if business_seconds is None
+            else business_seconds
+        )
         self._business: tuple[float, list[Metric]] | None = None
         # Whole-inbox counts: once per this period for the whole deployment.
-        self._inbox_seconds = cache_seconds * INBOX_TOTALS_PER_CACHE
+        self._inbox_seconds = (
+            cache_seconds * INBOX_TOTALS_PER_CACHE if inbox_seconds is None else inbox_seconds
+        )
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: the families are known only after reading the database."""
