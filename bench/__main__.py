@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("bench.sandbox", "bench.webhooks")
+BENCHMARKS = ("bench.sandbox", "bench.webhooks", "bench.scale")
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from paydesk.analytics.prometheus import PaydeskMetrics, stripe_outcome
@@ -80,11 +81,35 @@ def test_database_figures_are_cached_for_the_configured_time(tmp_path: Path) -> 
     engine.dispose()
 
 
-def test_a_database_outage_reports_database_down_not_a_failed_scrape(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+def test_a_database_outage_reports_database_down_not_a_failed_scrape() -> None:
+    engine = create_engine("postgresql://postgres@127.0.0.1:1/nowhere")  # nothing listens
     metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
     assert value(metrics, "paydesk_database_up") == 0
     assert value(metrics, "paydesk_build_info", version=__import__("paydesk").__version__) == 1
+    engine.dispose()
+
+
+def test_a_failing_family_is_that_familys_failure_not_database_down(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE subscription_daily"))  # the mirror family's query fails
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
+    assert value(metrics, "paydesk_database_up") == 1
+    assert value(metrics, "paydesk_metrics_family_up", family="mirror") == 0
+    assert value(metrics, "paydesk_metrics_family_up", family="webhooks") == 1
+    assert value(metrics, "paydesk_metrics_family_up", family="business") == 1
+    assert value(metrics, "paydesk_webhook_backlog_events") == 0
+    engine.dispose()
+
+
+def test_a_database_never_migrated_is_up_with_every_family_failing(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    metrics = PaydeskMetrics(session_factory(engine), cache_seconds=0)
+    assert value(metrics, "paydesk_database_up") == 1
+    for family in ("webhooks", "mirror", "business"):
+        assert value(metrics, "paydesk_metrics_family_up", family=family) == 0
     engine.dispose()
 
 
@@ -109,4 +134,42 @@ def test_business_gauges_refresh_every_minute_at_most(tmp_path: Path) -> None:
     now[0] += 30
     assert value(metrics, "paydesk_mrr_minor_units", currency="usd") == 999
     assert value(metrics, "paydesk_paying_customers", currency="usd") == 1
+    engine.dispose()
+
+
+def test_whole_inbox_counts_are_computed_once_per_period_for_the_deployment(
+    tmp_path: Path,
+) -> None:
+    from paydesk.db.models import StripeEvent
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    now = [2_000_000_000.0]
+    # Two API pods: two collectors on one database, each with its own in-process cache.
+    pods = [
+        PaydeskMetrics(session_factory(engine), cache_seconds=1, clock=lambda: now[0])
+        for _ in range(2)
+    ]
+
+    def store(event_id: str) -> None:
+        with Session(engine) as session:
+            session.add(
+                StripeEvent(
+                    event_id=event_id, type="invoice.paid", created=int(now[0]),
+                    object_id="in_1", status="processed", payload="{}",
+                )
+            )  # fmt: skip
+            session.commit()
+
+    store("evt_1")
+    received = {"source": "webhook", "type": "invoice.paid"}
+    assert value(pods[0], "paydesk_webhook_events_received_total", **received) == 1
+    store("evt_2")
+    now[0] += 2  # past the in-process cache, within the shared period (6 s)
+    assert value(pods[1], "paydesk_webhook_events_received_total", **received) == 1
+    assert value(pods[1], "paydesk_webhook_events_processed_total") == 1
+    now[0] += 6
+    assert value(pods[1], "paydesk_webhook_events_received_total", **received) == 2
+    assert value(pods[0], "paydesk_webhook_events_processed_total") == 2
     engine.dispose()

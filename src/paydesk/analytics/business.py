@@ -1,6 +1,11 @@
-"""Business metrics computed from the mirror: payments, MRR and churn, disputes, refunds.
+"""Business metrics: payments, MRR and churn, disputes, refunds, read from the rollups.
 
 Every function takes a session and a currency and reads; none writes or commits.
+The figures come from the rollups the worker maintains (``paydesk.analytics.rollups``):
+whole UTC days of a window from ``analytics_daily``, its partial first and last days
+from indexed range queries on the mirror, MRR from ``mrr_daily`` and
+``mrr_segments``. They equal the from-scratch definitions of
+``paydesk.analytics.reference`` exactly (property tests compare them).
 Windows are half-open ``[start, end)`` in Unix seconds (the mirror's
 ``stripe_created`` is Unix seconds). Money is integer minor units; ratios are
 exact ``Fraction``s and ``None`` when their denominator is zero. The formulas
@@ -9,19 +14,21 @@ are documented, denominator by denominator, in ``docs/METRICS.md``.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from itertools import pairwise
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select, union
 from sqlalchemy.orm import Session
 
-from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
+from paydesk.db.models import Dispute, Payment, Refund, Subscription
+from paydesk.db.models.analytics import DailyRollup, MrrCustomer, MrrDaily, MrrSegment
+
+DAY = 86_400  # rollups are per UTC day
 
 # Subscription statuses that never collected money (and may never): left out of MRR.
 NOT_REVENUE_STATUSES = ("incomplete", "incomplete_expired", "trialing")
@@ -58,6 +65,11 @@ def round_minor(value: Fraction) -> int:
             Decimal(1), rounding=ROUND_HALF_UP
         )
     )
+
+
+def day_of(moment: int) -> int:
+    """The UTC midnight (Unix seconds) of the day of ``moment``."""
+    return moment - moment % DAY
 
 
 def unix(moment: datetime) -> int:
@@ -99,32 +111,6 @@ class PaymentMetrics:
         return ratio(self.volume, self.succeeded)
 
 
-def payment_metrics(session: Session, start: int, end: int, currency: str) -> PaymentMetrics:
-    """Outcomes of the payments created in ``[start, end)`` in ``currency``.
-
-    Succeeded: status ``succeeded``. Failed: not succeeded and a failure recorded
-    (a decline leaves the intent in ``requires_payment_method`` with its code;
-    a canceled intent that had failed counts as failed). Others (pending, needing
-    action, canceled without failure) have no outcome yet and are left out.
-    """
-    in_window = and_(
-        Payment.currency == currency.lower(),
-        Payment.stripe_created >= start,
-        Payment.stripe_created < end,
-    )
-    succeeded, volume = session.execute(
-        select(func.count(), func.coalesce(func.sum(Payment.amount_received), 0)).where(
-            in_window, Payment.status == "succeeded"
-        )
-    ).one()
-    failed = session.scalar(
-        select(func.count()).where(
-            in_window, Payment.status != "succeeded", Payment.failure_code.is_not(None)
-        )
-    )
-    return PaymentMetrics(succeeded=int(succeeded), failed=int(failed or 0), volume=int(volume))
-
-
 @dataclass(frozen=True)
 class RefundMetrics:
     """Succeeded refunds created in the window."""
@@ -132,21 +118,6 @@ class RefundMetrics:
     count: int
     amount: int
     refund_rate: Fraction | None  # count / succeeded payments created in the window
-
-
-def refund_metrics(
-    session: Session, start: int, end: int, currency: str, *, payments: PaymentMetrics
-) -> RefundMetrics:
-    """Refunds with status ``succeeded`` created in ``[start, end)`` in ``currency``."""
-    count, amount = session.execute(
-        select(func.count(), func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.currency == currency.lower(),
-            Refund.status == "succeeded",
-            Refund.stripe_created >= start,
-            Refund.stripe_created < end,
-        )
-    ).one()
-    return RefundMetrics(int(count), int(amount), ratio(int(count), payments.succeeded))
 
 
 @dataclass(frozen=True)
@@ -157,34 +128,6 @@ class DisputeMetrics:
     dispute_rate: Fraction | None  # opened / succeeded payments created in the window
     resolved: int
     mean_resolution_seconds: Fraction | None  # mean of closed_at − created of the resolved
-
-
-def dispute_metrics(
-    session: Session, start: int, end: int, currency: str, *, payments: PaymentMetrics
-) -> DisputeMetrics:
-    """Disputes created in ``[start, end)``; resolution time of those closed in it."""
-    opened = session.scalar(
-        select(func.count()).where(
-            Dispute.currency == currency.lower(),
-            Dispute.stripe_created >= start,
-            Dispute.stripe_created < end,
-        )
-    )
-    closed = session.execute(
-        select(Dispute.stripe_created, Dispute.closed_at).where(
-            Dispute.currency == currency.lower(),
-            Dispute.closed_at.is_not(None),
-            Dispute.closed_at >= datetime.fromtimestamp(start, UTC),
-            Dispute.closed_at < datetime.fromtimestamp(end, UTC),
-        )
-    ).all()
-    durations = [unix(closed_at) - created for created, closed_at in closed if closed_at]
-    return DisputeMetrics(
-        opened=int(opened or 0),
-        dispute_rate=ratio(int(opened or 0), payments.succeeded),
-        resolved=len(durations),
-        mean_resolution_seconds=ratio(sum(durations), len(durations)),
-    )
 
 
 # --- subscriptions: MRR and its movements --------------------------------------------
@@ -238,99 +181,6 @@ def monthly_amount(unit_amount: int, interval: str, interval_count: int) -> Frac
     return Fraction(unit_amount) * per_month / interval_count
 
 
-def _ended(row: Subscription) -> int | None:
-    if row.ended_at is not None:
-        return unix(row.ended_at)
-    if row.status in ENDED_STATUSES:
-        # Ended without a recorded time: count it from when Stripe says it was canceled.
-        return unix(row.canceled_at) if row.canceled_at is not None else row.stripe_created
-    return None
-
-
-def _event_monthly(payload: str) -> Fraction | None:
-    """The monthly amount of the subscription in a stored event's payload, if readable."""
-    try:
-        item = json.loads(payload)["data"]["object"]["items"]["data"][0]
-        price = item["price"]
-        recurring = price.get("recurring") or {}
-        return monthly_amount(
-            int(price.get("unit_amount") or 0),
-            str(recurring.get("interval") or "month"),
-            int(recurring.get("interval_count") or 1),
-        )
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def price_history(session: Session) -> dict[str, list[tuple[int, Fraction]]]:
-    """Subscription id → (event time, monthly amount) from the stored subscription events.
-
-    The mirror keeps a subscription's current price only; its earlier prices are
-    in the ``customer.subscription.*`` events of the webhook inbox.
-    """
-    history: dict[str, list[tuple[int, Fraction]]] = defaultdict(list)
-    rows = session.execute(
-        select(StripeEvent.object_id, StripeEvent.created, StripeEvent.payload)
-        .where(StripeEvent.type.in_(SUBSCRIPTION_EVENTS), StripeEvent.object_id.is_not(None))
-        .order_by(StripeEvent.created, StripeEvent.id)
-    )
-    for object_id, created, payload in rows:
-        amount = _event_monthly(payload)
-        if amount is not None and object_id:
-            history[object_id].append((int(created), amount))
-    return dict(history)
-
-
-def span_of(row: Subscription, history: list[tuple[int, Fraction]]) -> SubscriptionSpan:
-    """A subscription's span: its events' amounts in turn, then the mirror's current one.
-
-    Without events, the current amount applies from creation. The first event's
-    amount applies from creation; each later one after its time; the mirror's
-    amount (0 for the free tier) after the row's ``source_time`` if it differs.
-    """
-    current = (
-        Fraction(0)
-        if row.tier == "free"
-        else monthly_amount(row.unit_amount, row.interval, row.interval_count)
-    )
-    if not history:
-        return SubscriptionSpan(row.customer_id, current, row.stripe_created, _ended(row))
-    changes = [
-        (when, amount)
-        for (when, amount), (_, before) in zip(history[1:], history, strict=False)
-        if amount != before
-    ]
-    last_time, last = history[-1]
-    if current != last:
-        changes.append((max(last_time, row.source_time), current))
-    return SubscriptionSpan(
-        row.customer_id, history[0][1], row.stripe_created, _ended(row), tuple(changes)
-    )
-
-
-def revenue_spans(session: Session, currency: str) -> list[SubscriptionSpan]:
-    """The subscriptions in ``currency`` that paid something at some time."""
-    rows = session.scalars(
-        select(Subscription).where(
-            Subscription.currency == currency.lower(),
-            Subscription.status.not_in(NOT_REVENUE_STATUSES),
-        )
-    ).all()
-    history = price_history(session) if rows else {}
-    spans = [span_of(row, history.get(row.stripe_id, [])) for row in rows]
-    return [s for s in spans if s.monthly > 0 or any(a > 0 for _, a in s.changes)]
-
-
-def mrr_by_customer(spans: Iterable[SubscriptionSpan], moment: int) -> dict[str, Fraction]:
-    """Each paying customer's MRR at ``moment`` (customers at zero left out)."""
-    totals: dict[str, Fraction] = defaultdict(Fraction)
-    for span in spans:
-        amount = span.monthly_at(moment)
-        if amount > 0:
-            totals[span.customer_id] += amount
-    return dict(totals)
-
-
 @dataclass(frozen=True)
 class MrrMovements:
     """How MRR moved from ``start`` to ``end``; all exact, minor units per month.
@@ -362,61 +212,6 @@ class MrrMovements:
         return ratio(self.churn + self.contraction, self.mrr_start)
 
 
-def mrr_movements(session: Session, start: int, end: int, currency: str) -> MrrMovements:
-    """MRR at ``start`` and ``end`` and the movements between, customer by customer."""
-    return movements_of(revenue_spans(session, currency), start, end)
-
-
-def movements_of(spans: list[SubscriptionSpan], start: int, end: int) -> MrrMovements:
-    """``mrr_movements`` on spans already loaded (one query for a whole series)."""
-    before = mrr_by_customer(spans, start)
-    after = mrr_by_customer(spans, end)
-    paid_before = {span.customer_id for span in spans if span.paid_before(start)}
-    new = reactivation = expansion = contraction = churn = Fraction(0)
-    churned = 0
-    for customer in before.keys() | after.keys():
-        was, now = before.get(customer, Fraction(0)), after.get(customer, Fraction(0))
-        if was == 0:
-            if customer in paid_before:
-                reactivation += now
-            else:
-                new += now
-        elif now == 0:
-            churn += was
-            churned += 1
-        elif now > was:
-            expansion += now - was
-        else:
-            contraction += was - now
-    return MrrMovements(
-        start=start,
-        end=end,
-        mrr_start=sum(before.values(), Fraction(0)),
-        mrr_end=sum(after.values(), Fraction(0)),
-        new=new,
-        reactivation=reactivation,
-        expansion=expansion,
-        contraction=contraction,
-        churn=churn,
-        customers_start=len(before),
-        customers_end=len(after),
-        churned_customers=churned,
-    )
-
-
-def new_subscriptions(session: Session, start: int, end: int, currency: str) -> int:
-    """Subscriptions created in ``[start, end)``, any tier, that started (not incomplete)."""
-    count = session.scalar(
-        select(func.count()).where(
-            Subscription.currency == currency.lower(),
-            Subscription.status.not_in(NEVER_STARTED_STATUSES),
-            Subscription.stripe_created >= start,
-            Subscription.stripe_created < end,
-        )
-    )
-    return int(count or 0)
-
-
 # --- everything for one window -----------------------------------------------------------
 
 
@@ -432,6 +227,374 @@ class Overview:
     disputes: DisputeMetrics
     mrr: MrrMovements
     new_subscriptions: int
+
+
+def month_starts(now: datetime, months: int) -> list[int]:
+    """Unix starts of the last ``months`` calendar months (UTC) up to ``now``'s, plus an end.
+
+    The result has ``months + 1`` instants: consecutive pairs are the months, the
+    last one ending just after ``now``'s second (the month so far, this second included).
+    """
+    now = now.astimezone(UTC)
+    year, month = now.year, now.month
+    starts = []
+    for _ in range(months):
+        starts.append(unix(datetime(year, month, 1, tzinfo=UTC)))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return [*reversed(starts), unix(now) + 1]
+
+
+# --- reading the rollups -----------------------------------------------------------------
+
+
+def _sync(session: Session) -> None:
+    """Bring the rollups up to this session's own unflushed/uncommitted mirror writes."""
+    from paydesk.analytics import rollups
+
+    rollups.refresh(session)
+
+
+def split(start: int, end: int) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """``[start, end)`` as whole UTC days (read from rollups) and partial edges (from rows)."""
+    if end <= start:
+        return None, []
+    first = -(-start // DAY) * DAY  # the first midnight at or after start
+    last = day_of(end)
+    if first >= last:
+        return None, [(start, end)]
+    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return (first, last), edges
+
+
+def _daily(
+    session: Session, days: tuple[int, int] | None, currency: str, *columns: Any
+) -> list[int]:
+    if days is None:
+        return [0] * len(columns)
+    row = session.execute(
+        select(*(func.coalesce(func.sum(c), 0) for c in columns)).where(
+            DailyRollup.currency == currency,
+            DailyRollup.day >= days[0],
+            DailyRollup.day < days[1],
+        )
+    ).one()
+    return [int(v) for v in row]
+
+
+def payment_metrics(session: Session, start: int, end: int, currency: str) -> PaymentMetrics:
+    """Outcomes of the payments created in ``[start, end)`` in ``currency``.
+
+    Succeeded: status ``succeeded``. Failed: not succeeded and a failure recorded
+    (a decline leaves the intent in ``requires_payment_method`` with its code;
+    a canceled intent that had failed counts as failed). Others (pending, needing
+    action, canceled without failure) have no outcome yet and are left out.
+    """
+    _sync(session)
+    currency = currency.lower()
+    days, edges = split(start, end)
+    succeeded, failed, volume = _daily(
+        session,
+        days,
+        currency,
+        DailyRollup.payments_succeeded,
+        DailyRollup.payments_failed,
+        DailyRollup.payments_volume,
+    )
+    for a, b in edges:
+        ok, bad, amount = session.execute(
+            select(
+                func.count().filter(Payment.status == "succeeded"),
+                func.count().filter(
+                    Payment.status != "succeeded", Payment.failure_code.is_not(None)
+                ),
+                func.coalesce(
+                    func.sum(Payment.amount_received).filter(Payment.status == "succeeded"), 0
+                ),
+            ).where(
+                Payment.currency == currency,
+                Payment.stripe_created >= a,
+                Payment.stripe_created < b,
+            )
+        ).one()
+        succeeded, failed, volume = succeeded + int(ok), failed + int(bad), volume + int(amount)
+    return PaymentMetrics(succeeded=succeeded, failed=failed, volume=volume)
+
+
+def refund_metrics(
+    session: Session, start: int, end: int, currency: str, *, payments: PaymentMetrics
+) -> RefundMetrics:
+    """Refunds with status ``succeeded`` created in ``[start, end)`` in ``currency``."""
+    _sync(session)
+    currency = currency.lower()
+    days, edges = split(start, end)
+    count, amount = _daily(
+        session, days, currency, DailyRollup.refunds_succeeded, DailyRollup.refunds_amount
+    )
+    for a, b in edges:
+        n, total = session.execute(
+            select(func.count(), func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.currency == currency,
+                Refund.status == "succeeded",
+                Refund.stripe_created >= a,
+                Refund.stripe_created < b,
+            )
+        ).one()
+        count, amount = count + int(n), amount + int(total)
+    return RefundMetrics(count, amount, ratio(count, payments.succeeded))
+
+
+def dispute_metrics(
+    session: Session, start: int, end: int, currency: str, *, payments: PaymentMetrics
+) -> DisputeMetrics:
+    """Disputes created in ``[start, end)``; resolution time of those closed in it."""
+    _sync(session)
+    currency = currency.lower()
+    days, edges = split(start, end)
+    opened, resolved, seconds = _daily(
+        session,
+        days,
+        currency,
+        DailyRollup.disputes_opened,
+        DailyRollup.disputes_resolved,
+        DailyRollup.disputes_resolution_seconds,
+    )
+    for a, b in edges:
+        opened += int(
+            session.scalar(
+                select(func.count()).where(
+                    Dispute.currency == currency,
+                    Dispute.stripe_created >= a,
+                    Dispute.stripe_created < b,
+                )
+            )
+            or 0
+        )
+        for created, closed_at in session.execute(
+            select(Dispute.stripe_created, Dispute.closed_at).where(
+                Dispute.currency == currency,
+                Dispute.closed_at >= datetime.fromtimestamp(a, UTC),
+                Dispute.closed_at < datetime.fromtimestamp(b, UTC),
+            )
+        ):
+            if closed_at is not None:
+                resolved += 1
+                seconds += unix(closed_at) - int(created)
+    return DisputeMetrics(
+        opened=opened,
+        dispute_rate=ratio(opened, payments.succeeded),
+        resolved=resolved,
+        mean_resolution_seconds=ratio(seconds, resolved),
+    )
+
+
+def new_subscriptions(session: Session, start: int, end: int, currency: str) -> int:
+    """Subscriptions created in ``[start, end)``, any tier, that started (not incomplete)."""
+    _sync(session)
+    currency = currency.lower()
+    days, edges = split(start, end)
+    (count,) = _daily(session, days, currency, DailyRollup.subscriptions_new)
+    for a, b in edges:
+        count += int(
+            session.scalar(
+                select(func.count()).where(
+                    Subscription.currency == currency,
+                    Subscription.status.not_in(NEVER_STARTED_STATUSES),
+                    Subscription.stripe_created >= a,
+                    Subscription.stripe_created < b,
+                )
+            )
+            or 0
+        )
+    return count
+
+
+def _fractions(rows: Any) -> tuple[Fraction, int]:
+    """Sum of (denominator, numerator sum, count) rows as one exact amount and a count."""
+    total, count = Fraction(0), 0
+    for den, num, n in rows:
+        total += Fraction(int(num or 0), int(den))
+        count += int(n or 0)
+    return total, count
+
+
+def mrr_level(session: Session, moment: int, currency: str) -> tuple[Fraction, int]:
+    """MRR at ``moment`` and the number of customers paying then (docs/METRICS.md).
+
+    The segments with ``valid_from <= moment < valid_to``: those started minus those
+    ended by then, from ``mrr_daily`` for the days before ``moment``'s and from the
+    segments themselves (by index) on its day.
+    """
+    today = day_of(moment)
+    before, n_before = _fractions(
+        session.execute(
+            select(
+                MrrDaily.amount_den,
+                func.sum(MrrDaily.started_num - MrrDaily.ended_num),
+                func.sum(MrrDaily.started - MrrDaily.ended),
+            )
+            .where(MrrDaily.currency == currency, MrrDaily.day < today)
+            .group_by(MrrDaily.amount_den)
+        )
+    )
+    started, n_started = _fractions(
+        session.execute(
+            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
+            .where(
+                MrrSegment.currency == currency,
+                MrrSegment.valid_from >= today,
+                MrrSegment.valid_from <= moment,
+            )
+            .group_by(MrrSegment.amount_den)
+        )
+    )
+    ended, n_ended = _fractions(
+        session.execute(
+            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
+            .where(
+                MrrSegment.currency == currency,
+                MrrSegment.valid_to >= today,
+                MrrSegment.valid_to <= moment,
+            )
+            .group_by(MrrSegment.amount_den)
+        )
+    )
+    return before + started - ended, n_before + n_started - n_ended
+
+
+def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovements:
+    """Movements over ``[start, end)`` without the levels (filled in by the caller).
+
+    Only customers with a segment starting or ending in ``(start, end]`` can have
+    a different MRR at ``end`` than at ``start``; the others move nothing. A
+    customer's segments do not overlap, so at most one gives their MRR at an
+    instant: each touched customer is classified in SQL by comparing two exact
+    fractions (cross-multiplied), and the amounts come back summed per category and
+    denominator: a handful of rows, whatever the number of customers.
+    """
+    seg = MrrSegment
+    touched = union(
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
+        ),
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
+        ),
+    ).cte("touched")
+
+    def at(moment: int, name: str) -> Any:
+        return (
+            select(seg.customer_id, seg.amount_num.label("n"), seg.amount_den.label("d"))
+            .where(
+                seg.currency == currency,
+                seg.customer_id.in_(select(touched.c.customer_id)),
+                seg.valid_from <= moment,
+                seg.valid_to.is_(None) | (seg.valid_to > moment),
+            )
+            .cte(name)
+        )
+
+    was, now = at(start, "was"), at(end, "now")
+    paid = MrrCustomer
+    moved = (
+        select(
+            touched.c.customer_id,
+            was.c.n.label("wn"),
+            was.c.d.label("wd"),
+            now.c.n.label("xn"),
+            now.c.d.label("xd"),
+            case((paid.paid_from <= start, 1), else_=0).label("paid"),
+        )
+        .select_from(
+            touched.outerjoin(was, was.c.customer_id == touched.c.customer_id)
+            .outerjoin(now, now.c.customer_id == touched.c.customer_id)
+            .outerjoin(
+                paid,
+                and_(paid.currency == currency, paid.customer_id == touched.c.customer_id),
+            )
+        )
+        .cte("moved")
+    )
+    m = moved.c
+    grows = m.xn * m.wd > m.wn * m.xd
+    category = case(
+        (and_(m.wn.is_(None), m.xn.is_not(None), m.paid == 1), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
+        (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
+        (and_(m.wn.is_not(None), grows), "expansion"),
+        (m.wn.is_not(None), "contraction"),
+        else_="none",
+    ).label("category")
+    numerator = case(
+        (m.wn.is_(None), m.xn),
+        (m.xn.is_(None), m.wn),
+        (grows, m.xn * m.wd - m.wn * m.xd),
+        else_=m.wn * m.xd - m.xn * m.wd,
+    )
+    denominator = case((m.wn.is_(None), m.xd), (m.xn.is_(None), m.wd), else_=m.wd * m.xd).label(
+        "den"
+    )
+    inner = select(category, denominator, numerator.label("num")).subquery()
+    totals: dict[str, Fraction] = defaultdict(Fraction)
+    churned = 0
+    for name, den, num, count in session.execute(
+        select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
+            inner.c.category, inner.c.den
+        )
+    ):
+        if name == "none":
+            continue
+        totals[name] += Fraction(int(num), int(den))
+        if name == "churn":
+            churned += int(count)
+    zero = Fraction(0)
+    return MrrMovements(
+        start=start,
+        end=end,
+        mrr_start=zero,
+        mrr_end=zero,
+        new=totals["new"],
+        reactivation=totals["reactivation"],
+        expansion=totals["expansion"],
+        contraction=totals["contraction"],
+        churn=totals["churn"],
+        customers_start=0,
+        customers_end=0,
+        churned_customers=churned,
+    )
+
+
+def _movements(
+    session: Session,
+    start: int,
+    end: int,
+    currency: str,
+    levels: dict[int, tuple[Fraction, int]],
+) -> MrrMovements:
+    for moment in (start, end):
+        if moment not in levels:
+            levels[moment] = mrr_level(session, moment, currency)
+    moved = _moved(session, start, end, currency)
+    (mrr_start, customers_start), (mrr_end, customers_end) = levels[start], levels[end]
+    return MrrMovements(
+        start=start,
+        end=end,
+        mrr_start=mrr_start,
+        mrr_end=mrr_end,
+        new=moved.new,
+        reactivation=moved.reactivation,
+        expansion=moved.expansion,
+        contraction=moved.contraction,
+        churn=moved.churn,
+        customers_start=customers_start,
+        customers_end=customers_end,
+        churned_customers=moved.churned_customers,
+    )
+
+
+def mrr_movements(session: Session, start: int, end: int, currency: str) -> MrrMovements:
+    """MRR at ``start`` and ``end`` and the movements between, customer by customer."""
+    _sync(session)
+    return _movements(session, start, end, currency.lower(), {})
 
 
 def overview(session: Session, start: int, end: int, currency: str) -> Overview:
@@ -450,23 +613,9 @@ def overview(session: Session, start: int, end: int, currency: str) -> Overview:
     )
 
 
-def month_starts(now: datetime, months: int) -> list[int]:
-    """Unix starts of the last ``months`` calendar months (UTC) up to ``now``'s, plus an end.
-
-    The result has ``months + 1`` instants: consecutive pairs are the months, the
-    last one ending just after ``now``'s second (the month so far, this second included).
-    """
-    now = now.astimezone(UTC)
-    year, month = now.year, now.month
-    starts = []
-    for _ in range(months):
-        starts.append(unix(datetime(year, month, 1, tzinfo=UTC)))
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return [*reversed(starts), unix(now) + 1]
-
-
 def mrr_series(session: Session, now: datetime, months: int, currency: str) -> list[MrrMovements]:
     """MRR movements month by month for the last ``months`` months (this one so far)."""
-    spans = revenue_spans(session, currency)
+    _sync(session)
+    levels: dict[int, tuple[Fraction, int]] = {}
     bounds = month_starts(now, months)
-    return [movements_of(spans, a, b) for a, b in pairwise(bounds)]
+    return [_movements(session, a, b, currency.lower(), levels) for a, b in pairwise(bounds)]

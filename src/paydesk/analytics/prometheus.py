@@ -13,16 +13,19 @@ Each app gets its own ``CollectorRegistry``; nothing here is a module-level glob
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, or_, select
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk import __version__
@@ -33,11 +36,11 @@ from paydesk.analytics.business import (
     round_minor,
 )
 from paydesk.db.models import (
+    DailyRollup,
     Dispute,
-    Payment,
-    Refund,
+    MetricsSnapshot,
     StripeEvent,
-    Subscription,
+    SubscriptionDaily,
     WebhookRejection,
 )
 from paydesk.logs import get_logger
@@ -50,6 +53,9 @@ LAG_WINDOW = timedelta(minutes=5)  # processing lag: events applied in the last 
 RATIO_WINDOW = timedelta(hours=24)  # payment/refund/dispute ratio gauges
 CHURN_WINDOW = timedelta(days=30)  # churn gauges
 BUSINESS_CACHE_SECONDS = 60.0  # the business gauges (MRR, churn, ratios) refresh at most this often
+# Events received by type, applied, ignored: whole-inbox counts, shared by the deployment
+# and refreshed every this many cache periods (30 s with the default 5 s cache).
+INBOX_TOTALS_PER_CACHE = 6
 _OUTCOME_BY_STATUS = {401: "auth_error", 402: "card_error", 403: "auth_error", 429: "rate_limited"}
 _DISPUTE_CLOSED = ("won", "lost", "warning_closed", "prevented")
 
@@ -99,12 +105,20 @@ class PaydeskMetrics:
         sessions: sessionmaker[Session],
         *,
         cache_seconds: float = 5.0,
+        inbox_seconds: float | None = None,
+        business_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.observe_stripe = StripeCallMetrics(self.registry).observe
         self.registry.register(
-            DatabaseCollector(sessions, cache_seconds=cache_seconds, clock=clock)
+            DatabaseCollector(
+                sessions,
+                cache_seconds=cache_seconds,
+                inbox_seconds=inbox_seconds,
+                business_seconds=business_seconds,
+                clock=clock,
+            )
         )
 
     def exposition(self) -> bytes:
@@ -116,7 +130,13 @@ class DatabaseCollector(Collector):
     """Figures read from the database at scrape time, cached for ``cache_seconds``."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, cache_seconds: float, clock: Callable[[], float]
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        cache_seconds: float,
+        clock: Callable[[], float],
+        inbox_seconds: float | None = None,
+        business_seconds: float | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache_seconds = cache_seconds
@@ -124,8 +144,16 @@ class DatabaseCollector(Collector):
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
         # MRR and churn replay the subscription history: refreshed less often.
-        self._business_seconds = max(cache_seconds, BUSINESS_CACHE_SECONDS)
+        self._business_seconds = (
+            max(cache_seconds, BUSINESS_CACHE_SECONDS)
+            if business_seconds is None
+            else business_seconds
+        )
         self._business: tuple[float, list[Metric]] | None = None
+        # Whole-inbox counts: once per this period for the whole deployment.
+        self._inbox_seconds = (
+            cache_seconds * INBOX_TOTALS_PER_CACHE if inbox_seconds is None else inbox_seconds
+        )
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: the families are known only after reading the database."""
@@ -144,26 +172,107 @@ class DatabaseCollector(Collector):
         info = GaugeMetricFamily("paydesk_build_info", "Paydesk version.", labels=["version"])
         info.add_metric([__version__], 1)
         up = GaugeMetricFamily(
-            "paydesk_database_up", "1 when the last read of the database for metrics worked."
+            "paydesk_database_up", "1 when the database answered the metrics' SELECT 1."
         )
+        family_up = GaugeMetricFamily(
+            "paydesk_metrics_family_up",
+            "1 when the last read of this group of database metrics worked, else 0 (its "
+            "metrics are then left out of the scrape; the log says why).",
+            labels=["family"],
+        )
+        families: list[Metric] = []
         try:
             with self._sessions() as session:
-                families = [*webhook_families(session, now), *mirror_families(session, now)]
-                if self._business is None or now - self._business[0] >= self._business_seconds:
-                    self._business = (now, business_families(session, now, currencies_of(session)))
+                session.execute(select(1))
         except Exception:
-            log.exception("metrics_read_failed")
+            log.exception("metrics_database_unreachable")
             up.add_metric([], 0)
             return [info, up]
         up.add_metric([], 1)
-        return [info, up, *families, *self._business[1]]
+        groups: list[tuple[str, Callable[[Session], list[Metric]]]] = [
+            ("webhooks", lambda session: webhook_families(session, now, self._inbox_seconds)),
+            ("mirror", lambda session: mirror_families(session, now)),
+        ]
+        if self._business is None or now - self._business[0] >= self._business_seconds:
+            groups.append(("business", lambda session: self._read_business(session, now)))
+        for name, read in groups:
+            try:
+                with self._sessions() as session:
+                    families.extend(read(session))
+            except Exception:
+                # One group failing is that group's failure, not the database's.
+                log.exception("metrics_read_failed", family=name)
+                family_up.add_metric([name], 0)
+            else:
+                family_up.add_metric([name], 1)
+        if self._business is not None and not any(name == "business" for name, _ in groups):
+            family_up.add_metric(["business"], 1)
+        if self._business is not None:
+            families.extend(self._business[1])
+        return [info, up, family_up, *families]
+
+    def _read_business(self, session: Session, now: float) -> list[Metric]:
+        self._business = (now, business_families(session, now, currencies_of(session)))
+        return []
 
 
 def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, labels=labels or [])
 
 
-def webhook_families(session: Session, now: float) -> list[Metric]:
+def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
+    """Events stored by (source, type) and by status: whole-inbox counts, so shared.
+
+    Computed at most once per ``period`` for the whole deployment (``metrics_snapshots``):
+    the scrape that finds the snapshot stale claims it with an UPDATE only one pod
+    wins, recomputes and stores it in its own transaction; every other scrape reads
+    the stored one. These counters therefore lag by up to ``period`` seconds.
+    """
+    name = "webhook_inbox_totals"
+    stored = session.get(MetricsSnapshot, name)
+    if stored is not None and now - stored.computed_at < period:
+        return cast(dict[str, Any], json.loads(stored.body))
+    if stored is not None:
+        claim = (
+            update(MetricsSnapshot)
+            .where(
+                MetricsSnapshot.name == name,
+                MetricsSnapshot.computed_at == stored.computed_at,
+            )
+            .values(computed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        result = cast("CursorResult[Any]", session.execute(claim))
+        session.commit()
+        if result.rowcount != 1:  # another pod is computing it: serve the stored one
+            return cast(dict[str, Any], json.loads(stored.body))
+    received = [
+        [source, event_type, int(count)]
+        for source, event_type, count in session.execute(
+            select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
+                StripeEvent.source, StripeEvent.type
+            )
+        )
+    ]
+    by_status = {
+        str(status): int(count)
+        for status, count in session.execute(
+            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
+        )
+    }
+    body = json.dumps({"received": received, "by_status": by_status})
+    postgres = session.get_bind().dialect.name == "postgresql"
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    session.execute(
+        dialect_insert(MetricsSnapshot)
+        .values(name=name, computed_at=now, body=body)
+        .on_conflict_do_update(index_elements=["name"], set_={"computed_at": now, "body": body})
+    )
+    session.commit()
+    return {"received": received, "by_status": by_status}
+
+
+def webhook_families(session: Session, now: float, period: float = 0.0) -> list[Metric]:
     """The webhook inbox and rejections log as metrics."""
     by_status: dict[str, int] = dict.fromkeys(("pending", "processed", "failed", "ignored"), 0)
     received = _counter(
@@ -171,16 +280,15 @@ def webhook_families(session: Session, now: float) -> list[Metric]:
         "Stripe events stored, by source (webhook, backfill) and event type.",
         ["source", "type"],
     )
-    for source, event_type, count in session.execute(
-        select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
-            StripeEvent.source, StripeEvent.type
-        )
-    ):
+    totals = inbox_totals(session, now, period)
+    for source, event_type, count in totals["received"]:
         received.add_metric([source, event_type], count)
-    for status, count in session.execute(
-        select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
-    ):
-        by_status[status] = int(count)
+    by_status.update(totals["by_status"])
+    # The small sets, by index, on every scrape: they are what alerts watch.
+    for status in ("pending", "failed"):
+        by_status[status] = int(
+            session.scalar(select(func.count()).where(StripeEvent.status == status)) or 0
+        )
     processed = _counter("paydesk_webhook_events_processed", "Stripe events applied.")
     processed.add_metric([], by_status["processed"])
     ignored = _counter("paydesk_webhook_events_ignored", "Stripe events of unhandled types.")
@@ -255,35 +363,28 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
         "Amount received by succeeded payments, in the currency's minor units.",
         ["currency"],
     )
-    for currency, n_created, succeeded, failed, amount in session.execute(
-        select(
-            Payment.currency,
-            func.count(),
-            func.count().filter(Payment.status == "succeeded"),
-            func.count().filter(Payment.status != "succeeded", Payment.failure_code.is_not(None)),
-            func.coalesce(
-                func.sum(Payment.amount_received).filter(Payment.status == "succeeded"), 0
-            ),
-        ).group_by(Payment.currency)
-    ):
-        payments.add_metric([currency, "created"], n_created)
-        payments.add_metric([currency, "succeeded"], succeeded)
-        failed_now.add_metric([currency], failed)
-        received.add_metric([currency], amount)
-
     refunds = _counter("paydesk_refunds", "Refunds created.", ["currency"])
     refunded = _counter(
         "paydesk_refunded_minor_units", "Amount of succeeded refunds, minor units.", ["currency"]
     )
-    for currency, count, amount in session.execute(
+    # From the daily rollups: a few hundred rows per currency, not every payment.
+    for currency, n_created, succeeded, failed, amount, n_refunds, refund_amount in session.execute(
         select(
-            Refund.currency,
-            func.count(),
-            func.coalesce(func.sum(Refund.amount).filter(Refund.status == "succeeded"), 0),
-        ).group_by(Refund.currency)
+            DailyRollup.currency,
+            func.sum(DailyRollup.payments_created),
+            func.sum(DailyRollup.payments_succeeded),
+            func.sum(DailyRollup.payments_failed),
+            func.sum(DailyRollup.payments_volume),
+            func.sum(DailyRollup.refunds_created),
+            func.sum(DailyRollup.refunds_amount),
+        ).group_by(DailyRollup.currency)
     ):
-        refunds.add_metric([currency], count)
-        refunded.add_metric([currency], amount)
+        payments.add_metric([currency, "created"], int(n_created or 0))
+        payments.add_metric([currency, "succeeded"], int(succeeded or 0))
+        failed_now.add_metric([currency], int(failed or 0))
+        received.add_metric([currency], int(amount or 0))
+        refunds.add_metric([currency], int(n_refunds or 0))
+        refunded.add_metric([currency], int(refund_amount or 0))
 
     disputes = _counter("paydesk_disputes", "Disputes opened.", ["currency"])
     open_disputes = GaugeMetricFamily(
@@ -308,22 +409,25 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
     current = GaugeMetricFamily(
         "paydesk_subscriptions", "Subscriptions by tier and status.", labels=["tier", "status"]
     )
-    tier = func.coalesce(Subscription.tier, "other")
-    for tier_key, total, cancels in session.execute(
+    # From subscription_daily: rows per tier, status and day, not every subscription.
+    totals: dict[str, list[int]] = {}
+    for tier_key, status, count, cancels in session.execute(
         select(
-            tier,
-            func.count(),
-            func.count().filter(
-                or_(Subscription.canceled_at.is_not(None), Subscription.ended_at.is_not(None))
-            ),
-        ).group_by(tier)
+            SubscriptionDaily.tier,
+            SubscriptionDaily.status,
+            func.sum(SubscriptionDaily.subscriptions),
+            func.sum(SubscriptionDaily.canceled),
+        ).group_by(SubscriptionDaily.tier, SubscriptionDaily.status)
     ):
-        created.add_metric([tier_key], total)
-        canceled.add_metric([tier_key], cancels)
-    for tier_key, status, count in session.execute(
-        select(tier, Subscription.status, func.count()).group_by(tier, Subscription.status)
-    ):
-        current.add_metric([tier_key, status], count)
+        if not count:
+            continue
+        total = totals.setdefault(tier_key, [0, 0])
+        total[0] += int(count)
+        total[1] += int(cancels or 0)
+        current.add_metric([tier_key, status], int(count))
+    for tier_key, (total_created, total_canceled) in sorted(totals.items()):
+        created.add_metric([tier_key], total_created)
+        canceled.add_metric([tier_key], total_canceled)
     return [
         payments,
         failed_now,
@@ -339,10 +443,8 @@ def mirror_families(session: Session, now: float) -> list[Metric]:
 
 
 def currencies_of(session: Session) -> set[str]:
-    """Every currency of a payment or a subscription."""
-    payments = session.scalars(select(Payment.currency).distinct()).all()
-    subscriptions = session.scalars(select(Subscription.currency).distinct()).all()
-    return set(payments) | set(subscriptions)
+    """Every currency of a payment or a subscription (each has a daily rollup row)."""
+    return set(session.scalars(select(DailyRollup.currency).distinct()).all())
 
 
 def business_families(session: Session, now: float, currencies: set[str]) -> list[Metric]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from paydesk.cli import admin as admin_cli
+from paydesk.cli import analytics as analytics_cli
 from paydesk.cli import config as config_cli
 from paydesk.cli import demo as demo_cli
 from paydesk.cli import events as events_cli
@@ -27,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (serve_cli, demo_cli, config_cli, plans_cli, sandbox_cli, admin_cli):
+for module in (serve_cli, demo_cli, config_cli, plans_cli, sandbox_cli, admin_cli, analytics_cli):
     module.register(app)
 for module in (worker_cli, events_cli, trigger_cli, webhooks_cli):  # the webhook pipeline
     module.register(app)

@@ -47,7 +47,15 @@ def _on_sqlite_begin(connection: Any) -> None:
 
 
 def create_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url``; creates the SQLite file's folder if needed."""
+    """Create an engine for ``url``; creates the SQLite file's folder if needed.
+
+    From then on, every ORM session's transactions keep the analytics rollups in
+    step with the mirror rows they write, in the same transaction
+    (``paydesk.analytics.rollups``).
+    """
+    from paydesk.analytics.rollups import install
+
+    install()
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -16,8 +16,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process is up")
-def healthz() -> dict[str, str]:
-    """Answers 200 while the process runs; checks nothing else on purpose."""
+async def healthz() -> dict[str, str]:
+    """Answers 200 while the process runs; checks nothing else on purpose.
+
+    ``async``: it runs on the event loop, so it never queues for a worker thread
+    behind slow requests (a heavy metrics read must not fail the liveness probe).
+    """
     return {"status": "ok"}
 
 

@@ -49,6 +49,8 @@ from sqlalchemy import Engine, Table, and_, bindparam, func, select, text, updat
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from paydesk.analytics import rollups
+from paydesk.analytics.business import SUBSCRIPTION_EVENTS
 from paydesk.billing import mirror
 from paydesk.db.engine import session_factory
 from paydesk.db.models import (
@@ -604,6 +606,17 @@ class Worker:
                 session.info.pop(mirror.DEFER_FLUSH, None)
         session.info.pop(mirror.ROW_CACHE, None)
         session.info.pop(DISPUTED_CACHE, None)
+        # A subscription event is part of its price history even when it left the
+        # mirror row as it was (stale): the MRR rollups of its customer are redone
+        # at the commit, in this transaction (paydesk.analytics.rollups).
+        rollups.touch_subscriptions(
+            session,
+            {
+                row.object_id
+                for row in events.values()
+                if row.changed and row.object_id and row.type in SUBSCRIPTION_EVENTS
+            },
+        )
         tally.lease_lost = len(ids) - len(events)
         changed = [row.values(lease.token) for row in events.values() if row.changed]
         if changed:

@@ -7,6 +7,14 @@ from paydesk.db.models.admin import (
     AdminUser,
     AuditEntry,
 )
+from paydesk.db.models.analytics import (
+    DailyRollup,
+    MetricsSnapshot,
+    MrrCustomer,
+    MrrDaily,
+    MrrSegment,
+    SubscriptionDaily,
+)
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
@@ -22,13 +30,19 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Customer",
+    "DailyRollup",
     "Dispute",
     "Invoice",
+    "MetricsSnapshot",
+    "MrrCustomer",
+    "MrrDaily",
+    "MrrSegment",
     "Payment",
     "Price",
     "Product",
     "Refund",
     "StripeEvent",
     "Subscription",
+    "SubscriptionDaily",
     "WebhookRejection",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base, StripeMirrorMixin
@@ -22,3 +22,7 @@ class Customer(StripeMirrorMixin, Base):
     name: Mapped[str | None] = mapped_column(String(255))
     default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# Email search is case-insensitive: lower(email) = lower(:q), served by this index.
+Index("ix_customers_email_lower", func.lower(Customer.email))

@@ -35,6 +35,7 @@ class StripeEvent(Base):
     __tablename__ = "stripe_events"
     __table_args__ = (
         Index("ix_stripe_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_stripe_events_processed_at", "processed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base, StripeMirrorMixin
@@ -14,6 +14,12 @@ class Payment(StripeMirrorMixin, Base):
     """A PaymentIntent and what its latest charge says. Card data: brand, last4, expiry."""
 
     __tablename__ = "payments"
+    __table_args__ = (
+        Index("ix_payments_currency_stripe_created", "currency", "stripe_created"),
+        # The Admin API's and console's filters, newest first.
+        Index("ix_payments_status_stripe_created", "status", "stripe_created"),
+        Index("ix_payments_customer_id_stripe_created", "customer_id", "stripe_created"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -42,6 +48,7 @@ class Refund(StripeMirrorMixin, Base):
     """A refund, with who asked for it and why (``note`` stays in Paydesk)."""
 
     __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_currency_stripe_created", "currency", "stripe_created"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -59,6 +66,10 @@ class Dispute(StripeMirrorMixin, Base):
     """A dispute (chargeback or inquiry) and how it ended."""
 
     __tablename__ = "disputes"
+    __table_args__ = (
+        Index("ix_disputes_currency_stripe_created", "currency", "stripe_created"),
+        Index("ix_disputes_currency_closed_at", "currency", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     charge_id: Mapped[str | None] = mapped_column(String(255), index=True)

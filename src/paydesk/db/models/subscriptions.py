@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base, StripeMirrorMixin
@@ -14,6 +14,13 @@ class Subscription(StripeMirrorMixin, Base):
     """A subscription to one tier price; periods come from its (single) item."""
 
     __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_currency_stripe_created", "currency", "stripe_created"),
+        Index("ix_subscriptions_tier_status_stripe_created", "tier", "status", "stripe_created"),
+        # The Admin API's and console's filters, newest first.
+        Index("ix_subscriptions_tier_stripe_created", "tier", "stripe_created"),
+        Index("ix_subscriptions_status_stripe_created", "status", "stripe_created"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(255), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from paydesk.auth.roles import Permission
 from paydesk.billing.customers import ensure_customer, get_customer
@@ -60,7 +60,7 @@ def list_customers(
     """Customers, newest first, with optional filters."""
     query = select(Customer).where(Customer.deleted.is_(False))
     if email:
-        query = query.where(Customer.email == email)
+        query = query.where(func.lower(Customer.email) == email.lower())
     if user_id:
         query = query.where(Customer.user_id == user_id)
     query = created_between(query, Customer, created_gte, created_lt)

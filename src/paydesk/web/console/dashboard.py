@@ -1,8 +1,9 @@
-"""Dashboard figures from the mirror, month by month.
+"""Dashboard figures, month by month, from the analytics rollups.
 
 MRR and its movements come from ``paydesk.analytics.business`` (the same exact
-figures the Prometheus metrics export); payment, refund and dispute counts are
-simple monthly buckets of the mirror tables, read for the last ``MONTHS`` months.
+figures the Prometheus metrics export); payment, refund and dispute figures are
+sums of the daily rollups (docs/METRICS.md definitions, every currency) over the
+last ``MONTHS`` calendar months. Nothing here reads a whole mirror table.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from paydesk.analytics import business
 from paydesk.analytics.business import mrr_series
-from paydesk.db.models import Dispute, Payment, Refund, StripeEvent, Subscription
+from paydesk.db.models import DailyRollup, Dispute, StripeEvent, SubscriptionDaily
 
 MONTHS = 6
 LIVE_STATUSES = ("active", "trialing", "past_due")
@@ -57,7 +59,6 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
     starts = _month_starts(now, MONTHS)
     ends = [*starts[1:], datetime.max.replace(tzinfo=UTC)]
     board = Dashboard(labels=[start.strftime("%b") for start in starts])
-    since = int(starts[0].timestamp())
 
     for movement in mrr_series(session, now, MONTHS, "usd"):
         board.mrr.append(round(float(movement.mrr_end) / 100, 2))
@@ -68,49 +69,43 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
     board.mrr_now = board.mrr[-1] if board.mrr else 0
     board.active_subscriptions = int(
         session.scalar(
-            select(func.count())
-            .select_from(Subscription)
-            .where(Subscription.status.in_(LIVE_STATUSES))
+            select(func.coalesce(func.sum(SubscriptionDaily.subscriptions), 0)).where(
+                SubscriptionDaily.status.in_(LIVE_STATUSES)
+            )
         )
         or 0
     )
 
-    payments = session.execute(
-        select(Payment.stripe_created, Payment.status).where(Payment.stripe_created >= since)
-    ).all()
-    refunds = session.execute(
-        select(Refund.stripe_created, Refund.amount, Refund.status).where(
-            Refund.stripe_created >= since
-        )
-    ).all()
-    disputes = session.execute(
-        select(Dispute.stripe_created).where(Dispute.stripe_created >= since)
-    ).all()
+    # Whole calendar months are whole UTC days: sums of the daily rollups (all currencies).
     for start, end in zip(starts, ends, strict=True):
-        lo, hi = start.timestamp(), end.timestamp()
-        board.succeeded.append(
-            sum(1 for created, status in payments if lo <= created < hi and status == "succeeded")
-        )
-        board.failed.append(
-            sum(
-                1
-                for created, status in payments
-                if lo <= created < hi and status in ("requires_payment_method", "canceled")
-            )
-        )
-        board.refunded.append(
-            round(sum(amount for created, amount, _ in refunds if lo <= created < hi) / 100, 2)
-        )
-        board.disputes.append(sum(1 for (created,) in disputes if lo <= created < hi))
+        lo = int(start.timestamp())
+        in_month = DailyRollup.day >= lo
+        if end.year < 9999:
+            in_month &= DailyRollup.day < int(end.timestamp())
+        ok, bad, refunded, opened = session.execute(
+            select(
+                func.coalesce(func.sum(DailyRollup.payments_succeeded), 0),
+                func.coalesce(func.sum(DailyRollup.payments_failed), 0),
+                func.coalesce(func.sum(DailyRollup.refunds_amount), 0),
+                func.coalesce(func.sum(DailyRollup.disputes_opened), 0),
+            ).where(in_month)
+        ).one()
+        board.succeeded.append(int(ok))
+        board.failed.append(int(bad))
+        board.refunded.append(round(int(refunded) / 100, 2))
+        board.disputes.append(int(opened))
 
-    month_ago = now.timestamp() - 30 * 86400
-    recent = [status for created, status in payments if created >= month_ago]
-    ok = sum(1 for status in recent if status == "succeeded")
-    bad = sum(1 for status in recent if status in ("requires_payment_method", "canceled"))
+    # The last 30 days, as docs/METRICS.md defines the figures, over every currency.
+    end_30 = int(now.timestamp()) + 1
+    start_30 = end_30 - 30 * 86400
+    ok = bad = refunded_30 = 0
+    for currency in session.scalars(select(DailyRollup.currency).distinct()):
+        payments = business.payment_metrics(session, start_30, end_30, currency)
+        refunds = business.refund_metrics(session, start_30, end_30, currency, payments=payments)
+        ok, bad = ok + payments.succeeded, bad + payments.failed
+        refunded_30 += refunds.amount
     board.success_rate_30d = round(100 * ok / (ok + bad), 1) if ok + bad else None
-    board.refunds_30d = round(
-        sum(amount for created, amount, _ in refunds if created >= month_ago) / 100, 2
-    )
+    board.refunds_30d = round(refunded_30 / 100, 2)
     board.open_disputes = int(
         session.scalar(
             select(func.count())
@@ -119,10 +114,9 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
         )
         or 0
     )
+    # The events needing attention, counted by index (processed ones are on /metrics).
     board.events_by_status = {
-        str(status): int(count)
-        for status, count in session.execute(
-            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
-        )
+        status: int(session.scalar(select(func.count()).where(StripeEvent.status == status)) or 0)
+        for status in ("pending", "failed")
     }
     return board

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import DataError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -47,6 +47,7 @@ from paydesk.errors import InvalidInput, PaydeskError, PermissionDenied
 from paydesk.money import MAXIMUM_AMOUNT, Money, decimals
 from paydesk.settings import Settings
 from paydesk.web.api.admin_auth import AuditFailures, intend
+from paydesk.web.api.admin_payments import payments_matching
 from paydesk.web.api.deps import SessionDep, get_gateway
 from paydesk.web.api.pagination import page
 from paydesk.web.console import charts, dashboard
@@ -578,15 +579,7 @@ def _business_routes(app: FastAPI) -> None:
             query = query.where(Payment.status == status[:32])
         if q:
             q = q.strip()[:320]
-            by_email = select(Customer.stripe_id).where(Customer.email == q.lower())
-            query = query.where(
-                or_(
-                    Payment.stripe_id == q,
-                    Payment.latest_charge_id == q,
-                    Payment.customer_id == q,
-                    Payment.customer_id.in_(by_email),
-                )
-            )
+            query = query.where(Payment.id.in_(payments_matching(q, customer_id=True)))
         rows, next_cursor = page(session, Payment, query, cursor, 25)
         context = {"rows": rows, "next_cursor": next_cursor, "status": status, "q": q}
         template = "payments_rows.html" if request.headers.get("hx-request") else "payments.html"
@@ -703,7 +696,7 @@ def _business_routes(app: FastAPI) -> None:
             query = query.where(Subscription.tier == tier[:32])
         if q:
             q = q.strip()[:320]
-            by_email = select(Customer.stripe_id).where(Customer.email == q.lower())
+            by_email = select(Customer.stripe_id).where(func.lower(Customer.email) == q.lower())
             query = query.where(
                 or_(
                     Subscription.stripe_id == q,
@@ -844,7 +837,11 @@ def _business_routes(app: FastAPI) -> None:
         if q:
             q = q.strip()[:320]
             query = query.where(
-                or_(Customer.email == q.lower(), Customer.stripe_id == q, Customer.user_id == q)
+                or_(
+                    func.lower(Customer.email) == q.lower(),
+                    Customer.stripe_id == q,
+                    Customer.user_id == q,
+                )
             )
         rows, next_cursor = page(session, Customer, query, cursor, 25)
         return render(request, "customers.html", {"rows": rows, "next_cursor": next_cursor, "q": q})

@@ -1,0 +1,1 @@
+"""Metrics and list pages at N subscriptions (``python -m bench.scale``)."""
