@@ -25,7 +25,7 @@ DEMO_STATE = DEMO_DIR / "demo.json"
 SANDBOX_SNAPSHOT = DEMO_DIR / "sandbox-state.json"
 
 
-def _start_thread_server(app: Any, host: str, port: int) -> Any:
+def _start_thread_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
     import uvicorn
 
     server = uvicorn.Server(
@@ -38,7 +38,7 @@ def _start_thread_server(app: Any, host: str, port: int) -> Any:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise typer.Exit(code=1)
         time.sleep(0.02)
-    return server
+    return server, thread
 
 
 def _demo_state() -> dict[str, str]:
@@ -62,8 +62,12 @@ def _save(state: dict[str, str]) -> None:
     DEMO_STATE.chmod(0o600)
 
 
-def _prepare_stripe(state: dict[str, str], paydesk_url: str) -> None:
-    """Tiers and webhook endpoint in the (sandbox) Stripe account, remembered in ``state``."""
+def _prepare_stripe(state: dict[str, str], paydesk_url: str) -> list[str]:
+    """Tiers and webhook endpoint in the (sandbox) Stripe account, remembered in ``state``.
+
+    Returns what had to be re-created although an earlier run had made it (the
+    sandbox's snapshot was missing or stale), so the demo can say so.
+    """
     from paydesk.billing.tiers import bootstrap_plans
     from paydesk.settings import load_settings
     from paydesk.stripe_gateway import build_gateway, pinned_api_version
@@ -71,9 +75,22 @@ def _prepare_stripe(state: dict[str, str], paydesk_url: str) -> None:
 
     env = {**os.environ, **state}
     gateway = build_gateway(load_settings(env))
+    recreated: list[str] = []
     for tier, price in bootstrap_plans(gateway).items():
-        state[f"STRIPE_PRICE_{tier.upper()}"] = price["id"]
+        name = f"STRIPE_PRICE_{tier.upper()}"
+        if state.get(name) not in (None, price["id"]):
+            recreated.append(f"price {tier}")
+        state[name] = price["id"]
     hook_url = f"{paydesk_url}/api/webhooks/stripe"
+    known = {
+        str(endpoint.get("id"))
+        for endpoint in gateway.list_webhook_endpoints()
+        if endpoint.get("url") == hook_url and endpoint.get("status") == "enabled"
+    }
+    if "STRIPE_WEBHOOK_SECRET" in state and state.get("webhook_endpoint_id") not in known:
+        if state.get("webhook_url") == hook_url:
+            recreated.append("webhook endpoint")
+        state.pop("STRIPE_WEBHOOK_SECRET", None)
     if state.get("webhook_url") != hook_url or "STRIPE_WEBHOOK_SECRET" not in state:
         # The demo listens to every event so the whole mirror stays current.
         endpoint = gateway.create_webhook_endpoint(
@@ -87,16 +104,59 @@ def _prepare_stripe(state: dict[str, str], paydesk_url: str) -> None:
         )
         state["STRIPE_WEBHOOK_SECRET"] = str(endpoint["secret"])
         state["webhook_url"] = hook_url
+        state["webhook_endpoint_id"] = str(endpoint["id"])
     _save(state)
+    return recreated
 
 
-def _seed_admin_center(settings: Any, engine: Any) -> Any:
+def _keep_snapshots(sandbox_url: str, stop: threading.Event, every: float = 10.0) -> None:
+    """Ask the sandbox to save its snapshot every ``every`` seconds (on its own loop,
+    so objects are never serialized mid-change), so even a hard kill loses little."""
+    while not stop.wait(every):
+        _snapshot_now(sandbox_url)
+
+
+def _snapshot_now(sandbox_url: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(f"{sandbox_url}/_sandbox/snapshot", timeout=30)
+    except httpx.HTTPError:
+        return  # the next round (or the shutdown) saves it
+
+
+def _stop_sandbox(server: Any, thread: threading.Thread, sandbox_state: Any) -> None:
+    """Stop the sandbox and make sure its snapshot is on disk (its lifespan saves it;
+    if it cannot finish in time, save from here: its loop no longer runs)."""
+    server.should_exit = True
+    thread.join(timeout=15)
+    if thread.is_alive():
+        sandbox_state.save()
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C.
+
+    uvicorn catches SIGTERM/SIGINT, shuts the API down, restores the handlers it
+    found and raises the signal again. With Python's default SIGTERM action that
+    kills the process on the spot, skipping every ``finally`` (and the sandbox's
+    snapshot); with this handler it becomes an exception that unwinds normally.
+    """
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _seed_admin_center(settings: Any, engine: Any, *, seed: bool) -> Any:
     """First run only: the first admin now, the demo business in the background."""
     from paydesk import demo_seed
     from paydesk.stripe_gateway import build_gateway
 
     first_admin = demo_seed.create_first_admin(settings, engine)
-    if first_admin is not None:
+    if first_admin is not None and seed:
         threading.Thread(
             target=demo_seed.seed_business,
             args=(settings, engine, build_gateway(settings)),
@@ -115,6 +175,9 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to listen on."),
         port: int = typer.Option(8000, help="Port of the Paydesk API."),
         sandbox_port: int = typer.Option(12111, help="Port of the Stripe sandbox."),
+        seed: bool = typer.Option(
+            True, help="On the first run, fill the sandbox and console with a demo business."
+        ),
     ) -> None:
         """Run the demo: Stripe sandbox + Paydesk API + webhook worker on SQLite under ./var/."""
         import uvicorn
@@ -127,24 +190,41 @@ def register(app: typer.Typer) -> None:
         base = f"http://{host}:{port}"
         use_sandbox = not os.environ.get("STRIPE_SECRET_KEY")
         state = _demo_state() if use_sandbox else {}
-        sandbox_server = None
+        _exit_on_sigterm()
+        stop = threading.Event()
+        sandbox: tuple[Any, threading.Thread, Any] | None = None
         if use_sandbox:
             from paydesk_sandbox.app import create_app as create_sandbox
             from paydesk_sandbox.config import SandboxConfig
+            from paydesk_sandbox.state import SandboxState
 
             DEMO_DIR.mkdir(parents=True, exist_ok=True)
-            sandbox_app = create_sandbox(config=SandboxConfig(snapshot_path=SANDBOX_SNAPSHOT))
-            sandbox_server = _start_thread_server(sandbox_app, "127.0.0.1", sandbox_port)
-            state["PAYDESK_STRIPE_API_BASE"] = f"http://127.0.0.1:{sandbox_port}"
-            _prepare_stripe(state, base)
+            had_run = "STRIPE_WEBHOOK_SECRET" in state
+            sandbox_state = SandboxState(SandboxConfig(snapshot_path=SANDBOX_SNAPSHOT))
+            server, thread = _start_thread_server(
+                create_sandbox(state=sandbox_state), "127.0.0.1", sandbox_port
+            )
+            sandbox = (server, thread, sandbox_state)
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            state["PAYDESK_STRIPE_API_BASE"] = sandbox_url
+            recreated = _prepare_stripe(state, base)
+            if had_run and (recreated or not SANDBOX_SNAPSHOT.exists()):
+                typer.echo(
+                    f"The sandbox's saved state ({SANDBOX_SNAPSHOT}) was missing or stale: "
+                    f"re-created {', '.join(recreated) or 'nothing'}. Objects of earlier runs "
+                    "are gone from the sandbox (the console's mirror still lists them)."
+                )
+            _snapshot_now(sandbox_url)
+            threading.Thread(
+                target=_keep_snapshots, args=(sandbox_url, stop), name="snapshots", daemon=True
+            ).start()
         os.environ.update({k: v for k, v in state.items() if k.isupper()})
         settings = settings_or_exit()
         upgrade_to_head(settings.database_url.get_secret_value())
         engine = create_engine(settings.database_url.get_secret_value())
-        stop = threading.Event()
         worker = build_worker(settings, engine)
         threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True).start()
-        first_admin = _seed_admin_center(settings, engine) if use_sandbox else None
+        first_admin = _seed_admin_center(settings, engine, seed=seed) if use_sandbox else None
 
         stripe_where = state.get("PAYDESK_STRIPE_API_BASE", "Stripe test mode")
         typer.echo(
@@ -169,7 +249,7 @@ def register(app: typer.Typer) -> None:
                         else []
                     ),
                     "  Try:            see README.md, 'Try the demo' (curl examples)",
-                    "  Stop:           Ctrl-C",
+                    "  Stop:           Ctrl-C or SIGTERM (the sandbox's state is saved)",
                     "",
                 ]
             )
@@ -185,7 +265,7 @@ def register(app: typer.Typer) -> None:
             )
         finally:
             stop.set()
-            if sandbox_server is not None:
-                sandbox_server.should_exit = True
-                time.sleep(0.5)
+            if sandbox is not None:
+                _stop_sandbox(*sandbox)
+                typer.echo(f"Sandbox state saved to {SANDBOX_SNAPSHOT}.")
             engine.dispose()
