@@ -150,17 +150,23 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _seed_admin_center(settings: Any, engine: Any, *, seed: bool) -> Any:
+def _seed_admin_center(settings: Any, engine: Any, *, seed: bool, notices: Any) -> Any:
     """First run only: the first admin now, the demo business in the background."""
     from paydesk import demo_seed
     from paydesk.stripe_gateway import build_gateway
+    from paydesk.web.notices import SeedProgress
 
     first_admin = demo_seed.create_first_admin(settings, engine)
     if first_admin is not None and seed:
+        notices.seed = SeedProgress(customers_total=200)
+
+        def echo(line: str) -> None:
+            typer.echo(f"{time.strftime('%H:%M:%S')} {line}")
+
         threading.Thread(
             target=demo_seed.seed_business,
             args=(settings, engine, build_gateway(settings)),
-            kwargs={"progress": typer.echo},
+            kwargs={"progress": echo, "tracker": notices.seed},
             name="demo-seed",
             daemon=True,
         ).start()
@@ -185,7 +191,9 @@ def register(app: typer.Typer) -> None:
         from paydesk.db.engine import create_engine
         from paydesk.db.migrate import upgrade_to_head
         from paydesk.web import create_app
+        from paydesk.web.notices import Notices
         from paydesk.webhooks.process import build_worker
+        from paydesk.webhooks.reconcile import build_reconciler
 
         base = f"http://{host}:{port}"
         use_sandbox = not os.environ.get("STRIPE_SECRET_KEY")
@@ -224,7 +232,20 @@ def register(app: typer.Typer) -> None:
         engine = create_engine(settings.database_url.get_secret_value())
         worker = build_worker(settings, engine)
         threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True).start()
-        first_admin = _seed_admin_center(settings, engine, seed=seed) if use_sandbox else None
+        notices = Notices()
+        reconciler = build_reconciler(settings, engine)
+        if reconciler is not None:
+            # The demo heals gaps quickly: its sandbox is local and cheap to list.
+            reconciler.every = min(reconciler.every, 30)
+            notices.reconciler = reconciler
+            threading.Thread(
+                target=reconciler.run, args=(stop,), name="reconciler", daemon=True
+            ).start()
+        first_admin = (
+            _seed_admin_center(settings, engine, seed=seed, notices=notices)
+            if use_sandbox
+            else None
+        )
 
         stripe_where = state.get("PAYDESK_STRIPE_API_BASE", "Stripe test mode")
         typer.echo(
@@ -256,7 +277,7 @@ def register(app: typer.Typer) -> None:
         )
         try:
             uvicorn.run(
-                create_app(settings, engine=engine),
+                create_app(settings, engine=engine, notices=notices),
                 host=host,
                 port=port,
                 log_config=None,
