@@ -26,7 +26,7 @@ from paydesk.web.api import (
 from paydesk.web.api import billing as billing_api
 from paydesk.web.api import webhooks as webhooks_api
 from paydesk.web.console import build_console
-from paydesk.web.errors import install_error_handlers
+from paydesk.web.errors import install_console_error_pages, install_error_handlers
 from paydesk.web.middleware import RequestContextMiddleware
 from paydesk.web.notices import Notices
 from paydesk.web.security import SecurityHeadersMiddleware
@@ -96,5 +96,8 @@ def create_app(
         admin_metrics.router,
     ):
         app.include_router(router)
-    app.mount("/admin", build_console(app))  # the Admin Center console (HTML)
+    console = build_console(app)  # the Admin Center console (HTML)
+    console.state.notices = app.state.notices  # its pages show the app's banners
+    install_console_error_pages(console)
+    app.mount("/admin", console)
     return app
