@@ -30,7 +30,7 @@ class SandboxConfig:
     webhook_retry_delays: tuple[float, ...] = (0.5, 3.0, 12.0, 30.0, 60.0)
     webhook_keep_retrying: bool = True
     webhook_timeout: float = 10.0
-    webhook_concurrency: int = 8
+    webhook_concurrency: int = 16
     async_delay: float = 1.0
     api_version: str = API_VERSION
     seed: int | None = None

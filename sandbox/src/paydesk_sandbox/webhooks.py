@@ -11,7 +11,7 @@ Delivering like Stripe:
   timeout, a refused connection or a half-read answer can never leave a pooled
   connection behind that poisons later deliveries (httpx's shared pool can end up
   answering every later request with ``PoolTimeout`` after a burst of timeouts);
-- at most ``config.webhook_concurrency`` attempts per endpoint are in flight, so a
+- at most ``config.webhook_concurrency`` (16) attempts per endpoint are in flight, so a
   slow endpoint is not stormed by thousands of parallel retries;
 - a non-2xx answer or a transport error is retried after each of
   ``config.webhook_retry_delays`` (Stripe's schedule of up to three days, compressed

@@ -230,7 +230,9 @@ def register(app: typer.Typer) -> None:
         settings = settings_or_exit()
         upgrade_to_head(settings.database_url.get_secret_value())
         engine = create_engine(settings.database_url.get_secret_value())
-        worker = build_worker(settings, engine)
+        # On SQLite a batch holds the one write turn while it applies (and re-fetches
+        # from Stripe): small batches let deliveries, pages and seeding in between.
+        worker = build_worker(settings, engine, batch_size=20 if settings.is_sqlite else 200)
         threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True).start()
         notices = Notices()
         reconciler = build_reconciler(settings, engine)

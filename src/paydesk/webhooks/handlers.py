@@ -146,7 +146,7 @@ class BatchFetcher:
         self._answers.clear()
 
 
-def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
+def gateway_fetcher(gateway: Any, *, rate: float = 10.0, max_wait: float = 2.0) -> Fetcher:
     """A ``Fetcher`` over a ``StripeGateway``'s ``retrieve_*`` methods."""
     return Fetcher(
         {
@@ -161,6 +161,7 @@ def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
             "invoice": gateway.retrieve_invoice,
         },
         rate=rate,
+        max_wait=max_wait,
     )
 
 

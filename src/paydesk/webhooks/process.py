@@ -740,7 +740,13 @@ def build_worker(
 
     fetcher = None
     if settings.stripe_secret_key is not None:
-        fetcher = gateway_fetcher(build_gateway(settings, observers=list(observers)))
+        # The fetch happens inside the batch's transaction: on SQLite that holds the
+        # database's one write turn, so an event over the rate limit is deferred at
+        # once instead of waiting for a token there.
+        fetcher = gateway_fetcher(
+            build_gateway(settings, observers=list(observers)),
+            max_wait=0.0 if engine.dialect.name == "sqlite" else 2.0,
+        )
     return Worker(
         engine,
         tier_of=tier_resolver(settings),

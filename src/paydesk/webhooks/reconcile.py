@@ -34,6 +34,7 @@ log = get_logger(__name__)
 
 STRIPE_KEEPS_DAYS = 30
 GRACE_SECONDS = 120
+FULL_PASS_SECONDS = 3600
 PAGE = 100
 
 
@@ -72,7 +73,8 @@ def find_gap(
     def flush() -> None:
         nonlocal missing, stored
         ids = [str(event.get("id")) for event in page]
-        with engine.connect() as connection:
+        # A read: on SQLite it needs no write turn (see paydesk.db.engine).
+        with engine.connect().execution_options(paydesk_read_only=True) as connection:
             known = set(
                 connection.scalars(
                     select(StripeEvent.event_id).where(StripeEvent.event_id.in_(ids))
@@ -127,6 +129,8 @@ class Reconciler:
         self._observe = observe
         self.last: Gap | None = None
         self.backfilled = 0
+        self._since: float | None = None
+        self._last_full = 0.0
 
     def run_once(self) -> Gap:
         """One comparison of the last 30 days; stores what is missing."""
