@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,20 +28,55 @@ DEMO_STATE = DEMO_DIR / "demo.json"
 SANDBOX_SNAPSHOT = DEMO_DIR / "sandbox-state.json"
 
 
-def _start_thread_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
-    import uvicorn
+SANDBOX_LOG = DEMO_DIR / "sandbox.log"
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+
+def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
+    # Linux: the sandbox gets SIGTERM (and saves its snapshot) if the demo dies hard.
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        return
+
+
+def _start_sandbox_process(port: int) -> subprocess.Popen[bytes]:
+    """The sandbox as a process of its own: its request handling and webhook
+    deliveries get a core of their own instead of sharing the demo's interpreter
+    lock with the API, the worker and the seeding.
+
+    Its own session, so a terminal's Ctrl-C reaches only the demo, which then stops
+    it with exactly one SIGTERM (a second signal would make uvicorn skip the
+    shutdown that saves the snapshot).
+    """
+    import httpx
+
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    log = SANDBOX_LOG.open("ab")
+    argv = [sys.executable, "-m", "paydesk_sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    # Our own interpreter and module, fixed arguments: nothing comes from input.
+    process = subprocess.Popen(  # noqa: S603
+        [*argv, "--snapshot", str(SANDBOX_SNAPSHOT)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,
     )
-    thread = threading.Thread(target=server.run, name=f"server-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+    log.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_sandbox/faults", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            typer.echo(f"paydesk: the sandbox did not start; see {SANDBOX_LOG}", err=True)
             raise typer.Exit(code=1)
-        time.sleep(0.02)
-    return server, thread
+        time.sleep(0.1)
 
 
 def _demo_state() -> dict[str, str]:
@@ -125,13 +163,16 @@ def _snapshot_now(sandbox_url: str) -> None:
         return  # the next round (or the shutdown) saves it
 
 
-def _stop_sandbox(server: Any, thread: threading.Thread, sandbox_state: Any) -> None:
-    """Stop the sandbox and make sure its snapshot is on disk (its lifespan saves it;
-    if it cannot finish in time, save from here: its loop no longer runs)."""
-    server.should_exit = True
-    thread.join(timeout=15)
-    if thread.is_alive():
-        sandbox_state.save()
+def _stop_sandbox(process: subprocess.Popen[bytes]) -> bool:
+    """One SIGTERM: the sandbox shuts down and its lifespan saves the snapshot
+    (atomically). True if it exited cleanly."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30) == 0
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return False
 
 
 def _exit_on_sigterm() -> None:
@@ -142,7 +183,6 @@ def _exit_on_sigterm() -> None:
     kills the process on the spot, skipping every ``finally`` (and the sandbox's
     snapshot); with this handler it becomes an exception that unwinds normally.
     """
-    import signal
 
     def handler(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -200,23 +240,15 @@ def register(app: typer.Typer) -> None:
         state = _demo_state() if use_sandbox else {}
         _exit_on_sigterm()
         stop = threading.Event()
-        sandbox: tuple[Any, threading.Thread, Any] | None = None
+        sandbox: subprocess.Popen[bytes] | None = None
         if use_sandbox:
-            from paydesk_sandbox.app import create_app as create_sandbox
-            from paydesk_sandbox.config import SandboxConfig
-            from paydesk_sandbox.state import SandboxState
-
-            DEMO_DIR.mkdir(parents=True, exist_ok=True)
             had_run = "STRIPE_WEBHOOK_SECRET" in state
-            sandbox_state = SandboxState(SandboxConfig(snapshot_path=SANDBOX_SNAPSHOT))
-            server, thread = _start_thread_server(
-                create_sandbox(state=sandbox_state), "127.0.0.1", sandbox_port
-            )
-            sandbox = (server, thread, sandbox_state)
+            snapshot_found = SANDBOX_SNAPSHOT.exists()
+            sandbox = _start_sandbox_process(sandbox_port)
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
             state["PAYDESK_STRIPE_API_BASE"] = sandbox_url
             recreated = _prepare_stripe(state, base)
-            if had_run and (recreated or not SANDBOX_SNAPSHOT.exists()):
+            if had_run and (recreated or not snapshot_found):
                 typer.echo(
                     f"The sandbox's saved state ({SANDBOX_SNAPSHOT}) was missing or stale: "
                     f"re-created {', '.join(recreated) or 'nothing'}. Objects of earlier runs "
@@ -289,6 +321,8 @@ def register(app: typer.Typer) -> None:
         finally:
             stop.set()
             if sandbox is not None:
-                _stop_sandbox(*sandbox)
-                typer.echo(f"Sandbox state saved to {SANDBOX_SNAPSHOT}.")
+                if _stop_sandbox(sandbox):
+                    typer.echo(f"Sandbox state saved to {SANDBOX_SNAPSHOT}.")
+                else:
+                    typer.echo(f"paydesk: the sandbox did not stop cleanly; see {SANDBOX_LOG}")
             engine.dispose()
