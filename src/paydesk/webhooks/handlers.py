@@ -51,6 +51,10 @@ TierOf = Callable[[str], str | None]
 class Deferred(PaydeskError):
     """The event cannot be applied yet (a prerequisite is missing); retry later."""
 
+
+class RefetchRateLimited(Deferred):
+    """No re-fetch token free: not the event's fault, so retried soon and never parked."""
+
     code = "deferred"
 
 
@@ -95,7 +99,7 @@ class Fetcher:
                     return
                 wait = (1 - self._tokens) / self._rate
             if time.monotonic() + wait > deadline:
-                raise Deferred("Stripe re-fetch rate limit reached; retrying later.")
+                raise RefetchRateLimited("Stripe re-fetch rate limit reached; retrying later.")
             time.sleep(wait)
 
     def fetch(self, object_type: str, object_id: str) -> Json | None:
