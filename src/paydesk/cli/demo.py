@@ -169,7 +169,8 @@ def _stop_sandbox(process: subprocess.Popen[bytes]) -> bool:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     try:
-        return process.wait(timeout=30) == 0
+        # uvicorn shuts down (saving the snapshot), then re-raises the signal it caught.
+        return process.wait(timeout=30) in (0, -signal.SIGTERM)
     except subprocess.TimeoutExpired:
         process.kill()
         return False
