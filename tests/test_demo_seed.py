@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from paydesk import demo_seed
 from paydesk.auth import accounts, tokens
 from paydesk.db.models import AdminUser, Customer, Payment, Refund, Subscription
+from paydesk.web.notices import Notices, SeedProgress
 from tests.support.stack import Stack
 
 
@@ -14,7 +15,28 @@ def test_first_admin_once_and_a_believable_business(stack: Stack) -> None:
     admin = demo_seed.create_first_admin(stack.settings, stack.engine)
     assert admin is not None
     assert demo_seed.create_first_admin(stack.settings, stack.engine) is None
-    demo_seed.seed_business(stack.settings, stack.engine, stack.gateway, customers=30)
+    tracker = SeedProgress()
+    lines: list[str] = []
+    seen_banners: list[str] = []
+    notices = Notices(seed=tracker)
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        seen_banners.extend(notices.banners())
+
+    demo_seed.seed_business(
+        stack.settings,
+        stack.engine,
+        stack.gateway,
+        customers=30,
+        progress=progress,
+        tracker=tracker,
+    )
+    assert tracker.done
+    assert (tracker.customers_done, tracker.month) == (30, demo_seed.HISTORY_MONTHS)
+    assert lines[-1].startswith("demo data ready: 30 customers, 5 months of history in ")
+    assert any(b.startswith("Seeding demo data: ") and ", month " in b for b in seen_banners)
+    assert notices.banners() == []  # done: the banner goes away
     with stack.sessions() as session:
         user = session.scalars(select(AdminUser)).one()
         assert user.role == "admin"

@@ -156,12 +156,46 @@ def check_database(settings: Settings) -> Check:
     return Check("PASS", "Database", f"at head revision {head}")
 
 
+def check_event_gap(
+    settings: Settings, gateway: StripeGateway, *, grace_seconds: float | None = None
+) -> Check:
+    """Every event Stripe kept (30 days, older than a short grace) is in the inbox."""
+    from paydesk.webhooks.reconcile import GRACE_SECONDS, find_gap, since_window
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        gap = find_gap(
+            engine,
+            gateway.iter_events(since_window()),  # type: ignore[arg-type]
+            store=False,
+            grace_seconds=GRACE_SECONDS if grace_seconds is None else grace_seconds,
+        )
+    except (SQLAlchemyError, PaydeskError) as exc:
+        return Check("WARN", "Webhook events", f"not compared ({type(exc).__name__})")
+    finally:
+        engine.dispose()
+    if gap.missing:
+        return Check(
+            "WARN",
+            "Webhook events",
+            f"{gap.summary} (of {gap.listed} Stripe kept for 30 days)",
+            "the worker's reconciler stores them within PAYDESK_RECONCILE_SECONDS; "
+            "or run `paydesk events backfill --since 30d`",
+        )
+    return Check("PASS", "Webhook events", gap.summary)
+
+
 def run_checks(
     settings: Settings, gateway_factory: Callable[[Settings], StripeGateway]
 ) -> list[Check]:
     """Every check, in the order the guide's troubleshooting reads."""
     checks = list(check_keys(settings))
+    gateway = None
     if settings.stripe_secret_key is not None:
-        checks += list(check_stripe(settings, gateway_factory(settings)))
-    checks.append(check_database(settings))
+        gateway = gateway_factory(settings)
+        checks += list(check_stripe(settings, gateway))
+    database = check_database(settings)
+    checks.append(database)
+    if gateway is not None and database.status == "PASS":
+        checks.append(check_event_gap(settings, gateway))
     return checks

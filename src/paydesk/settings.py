@@ -95,6 +95,8 @@ class Settings(BaseModel):
     metrics_cache_seconds: int = 5
     # Port of `paydesk worker`'s own /metrics (None: not served).
     worker_metrics_port: int | None = None
+    # How often the worker compares Stripe's /v1/events with the inbox (reconcile.py).
+    reconcile_seconds: int = 60
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -326,6 +328,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         worker_metrics_port=(
             _parse_port("PAYDESK_WORKER_METRICS_PORT", raw_worker_port) if raw_worker_port else None
         ),
+        reconcile_seconds=_parse_positive("PAYDESK_RECONCILE_SECONDS", env_vars, 60),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.servers import free_port
 
@@ -118,3 +120,88 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
     assert f"API:            {base}" in output
     assert "sk_test_demo" not in output
     assert (tmp_path / "var" / "sandbox-state.json").exists(), "the sandbox keeps its state"
+
+
+def _start_demo(cwd: Path, port: int, sandbox_port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAYDESK_"))}
+    argv = ["demo", "--no-seed", "--port", str(port), "--sandbox-port", str(sandbox_port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paydesk", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True).start()
+    wait_for(f"http://127.0.0.1:{port}/readyz")
+    return process, lines
+
+
+def _sandbox_objects(sandbox_port: int, kind: str) -> list[dict[str, object]]:
+    key = json.loads((Path("var") / "demo.json").read_text())["STRIPE_SECRET_KEY"]
+    response = httpx.get(f"http://127.0.0.1:{sandbox_port}/v1/{kind}", auth=(key, ""))
+    return list(response.json()["data"])
+
+
+def test_sigterm_keeps_the_sandbox_and_a_lost_snapshot_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    port, sandbox_port = free_port(), free_port()
+    snapshot = tmp_path / "var" / "sandbox-state.json"
+
+    process, lines = _start_demo(tmp_path, port, sandbox_port)
+    key = json.loads((tmp_path / "var" / "demo.json").read_text())["STRIPE_SECRET_KEY"]
+    customer = httpx.post(
+        f"http://127.0.0.1:{sandbox_port}/v1/customers",
+        data={"email": "kept@example.com"},
+        auth=(key, ""),
+    ).json()
+    endpoints = _sandbox_objects(sandbox_port, "webhook_endpoints")
+    prices = {p["id"] for p in _sandbox_objects(sandbox_port, "prices")}
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    saved = json.loads(snapshot.read_bytes())
+    assert customer["id"] in saved["objects"]["customer"], "SIGTERM saved the sandbox"
+    assert not list((tmp_path / "var").glob("*.tmp"))
+
+    process, lines = _start_demo(tmp_path, port, sandbox_port)
+    try:
+        assert _sandbox_objects(sandbox_port, "webhook_endpoints") == endpoints
+        assert {p["id"] for p in _sandbox_objects(sandbox_port, "prices")} == prices
+        ids = {c["id"] for c in _sandbox_objects(sandbox_port, "customers")}
+        assert customer["id"] in ids
+        assert not any("missing or stale" in line for line in lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+    snapshot.unlink()
+    process, lines = _start_demo(tmp_path, port, sandbox_port)
+    try:
+        (endpoint,) = _sandbox_objects(sandbox_port, "webhook_endpoints")
+        assert endpoint["url"] == f"http://127.0.0.1:{port}/api/webhooks/stripe"
+        assert len(_sandbox_objects(sandbox_port, "prices")) == 3
+        assert any("missing or stale" in line for line in lines), lines
+        # The new endpoint's secret is the one the demo verifies with: events arrive.
+        httpx.post(
+            f"http://127.0.0.1:{sandbox_port}/v1/customers",
+            data={"email": "new@example.com"},
+            auth=(key, ""),
+        )
+        database = tmp_path / "var" / "paydesk.db"
+        deadline = time.monotonic() + 60
+        while True:
+            with sqlite3.connect(database) as connection:
+                types = {t for (t,) in connection.execute("SELECT type FROM stripe_events")}
+            if "customer.created" in types:
+                break
+            assert time.monotonic() < deadline, types
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert snapshot.exists()

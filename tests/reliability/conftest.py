@@ -33,7 +33,10 @@ AREAS = [
     "secrets",  # last: it inspects what everything before it left behind
 ]
 HERE = Path(__file__).parent
-REPORT_PATH = Path("var") / "reliability.json"
+# The suite's own output directory: never the demo's var/, whose database and keys a
+# user's `make demo` left there on purpose (the secrets scan reads this directory).
+OUTPUT_DIR = HERE.parents[1] / "test-output"
+REPORT_PATH = OUTPUT_DIR / "reliability.json"
 
 
 @dataclass(frozen=True)

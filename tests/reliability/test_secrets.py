@@ -12,7 +12,8 @@ Runs after every other reliability area (the conftest sorts it last), in two par
    TOTP key on the enrolment page, recovery codes after it, a new API token, the
    session cookie being set) are allowed exactly where they belong.
 2. what the whole session left behind: the captured output of every test, the files
-   under pytest's base temporary directory and under var/, searched for the secrets
+   under pytest's base temporary directory and the suite's test-output/ (never the
+   demo's var/), searched for the secrets
    of part 1, the suite's own fixture secrets and anything shaped like a Stripe
    secret key, webhook secret, Admin API token or test card number.
 """
@@ -466,7 +467,9 @@ def test_nothing_the_session_left_behind_holds_a_secret(
         sections += 1
         captured_bytes += len(content)
     files = file_bytes = 0
-    roots = [tmp_path_factory.getbasetemp(), ROOT / "var"]
+    # The suite's own directories only: a user's demo keeps its keys and database in
+    # var/ on purpose, and tests neither write there nor depend on what it holds.
+    roots = [tmp_path_factory.getbasetemp(), reliability.OUTPUT_DIR]
     for root in roots:
         if not root.exists():
             continue

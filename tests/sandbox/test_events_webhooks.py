@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 import stripe
-from sandbox_testkit import WebhookReceiver
+from sandbox_testkit import WebhookReceiver, make_client
 
-from paydesk_sandbox.server import RunningSandbox
+from paydesk_sandbox.config import SandboxConfig
+from paydesk_sandbox.server import RunningSandbox, running_sandbox
 
 
 def _pay(client: stripe.StripeClient, pm: str = "pm_card_visa") -> stripe.PaymentIntent:
@@ -119,19 +121,46 @@ def test_retries_until_success(
     assert stored.pending_webhooks == 0
 
 
-def test_gives_up_after_the_configured_retries(
+def test_keeps_retrying_past_the_schedule_until_the_endpoint_is_disabled(
     sandbox: RunningSandbox, stripe_client: stripe.StripeClient, webhook_receiver: WebhookReceiver
 ) -> None:
-    webhook_receiver.register(stripe_client, ["customer.created"])
-    webhook_receiver.fail_next = 100
+    endpoint = webhook_receiver.register(stripe_client, ["customer.created"])
+    webhook_receiver.fail_next = 10_000
     stripe_client.v1.customers.create()
     deadline = time.monotonic() + 60  # generous: a loaded CI machine is slow
-    while time.monotonic() < deadline and webhook_receiver.requests < 4:
+    while time.monotonic() < deadline and webhook_receiver.requests < 8:
         time.sleep(0.05)
-    time.sleep(0.5)
-    assert webhook_receiver.requests == 4  # first try + 3 retries (conftest's delays)
+    # first try + 3 listed retries (conftest's delays), then the last delay repeats
+    assert webhook_receiver.requests >= 8
+    body = httpx.get(f"{sandbox.url}/_sandbox/deliveries").json()
+    assert body["owed"] == 1
+    (failing,) = body["failing"]
+    assert failing["endpoint"] == endpoint.id
+    assert failing["attempts"] >= 8
+    assert failing["last_error"] == "HTTP 500"
     event = stripe_client.v1.events.list().data[0]
     assert event.pending_webhooks == 1
+
+    stripe_client.v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    time.sleep(0.5)
+    stopped_at = webhook_receiver.requests
+    time.sleep(0.5)
+    assert webhook_receiver.requests == stopped_at  # disabling stops the retries
+    assert httpx.get(f"{sandbox.url}/_sandbox/deliveries").json()["owed"] == 0
+
+
+def test_gives_up_after_the_schedule_when_told_to(webhook_receiver: WebhookReceiver) -> None:
+    config = SandboxConfig(webhook_retry_delays=(0.05, 0.1, 0.2), webhook_keep_retrying=False)
+    with running_sandbox(config) as running:
+        client = make_client(running.url)
+        webhook_receiver.register(client, ["customer.created"])
+        webhook_receiver.fail_next = 100
+        client.v1.customers.create()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and webhook_receiver.requests < 4:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert webhook_receiver.requests == 4  # first try + 3 retries
 
 
 def test_unreachable_endpoint_is_logged(
@@ -146,8 +175,31 @@ def test_unreachable_endpoint_is_logged(
     while time.monotonic() < deadline and len(rows) < 4:
         rows = httpx.get(f"{sandbox.url}/_sandbox/deliveries").json()["data"]
         time.sleep(0.05)
-    assert len(rows) == 4
+    assert len(rows) >= 4
     assert all(r["status"] is None and r["error"] for r in rows)
+
+
+def test_owed_deliveries_survive_a_restart(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    snapshot = tmp_path / "sandbox.json"
+    config = SandboxConfig(
+        snapshot_path=snapshot, webhook_retry_delays=(0.05, 0.1), webhook_timeout=1.0
+    )
+    with running_sandbox(config) as first:
+        client = make_client(first.url)
+        webhook_receiver.register(client, ["customer.created"])
+        webhook_receiver.fail_next = 10_000
+        customer = client.v1.customers.create()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and webhook_receiver.requests < 2:
+            time.sleep(0.05)
+    assert not list(tmp_path.glob("*.tmp")), "the snapshot is written through a renamed temp file"
+    webhook_receiver.fail_next = 0
+    with running_sandbox(config) as second:
+        (event,) = webhook_receiver.wait_for("customer.created", timeout=15)
+        assert event.data.object["id"] == customer.id
+        assert httpx.get(f"{second.url}/_sandbox/deliveries").json()["owed"] == 0
 
 
 def test_disabled_endpoint_gets_nothing(

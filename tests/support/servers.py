@@ -122,7 +122,9 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-c", _ZYGOTE],
             env=env,
-            cwd=REPO,
+            # Never the checkout: a command's relative defaults (sqlite:///var/paydesk.db,
+            # the demo's var/) must not land in, or read, what a user's demo keeps there.
+            cwd=log_dir,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=(log_dir / "zygote.log").open("ab"),

@@ -224,3 +224,23 @@ def test_sandbox_delivery_of_an_unknown_type_is_kept_and_ignored(live_all: Live)
     assert statuses["customer.subscription.created"] == "processed"
     assert statuses["invoice.paid"] == "processed"
     assert "failed" not in statuses.values()
+
+
+def test_cli_backfill_stores_price_events_with_decimal_fields(quiet: Live) -> None:
+    """The SDK turns ``unit_amount_decimal`` into a Decimal: backfill stores it as sent."""
+    from paydesk.billing.tiers import bootstrap_plans
+
+    prices = bootstrap_plans(quiet.gateway)
+    created = [e for e in quiet.gateway.iter_events({}) if e["type"] == "price.created"]
+    assert len(created) == len(prices) == 3
+    assert all(isinstance(e["data"]["object"]["unit_amount_decimal"], str) for e in created)
+
+    filled = paydesk("events", "backfill", "--since", "1d", env=cli_env(quiet))
+    assert filled.returncode == 0, filled.stderr
+    stored = {row.event_id: row for row in quiet.stored()}
+    for event in created:
+        payload = orjson.loads(stored[event["id"]].payload)
+        assert (
+            payload["data"]["object"]["unit_amount_decimal"]
+            == (event["data"]["object"]["unit_amount_decimal"])
+        )

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import Payment, StripeEvent
+from paydesk.db.models.base import utcnow
 from paydesk.errors import NotFound
 from paydesk.settings import load_settings
 from paydesk.stripe_gateway import build_gateway
@@ -208,3 +209,43 @@ def test_batch_fetcher_answers_do_not_spend_the_rate_limit() -> None:
     with pytest.raises(Deferred):
         batch.fetch("customer", "cus_2")  # the refusal was not kept as an answer
     assert fetcher.fetched == 1
+
+
+def test_waiting_for_the_refetch_rate_limit_never_parks_an_event(
+    sandbox: RunningSandbox, migrated_url: str, engine: Engine
+) -> None:
+    pi_id = stripe_payment(sandbox)
+    now = int(time.time())
+    worker, _calls = sandbox_worker(sandbox, migrated_url, engine, max_attempts=2)
+    store(engine, event_dict("payment_intent.succeeded", payment_intent(pi_id), created=now))
+    assert worker.run_once() == 1
+    assert worker._fetcher is not None
+    # No token will free up during this test: every re-fetch is refused at once.
+    worker._fetcher._tokens, worker._fetcher._rate, worker._fetcher._max_wait = 0.0, 1e-9, 0.0
+    late = event_dict(
+        "payment_intent.created",
+        payment_intent(pi_id, status="requires_payment_method"),
+        created=now - 100,
+    )
+    store(engine, late)
+    for _ in range(5):  # well past max_attempts
+        with engine.begin() as connection:  # due again now (the wait is a few seconds)
+            connection.execute(
+                StripeEvent.__table__.update()
+                .where(StripeEvent.event_id == late["id"])
+                .values(next_attempt_at=utcnow())
+            )
+        worker.run_once()
+    row = event_row(engine, late["id"])
+    assert (row.status, row.attempts) == ("pending", 5)
+    assert row.last_error is not None
+    assert "rate limit" in row.last_error
+    worker._fetcher._rate, worker._fetcher._tokens = 10.0, 5.0  # tokens again
+    with engine.begin() as connection:
+        connection.execute(
+            StripeEvent.__table__.update()
+            .where(StripeEvent.event_id == late["id"])
+            .values(next_attempt_at=utcnow())
+        )
+    assert worker.run_once() == 1
+    assert event_row(engine, late["id"]).outcome == "refetched"

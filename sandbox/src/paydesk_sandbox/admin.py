@@ -1,7 +1,9 @@
 """Sandbox-only routes under ``/_sandbox`` (no Stripe equivalent, no auth).
 
 - ``POST /_sandbox/reset``: forget everything (objects, events, idempotency keys).
-- ``GET /_sandbox/deliveries[?endpoint=we_…]``: the webhook delivery log.
+- ``GET /_sandbox/deliveries[?endpoint=we_…]``: the webhook delivery log (every
+  attempt, ``data``) and the deliveries still owed after a failure (``failing``:
+  attempts, last error, next attempt), with ``owed``: how many are not acknowledged.
 - ``POST /_sandbox/snapshot``: write the state to the configured snapshot file.
 - ``POST /_sandbox/clock`` ``advance=<seconds>``: move the sandbox clock forward.
 - ``GET /_sandbox/faults``: the fault mode's settings and counters of injected faults.
@@ -38,7 +40,17 @@ def deliveries(ctx: Ctx) -> Json:
     endpoint = ctx.params.string("endpoint")
     log = ctx.state.deliverer.log if ctx.state.deliverer is not None else []
     rows = [d for d in log if endpoint is None or d["endpoint"] == endpoint]
-    return {"object": "list", "data": rows, "has_more": False, "url": "/_sandbox/deliveries"}
+    deliverer = ctx.state.deliverer
+    owed = deliverer.owed_pairs() if deliverer is not None else []
+    failing = deliverer.failing() if deliverer is not None else []
+    return {
+        "object": "list",
+        "data": rows,
+        "has_more": False,
+        "url": "/_sandbox/deliveries",
+        "owed": sum(1 for pair in owed if endpoint is None or pair[0] == endpoint),
+        "failing": [f for f in failing if endpoint is None or f["endpoint"] == endpoint],
+    }
 
 
 @router.internal("POST", "/_sandbox/snapshot")

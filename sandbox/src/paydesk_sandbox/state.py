@@ -8,6 +8,7 @@ await while mutating, so no locks are needed.
 
 from __future__ import annotations
 
+import os
 import random
 import string
 import time
@@ -36,6 +37,9 @@ class Deliverer(Protocol):
 
     def submit(self, event: Json) -> None:
         """Queue ``event`` for every enabled endpoint that wants it."""
+
+    def owed_pairs(self) -> list[tuple[str, str]]:
+        """(endpoint id, event id) of every delivery not yet made, for the snapshot."""
 
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -82,6 +86,8 @@ class SandboxState:
         # The request being handled (set by the dispatcher) so events can carry it.
         self.current_request: Json | None = None
         self.deliverer: Deliverer | None = None
+        # Deliveries owed when the snapshot was written, resent by the next deliverer.
+        self.owed_deliveries: list[tuple[str, str]] = []
         self.listeners: dict[str, list[Listener]] = {}
         self.expanders: dict[tuple[str, str], Expander] = {}
         self._pending_calls: list[tuple[float, Callable[[], None]]] = []
@@ -200,11 +206,19 @@ class SandboxState:
         self.private.clear()
         self.idempotency.clear()
         self.clock_offset = 0
+        self.owed_deliveries = []
 
     def snapshot(self) -> bytes:
-        """Serialized state (objects, private data, clock)."""
+        """Serialized state (objects, private data, clock, webhook deliveries owed)."""
+        owed = self.deliverer.owed_pairs() if self.deliverer is not None else []
         return orjson.dumps(
-            {"objects": self.objects, "private": self.private, "clock_offset": self.clock_offset}
+            {
+                "objects": self.objects,
+                "private": self.private,
+                "clock_offset": self.clock_offset,
+                "owed_deliveries": [*self.owed_deliveries, *owed],
+                "saved_at": int(time.time()),
+            }
         )
 
     def restore(self, raw: bytes) -> None:
@@ -213,13 +227,22 @@ class SandboxState:
         self.objects = data.get("objects", {})
         self.private = data.get("private", {})
         self.clock_offset = int(data.get("clock_offset", 0))
+        self.owed_deliveries = [
+            (str(endpoint), str(event)) for endpoint, event in data.get("owed_deliveries", [])
+        ]
 
     def save(self, path: Path | None = None) -> Path | None:
-        """Write the snapshot to ``path`` (default: the configured one)."""
+        """Write the snapshot to ``path`` (default: the configured one), atomically:
+        a temporary file beside it, flushed to disk, then renamed over the old one, so
+        a crash mid-write leaves the previous snapshot whole."""
         target = path or self.config.snapshot_path
         if target is not None:
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_bytes(self.snapshot())
+            data = self.snapshot()
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             tmp.replace(target)
         return target
 

@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         from paydesk.logs import get_logger
         from paydesk.webhooks.metrics import WorkerMetrics, serving_metrics
         from paydesk.webhooks.process import build_worker
+        from paydesk.webhooks.reconcile import build_reconciler
 
         settings = settings_or_exit()
         log = get_logger("paydesk.worker")
@@ -100,6 +101,11 @@ def register(app: typer.Typer) -> None:
 
                 signal.signal(signal.SIGTERM, request_stop)
                 signal.signal(signal.SIGINT, request_stop)
+                reconciler = build_reconciler(settings, engine, observe=metrics.observe_gap)
+                if reconciler is not None:
+                    threading.Thread(
+                        target=reconciler.run, args=(stop,), name="reconciler", daemon=True
+                    ).start()
                 runner.run(stop, idle_seconds=idle)
         finally:
             engine.dispose()

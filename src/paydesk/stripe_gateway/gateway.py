@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 
@@ -59,6 +60,24 @@ def _raise(exc: stripe.StripeError) -> NoReturn:
 
 def _plain(obj: stripe.StripeObject) -> Json:
     return obj.to_dict(recursive=True)
+
+
+def _wire(value: Any) -> Any:
+    """``value`` as Stripe sent it: the SDK parses ``decimal_string`` fields (a price's
+    ``unit_amount_decimal``) into ``Decimal``, which is a string on the wire and in a
+    delivered event, and which no JSON encoder writes."""
+    if isinstance(value, dict):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wire(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _event(obj: stripe.StripeObject) -> Json:
+    """An event as plain JSON, exactly as a webhook delivery would carry it."""
+    return _wire(_plain(obj))  # type: ignore[no-any-return]
 
 
 class StripeGateway:
@@ -322,14 +341,14 @@ class StripeGateway:
         try:
             page = self._client.v1.events.list({**params, "limit": 100})
             for event in page.auto_paging_iter():
-                yield _plain(event)
+                yield _event(event)
         except stripe.StripeError as exc:
             _raise(exc)
 
     def retrieve_event(self, event_id: str) -> Json:
         """Retrieve an event."""
         try:
-            return _plain(self._client.v1.events.retrieve(event_id))
+            return _event(self._client.v1.events.retrieve(event_id))
         except stripe.StripeError as exc:
             _raise(exc)
 

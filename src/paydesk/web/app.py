@@ -26,8 +26,9 @@ from paydesk.web.api import (
 from paydesk.web.api import billing as billing_api
 from paydesk.web.api import webhooks as webhooks_api
 from paydesk.web.console import build_console
-from paydesk.web.errors import install_error_handlers
+from paydesk.web.errors import install_console_error_pages, install_error_handlers
 from paydesk.web.middleware import RequestContextMiddleware
+from paydesk.web.notices import Notices
 from paydesk.web.security import SecurityHeadersMiddleware
 
 
@@ -41,7 +42,9 @@ class PaydeskApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, engine: Engine | None = None, notices: Notices | None = None
+) -> FastAPI:
     """Build the Paydesk ASGI app from ``settings``.
 
     ``engine`` may be given by the caller (tests, the demo) to share one pool;
@@ -65,6 +68,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.notices = notices or Notices()
     app.state.engine = db_engine
     app.state.sessions = session_factory(db_engine)
     install_error_handlers(app)
@@ -92,5 +96,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         admin_metrics.router,
     ):
         app.include_router(router)
-    app.mount("/admin", build_console(app))  # the Admin Center console (HTML)
+    console = build_console(app)  # the Admin Center console (HTML)
+    console.state.notices = app.state.notices  # its pages show the app's banners
+    install_console_error_pages(console)
+    app.mount("/admin", console)
     return app

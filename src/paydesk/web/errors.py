@@ -11,13 +11,14 @@ shape here, so a client can always rely on ``error.code``.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -261,6 +262,86 @@ def document_common_errors(openapi: dict[str, Any]) -> dict[str, Any]:
                 )
             operation["responses"] = dict(sorted(responses.items()))
     return openapi
+
+
+# A console error page that needs nothing but the request: no template environment,
+# no settings, no session, no database (which is what may have failed).
+_PLAIN_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Paydesk Admin</title>
+<link rel="stylesheet" href="{prefix}/static/console.css">
+</head>
+<body>
+<header class="top"><span class="brand">Paydesk</span></header>
+<main id="main">
+<h1>{title}</h1>
+<p class="error" role="alert">{message}</p>
+<dl class="facts">
+  <dt>Code</dt><dd><code>{code}</code></dd>
+  <dt>Request id</dt><dd><code>{request_id}</code></dd>
+</dl>
+<p><a href="{here}">Try again</a> · <a href="{prefix}">Dashboard</a></p>
+</main>
+</body>
+</html>
+"""
+
+
+def plain_error_page(
+    request: Request, status: int, code: str, title: str, message: str
+) -> HTMLResponse:
+    """A styled console error page with the request id, built from the request alone."""
+    prefix = str(request.scope.get("root_path", "")).rstrip("/") or "/admin"
+    body = _PLAIN_PAGE.format(
+        title=html.escape(title),
+        message=html.escape(message),
+        code=html.escape(code),
+        request_id=html.escape(str(getattr(request.state, "request_id", None) or "-")),
+        prefix=html.escape(prefix),
+        here=html.escape(request.url.path),
+    )
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"} if status == 503 else None
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+async def _console_database_error(request: Request, exc: Exception) -> HTMLResponse:
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__)
+    log.warning("database_unavailable", error_type=type(exc).__name__, reason=reason)
+    return plain_error_page(
+        request,
+        503,
+        "database_unavailable",
+        "The database is busy or unavailable",
+        "This page could not be read from the database just now; nothing was changed. "
+        "Retry in a few seconds.",
+    )
+
+
+async def _console_internal_error(request: Request, _exc: Exception) -> HTMLResponse:
+    # Starlette logs and re-raises the exception after this page is sent.
+    return plain_error_page(
+        request,
+        500,
+        "internal_error",
+        "Something went wrong",
+        "An unexpected error occurred; it was logged with the request id below.",
+    )
+
+
+def install_console_error_pages(console: FastAPI) -> None:
+    """Database outages on console pages: a plain 503 page, never a half-sent 500.
+
+    Registered on the console's own app (a mounted app answers its errors itself:
+    left to the parent, a database error becomes Starlette's bare 500 and then a
+    "response already started" error).
+    """
+    console.add_exception_handler(OperationalError, _console_database_error)
+    console.add_exception_handler(PoolTimeoutError, _console_database_error)
+    console.add_exception_handler(InterfaceError, _console_database_error)
+    console.add_exception_handler(Exception, _console_internal_error)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -51,6 +51,10 @@ TierOf = Callable[[str], str | None]
 class Deferred(PaydeskError):
     """The event cannot be applied yet (a prerequisite is missing); retry later."""
 
+
+class RefetchRateLimited(Deferred):
+    """No re-fetch token free: not the event's fault, so retried soon and never parked."""
+
     code = "deferred"
 
 
@@ -95,7 +99,7 @@ class Fetcher:
                     return
                 wait = (1 - self._tokens) / self._rate
             if time.monotonic() + wait > deadline:
-                raise Deferred("Stripe re-fetch rate limit reached; retrying later.")
+                raise RefetchRateLimited("Stripe re-fetch rate limit reached; retrying later.")
             time.sleep(wait)
 
     def fetch(self, object_type: str, object_id: str) -> Json | None:
@@ -146,7 +150,7 @@ class BatchFetcher:
         self._answers.clear()
 
 
-def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
+def gateway_fetcher(gateway: Any, *, rate: float = 10.0, max_wait: float = 2.0) -> Fetcher:
     """A ``Fetcher`` over a ``StripeGateway``'s ``retrieve_*`` methods."""
     return Fetcher(
         {
@@ -161,6 +165,7 @@ def gateway_fetcher(gateway: Any, *, rate: float = 10.0) -> Fetcher:
             "invoice": gateway.retrieve_invoice,
         },
         rate=rate,
+        max_wait=max_wait,
     )
 
 

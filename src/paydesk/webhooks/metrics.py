@@ -30,6 +30,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -41,6 +42,7 @@ from paydesk import __version__
 from paydesk.analytics.prometheus import StripeCallMetrics
 from paydesk.logs import get_logger
 from paydesk.webhooks.process import Worker
+from paydesk.webhooks.reconcile import Gap
 
 log = get_logger(__name__)
 
@@ -71,7 +73,29 @@ class WorkerMetrics:
         )
         for result in BATCH_RESULTS:
             self.batches.labels(result)
+        self.events_missing = Gauge(
+            "paydesk_webhook_events_missing",
+            "Events Stripe lists (last 30 days, older than the grace period) that the inbox "
+            "lacked at the reconciler's last comparison; they are backfilled at once.",
+            registry=self.registry,
+        )
+        self.events_backfilled = Counter(
+            "paydesk_webhook_events_backfilled",
+            "Events the reconciler found missing and stored (source backfill).",
+            registry=self.registry,
+        )
+        self.reconciled_at = Gauge(
+            "paydesk_webhook_reconcile_last_success_timestamp_seconds",
+            "When the reconciler last compared Stripe's events with the inbox.",
+            registry=self.registry,
+        )
         self._worker: Worker | None = None
+
+    def observe_gap(self, gap: Gap) -> None:
+        """Reconciler observer: export one comparison's result."""
+        self.events_missing.set(gap.missing)
+        self.events_backfilled.inc(gap.stored)
+        self.reconciled_at.set(gap.at)
 
     def observe_batch(self, result: str, seconds: float, _size: int) -> None:
         """Worker batch observer: count and time one batch."""

@@ -25,6 +25,7 @@ REQUIRED = {
     "PaydeskWorkerLeaseLost",
     "PaydeskWorkerRoundFailures",
     "PaydeskWorkerReleaseFailures",
+    "PaydeskWebhookEventsMissing",
 }
 
 
