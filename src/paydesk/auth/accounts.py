@@ -11,7 +11,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +34,30 @@ from paydesk.settings import Settings
 
 # argon2id with the library's RFC 9106 "low memory" profile defaults.
 _HASHER = PasswordHasher()
+# Every argon2 hash holds ``memory_cost`` KiB (64 MiB) while it runs: a burst of
+# parallel sign-ins would hold that many times over (32 wrong passwords grew the
+# process by ~1.2 GB, the pod's limit is 512 Mi). At most this much memory is spent
+# on hashing at once; a request finding every slot busy waits a moment, then gets 429.
+HASH_MEMORY_BUDGET_KIB = 96 * 1024
+HASH_SLOTS = max(1, HASH_MEMORY_BUDGET_KIB // _HASHER.memory_cost)
+HASH_WAIT_SECONDS = 2.0
+# Process-wide on purpose: the memory it guards is the process's.
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+@contextmanager
+def _hash_slot() -> Iterator[None]:
+    if not _hash_slots.acquire(timeout=HASH_WAIT_SECONDS):
+        raise RateLimited(
+            "Too many sign-ins are being checked right now; retry in a few seconds.",
+            code="sign_in_busy",
+        )
+    try:
+        yield
+    finally:
+        _hash_slots.release()
+
+
 # Verified against when the email is unknown, so timing does not reveal accounts.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 12
@@ -78,7 +105,8 @@ def check_password_rules(password: str, *, field: str = "password") -> None:
 def hash_password(password: str) -> str:
     """argon2id hash of ``password`` (checked against the rules first)."""
     check_password_rules(password)
-    return _HASHER.hash(password)
+    with _hash_slot():
+        return _HASHER.hash(password)
 
 
 def generate_password() -> str:
@@ -316,15 +344,18 @@ def check_password(
     if user.disabled_at is not None:
         raise _fail(session, settings, email, source_address, "disabled")
     if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
+        with _hash_slot():
+            user.password_hash = _HASHER.hash(password)
     return user
 
 
 def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    """argon2 check inside a hash slot (``RateLimited`` when none frees up in time)."""
+    with _hash_slot():
+        try:
+            return _HASHER.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def signed_in(
@@ -397,7 +428,8 @@ def change_password(
             code="password_unchanged",
             field="new_password",
         )
-    user.password_hash = _HASHER.hash(new)
+    with _hash_slot():
+        user.password_hash = _HASHER.hash(new)
     user.failed_logins = 0
     others = select(AdminSession).where(
         AdminSession.user_id == user.id, AdminSession.revoked_at.is_(None)
