@@ -23,7 +23,8 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from paydesk.auth import audit, roles
 from paydesk.auth.keys import decrypt, derived_key, encrypt, keyed_digest
@@ -503,7 +504,17 @@ def check_second_factor(
 
 
 def start_enrolment(settings: Settings, user: AdminUser, *, seed: str | None = None) -> str:
-    """Give ``user`` a (not yet enabled) TOTP seed, fresh unless given; returns it."""
+    """Give ``user`` a (not yet enabled) TOTP seed, fresh unless given; returns it.
+
+    Refused (``Conflict``) once the account has a confirmed seed: a stale enrolment
+    session (opened before the owner enrolled) must not replace their two-factor.
+    Only ``reset_two_factor`` clears a confirmed seed.
+    """
+    if user.totp_enabled:
+        raise Conflict(
+            "Two-factor is already set up for this account; sign in with its code.",
+            code="two_factor_already_enrolled",
+        )
     seed = seed or pyotp.random_base32()
     user.totp_secret_encrypted = encrypt(settings, seed)
     user.totp_enabled = False
@@ -555,9 +566,28 @@ def verify_totp(
         if step <= user.totp_last_step:
             continue
         if secrets.compare_digest(totp.generate_otp(step), code):
-            user.totp_last_step = step
-            return True
+            return _claim_step(user, step)
     return False
+
+
+def _claim_step(user: AdminUser, step: int) -> bool:
+    """Record ``step`` as used, atomically: of concurrent requests sending the same
+    code, exactly one moves the column forward (the others wait for its row lock and
+    then find it moved), so one code never opens two sessions."""
+    session = object_session(user)
+    if session is None:  # a detached row (no database to race): plain assignment
+        user.totp_last_step = step
+        return True
+    moved = session.execute(
+        update(AdminUser)
+        .where(AdminUser.id == user.id, AdminUser.totp_last_step < step)
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def issue_recovery_codes(session: Session, settings: Settings, user: AdminUser) -> list[str]:

@@ -1,0 +1,108 @@
+"""Two-factor under attack: one TOTP step signs in once even when sent concurrently, and
+a stale enrolment session cannot replace an enrolled account's seed."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from paydesk.auth import accounts
+from paydesk.db.engine import create_engine, session_factory
+from paydesk.errors import Conflict
+from paydesk.settings import load_settings
+from paydesk.web import create_app
+from tests.support.admins import PASSWORD, make_admin
+from tests.support.databases import migrated_throwaway_postgres
+from tests.support.servers import serve_in_thread
+from tests.support.stack import Stack
+
+CSRF_MARK = 'name="csrf_token" value="'
+SEED_MARK = '<code id="totp-key">'
+
+
+def test_concurrent_requests_with_the_same_code_accept_it_once() -> None:
+    # PostgreSQL: SQLite runs one write transaction at a time (BEGIN IMMEDIATE), so
+    # there the requests cannot even read the row side by side.
+    with migrated_throwaway_postgres() as url:
+        _same_code_in_parallel(url)
+
+
+def _same_code_in_parallel(url: str) -> None:
+    settings = load_settings({"PAYDESK_DATABASE_URL": url})
+    engine = create_engine(url)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    try:
+        admin = make_admin(sessions, settings, "admin")
+        code = admin.code()
+        attempts = 4
+        ready = threading.Barrier(attempts)
+
+        def attempt(_: int) -> bool:
+            with sessions() as session:
+                user = accounts.get_admin(session, admin.user_id)
+                assert user.totp_last_step == 0  # each has read the row before any claim
+                ready.wait(timeout=30)
+                accepted = accounts.verify_totp(settings, user, code)
+                session.commit()
+                return accepted
+
+        for _round in range(2):
+            with sessions() as session:
+                accounts.get_admin(session, admin.user_id).totp_last_step = 0
+                session.commit()
+            with ThreadPoolExecutor(attempts) as pool:
+                results = list(pool.map(attempt, range(attempts)))
+            assert results.count(True) == 1, results
+    finally:
+        engine.dispose()
+
+
+def test_enrolment_is_refused_once_the_account_has_a_confirmed_seed(stack: Stack) -> None:
+    admin = make_admin(stack.sessions, stack.settings, "admin")
+    with stack.sessions() as session:
+        user = accounts.get_admin(session, admin.user_id)
+        with pytest.raises(Conflict) as refused:
+            accounts.start_enrolment(stack.settings, user)
+        assert refused.value.code == "two_factor_already_enrolled"
+        assert accounts.totp_seed(stack.settings, user) == admin.seed
+
+
+def _signed_in_to_enrol(base: str, email: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=base, timeout=60)
+    token = client.get("/admin/login").text.split(CSRF_MARK)[1].split('"')[0]
+    response = client.post(
+        "/admin/login", data={"csrf_token": token, "email": email, "password": PASSWORD}
+    )
+    assert response.headers["location"] == "/admin/enrol"
+    return client, token
+
+
+def test_a_stale_enrolment_session_cannot_replace_two_factor(stack: Stack, tmp_path: Path) -> None:
+    admin = make_admin(stack.sessions, stack.settings, "admin", two_factor=False)
+    with serve_in_thread(create_app(stack.settings, engine=stack.engine)) as base:
+        stale, stale_token = _signed_in_to_enrol(base, admin.email)
+        assert SEED_MARK in stale.get("/admin/enrol").text
+        owner, owner_token = _signed_in_to_enrol(base, admin.email)
+        seed = owner.get("/admin/enrol").text.split(SEED_MARK)[1].split("<")[0]
+        done = owner.post(
+            "/admin/enrol", data={"csrf_token": owner_token, "code": pyotp.TOTP(seed).now()}
+        )
+        assert done.status_code == 200
+        # The stale session reloads the page, then posts a code of a seed of its own.
+        reloaded = stale.get("/admin/enrol")
+        assert reloaded.status_code == 409
+        assert SEED_MARK not in reloaded.text
+        posted = stale.post("/admin/enrol", data={"csrf_token": stale_token, "code": "123456"})
+        assert posted.status_code == 409
+        stale.close()
+        owner.close()
+    with stack.sessions() as session:
+        user = accounts.get_admin(session, admin.user_id)
+        assert user.totp_enabled
+        assert accounts.totp_seed(stack.settings, user) == seed
