@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk.auth import accounts
 from paydesk.db.engine import create_engine, session_factory
-from paydesk.errors import Conflict
+from paydesk.errors import AuthenticationRequired, Conflict
 from paydesk.settings import load_settings
 from paydesk.web import create_app
 from tests.support.admins import PASSWORD, make_admin
@@ -106,3 +106,58 @@ def test_a_stale_enrolment_session_cannot_replace_two_factor(stack: Stack, tmp_p
         user = accounts.get_admin(session, admin.user_id)
         assert user.totp_enabled
         assert accounts.totp_seed(stack.settings, user) == seed
+
+
+def test_wrong_codes_never_revoke_the_accounts_tokens_or_sessions(stack: Stack) -> None:
+    from paydesk.auth import sessions as admin_sessions
+    from paydesk.auth import tokens
+    from tests.support.admins import make_token
+
+    admin = make_admin(stack.sessions, stack.settings, "admin")
+    token = make_token(stack.sessions, stack.settings, admin)
+    with stack.sessions() as session:
+        user = accounts.get_admin(session, admin.user_id)
+        signed_in = admin_sessions.start(
+            session, stack.settings, user, stage="full", source_address=None, user_agent=None
+        )
+        pending = admin_sessions.start(
+            session, stack.settings, user, stage="password", source_address=None, user_agent=None
+        )
+        session.commit()
+        for _ in range(stack.settings.admin_max_failed_logins):
+            with pytest.raises(AuthenticationRequired):
+                accounts.check_second_factor(
+                    session,
+                    stack.settings,
+                    user,
+                    code="000000" if admin.code() != "000000" else "111111",
+                    recovery_code="",
+                    source_address="198.51.100.7",
+                )
+            session.commit()
+        assert accounts.locked(user)
+        # The guesser's half-finished sign-in ends; the owner's session and token stay.
+        assert admin_sessions.load(session, stack.settings, pending) is None
+        assert admin_sessions.load(session, stack.settings, signed_in) is not None
+        assert tokens.authenticate(session, stack.settings, token).user_id == admin.user_id
+
+
+def test_sign_in_failures_and_key_age_are_exported_for_their_alerts(stack: Stack) -> None:
+    from datetime import date, timedelta
+
+    from paydesk.analytics.prometheus import PaydeskMetrics
+
+    admin = make_admin(stack.sessions, stack.settings, "viewer", two_factor=False)
+    with stack.sessions() as session:
+        for n in range(3):
+            with pytest.raises(AuthenticationRequired):
+                accounts.check_password(
+                    session, stack.settings, admin.email, f"wrong-{n}", source_address="192.0.2.1"
+                )
+            session.commit()
+    created = date.today() - timedelta(days=85)
+    text = (
+        PaydeskMetrics(stack.sessions, cache_seconds=0, key_created=created).exposition().decode()
+    )
+    assert "paydesk_admin_sign_in_failures_15m 3.0" in text
+    assert "paydesk_stripe_key_age_days 85.0" in text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -33,6 +33,7 @@ from paydesk.analytics.business import (
     round_minor,
 )
 from paydesk.db.models import (
+    AuditEntry,
     Dispute,
     Payment,
     Refund,
@@ -100,16 +101,38 @@ class PaydeskMetrics:
         *,
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
+        key_created: date | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.observe_stripe = StripeCallMetrics(self.registry).observe
         self.registry.register(
             DatabaseCollector(sessions, cache_seconds=cache_seconds, clock=clock)
         )
+        if key_created is not None:
+            self.registry.register(KeyAgeCollector(key_created, clock))
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)
+
+
+class KeyAgeCollector(Collector):
+    """Age of the Stripe secret key (``PAYDESK_STRIPE_KEY_CREATED``), for the rotation alert."""
+
+    def __init__(self, created: date, clock: Callable[[], float]) -> None:
+        self._created = created
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge: whole days since the key's creation date."""
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        gauge = GaugeMetricFamily(
+            "paydesk_stripe_key_age_days",
+            "Days since the Stripe secret key was created (PAYDESK_STRIPE_KEY_CREATED); "
+            "the guide asks for a rotation every 90 days.",
+        )
+        gauge.add_metric([], (today - self._created).days)
+        yield gauge
 
 
 class DatabaseCollector(Collector):
@@ -148,7 +171,11 @@ class DatabaseCollector(Collector):
         )
         try:
             with self._sessions() as session:
-                families = [*webhook_families(session, now), *mirror_families(session, now)]
+                families = [
+                    *webhook_families(session, now),
+                    *mirror_families(session, now),
+                    *access_families(session, now),
+                ]
                 if self._business is None or now - self._business[0] >= self._business_seconds:
                     self._business = (now, business_families(session, now, currencies_of(session)))
         except Exception:
@@ -233,6 +260,29 @@ def webhook_families(session: Session, now: float) -> list[Metric]:
     ):
         rejections.add_metric([reason], count)
     return [received, processed, ignored, failed, backlog, retrying, oldest_age, lag, rejections]
+
+
+SIGN_IN_FAILURE_WINDOW = timedelta(minutes=15)
+
+
+def access_families(session: Session, now: float) -> list[Metric]:
+    """Failed admin sign-ins of the last 15 minutes (the audit log, ``at`` indexed)."""
+    since = datetime.fromtimestamp(now, UTC) - SIGN_IN_FAILURE_WINDOW
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.at >= since,
+            AuditEntry.action == "auth.sign_in",
+            AuditEntry.outcome == "failure",
+        )
+    )
+    gauge = GaugeMetricFamily(
+        "paydesk_admin_sign_in_failures_15m",
+        "Failed admin sign-ins (password or second factor) in the last 15 minutes.",
+    )
+    gauge.add_metric([], int(failures or 0))
+    return [gauge]
 
 
 def mirror_families(session: Session, now: float) -> list[Metric]:

@@ -457,12 +457,18 @@ def change_password(
 def sign_in_failed(
     session: Session, settings: Settings, user: AdminUser, *, reason: str, source: str | None
 ) -> AuthenticationRequired:
-    """Count and audit a failed second step; returns the error to raise."""
+    """Count and audit a failed second step; returns the error to raise.
+
+    At the limit the account locks and its half-finished sign-ins end; its signed-in
+    sessions and API tokens stay. Whoever sends wrong codes already failed to prove
+    the second factor, so they must not be able to sign the real owner out or break
+    their automation (5 wrong codes used to revoke every token of the account).
+    """
     user.failed_logins += 1
     if user.failed_logins >= settings.admin_max_failed_logins:
         user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
         user.failed_logins = 0
-        revoke_credentials(session, user.id)
+        _end_pending_sessions(session, user.id)
     return _fail(session, settings, user.email, source, reason)
 
 

@@ -74,7 +74,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.state.metrics = PaydeskMetrics(
-        app.state.sessions, cache_seconds=settings.metrics_cache_seconds
+        app.state.sessions,
+        cache_seconds=settings.metrics_cache_seconds,
+        key_created=settings.stripe_key_created,
     )
     app.state.gateway = (
         build_gateway(settings, observers=[app.state.metrics.observe_stripe])
