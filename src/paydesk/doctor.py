@@ -69,6 +69,31 @@ def check_keys(settings: Settings) -> Iterator[Check]:
         )
 
 
+def check_serving(settings: Settings) -> Iterator[Check]:
+    """What `paydesk serve` refuses to start without (outside development)."""
+    from paydesk.settings import serving_problems
+
+    problems = serving_problems(settings)
+    for problem in problems:
+        yield Check(
+            "FAIL",
+            "Serving settings",
+            f"{problem.variable}: {problem.rule}",
+            'docs/OPERATIONS.md, "Create the Secret"',
+        )
+    if not problems:
+        yield Check(
+            "PASS", "Serving settings", f"every mounted feature configured ({settings.env})"
+        )
+    if settings.env != "development" and not settings.trusted_proxies:
+        yield Check(
+            "WARN",
+            "Trusted proxies",
+            "PAYDESK_TRUSTED_PROXIES is not set: behind a proxy, audit sees its address",
+            "set it to the ingress controller's address range",
+        )
+
+
 def check_stripe(settings: Settings, gateway: StripeGateway) -> Iterator[Check]:
     """Key accepted by Stripe, clock skew, prices, webhook endpoint."""
     try:
@@ -190,6 +215,7 @@ def run_checks(
 ) -> list[Check]:
     """Every check, in the order the guide's troubleshooting reads."""
     checks = list(check_keys(settings))
+    checks += list(check_serving(settings))
     gateway = None
     if settings.stripe_secret_key is not None:
         gateway = gateway_factory(settings)

@@ -13,6 +13,7 @@ never the value.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -45,6 +46,7 @@ FILE_VARIABLES = (
     "PAYDESK_METRICS_TOKEN",
 )
 
+PLACEHOLDER = "REPLACE_WITH_"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_SECRET_KEY_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
@@ -97,6 +99,9 @@ class Settings(BaseModel):
     worker_metrics_port: int | None = None
     # How often the worker compares Stripe's /v1/events with the inbox (reconcile.py).
     reconcile_seconds: int = 60
+    # Hardening (issue 14): proxies whose X-Forwarded-For/-Proto are believed (IPs or
+    # CIDRs; empty: none, the peer address is the client).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -204,6 +209,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     Raises ``ConfigurationError`` naming the first variable that breaks a rule.
     """
     env_vars = _resolve_files(environ)
+    for name, raw_value in sorted(env_vars.items()):
+        # The example Secret and config.env ship REPLACE_WITH_… placeholders; one left
+        # in place is refused here rather than failing every request later.
+        if name.startswith(("PAYDESK_", "STRIPE_")) and PLACEHOLDER in raw_value:
+            raise ConfigurationError(name, "still the example placeholder; set the real value")
     env_raw = env_vars.get("PAYDESK_ENV", "development").strip() or "development"
     if env_raw not in ENVIRONMENTS:
         raise ConfigurationError("PAYDESK_ENV", "expected development, staging or production")
@@ -291,6 +301,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
 
     raw_worker_port = env_vars.get("PAYDESK_WORKER_METRICS_PORT", "").strip()
+    trusted_proxies = _parse_trusted_proxies(env_vars.get("PAYDESK_TRUSTED_PROXIES", ""))
 
     return Settings(
         env=env,
@@ -329,7 +340,59 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             _parse_port("PAYDESK_WORKER_METRICS_PORT", raw_worker_port) if raw_worker_port else None
         ),
         reconcile_seconds=_parse_positive("PAYDESK_RECONCILE_SECONDS", env_vars, 60),
+        trusted_proxies=trusted_proxies,
     )
+
+
+def _parse_trusted_proxies(raw: str) -> tuple[str, ...]:
+    var = "PAYDESK_TRUSTED_PROXIES"
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            # "*" too: trusting every peer lets any client forge its address.
+            raise ConfigurationError(
+                var, "expected comma-separated IP addresses or CIDR ranges (no *)"
+            ) from exc
+    return entries
+
+
+def serving_problems(settings: Settings) -> list[ConfigurationError]:
+    """What ``paydesk serve`` lacks to run every feature it mounts (empty in development).
+
+    Outside development the console and Admin API need ``PAYDESK_SECRET_KEY``, the
+    billing API a way to verify app tokens, the webhook receiver a signing secret and
+    ``/metrics`` its bearer token; without them those parts would answer 5xx to
+    every request, so the server refuses to start instead. Names, never values.
+    """
+    if settings.env == "development":
+        return []
+    problems = []
+    if settings.secret_key is None:
+        problems.append(
+            ConfigurationError(
+                "PAYDESK_SECRET_KEY", f"required in {settings.env} (console and Admin API sign-in)"
+            )
+        )
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        problems.append(
+            ConfigurationError(
+                "PAYDESK_JWT_SECRET",
+                f"required in {settings.env} (billing API): set it or PAYDESK_JWT_JWKS_URL",
+            )
+        )
+    if not settings.stripe_webhook_secrets:
+        problems.append(
+            ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET", f"required in {settings.env} (webhook receiver)"
+            )
+        )
+    if settings.metrics_token is None:
+        problems.append(
+            ConfigurationError("PAYDESK_METRICS_TOKEN", f"required in {settings.env} (/metrics)")
+        )
+    return problems
 
 
 def _parse_seconds(var: str, env_vars: Mapping[str, str], default: float) -> float:

@@ -346,7 +346,8 @@ def test_network_policy_admits_only_ingress_and_monitoring_and_limits_egress(
         "kubernetes.io/metadata.name": "monitoring"
     }
     egress_ports = {(p["protocol"], p["port"]) for r in spec["egress"] for p in r["ports"]}
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443)}
+    # 9090: Prometheus (monitoring namespace), for the console's Alerts page.
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443), ("TCP", 9090)}
     assert all(r.get("ports") for r in spec["egress"]), "an egress rule allows every port"
 
 

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -36,6 +36,7 @@ from paydesk.analytics.business import (
     round_minor,
 )
 from paydesk.db.models import (
+    AuditEntry,
     DailyRollup,
     Dispute,
     MetricsSnapshot,
@@ -108,6 +109,7 @@ class PaydeskMetrics:
         inbox_seconds: float | None = None,
         business_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        key_created: date | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.observe_stripe = StripeCallMetrics(self.registry).observe
@@ -120,10 +122,31 @@ class PaydeskMetrics:
                 clock=clock,
             )
         )
+        if key_created is not None:
+            self.registry.register(KeyAgeCollector(key_created, clock))
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)
+
+
+class KeyAgeCollector(Collector):
+    """Age of the Stripe secret key (``PAYDESK_STRIPE_KEY_CREATED``), for the rotation alert."""
+
+    def __init__(self, created: date, clock: Callable[[], float]) -> None:
+        self._created = created
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge: whole days since the key's creation date."""
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        gauge = GaugeMetricFamily(
+            "paydesk_stripe_key_age_days",
+            "Days since the Stripe secret key was created (PAYDESK_STRIPE_KEY_CREATED); "
+            "the guide asks for a rotation every 90 days.",
+        )
+        gauge.add_metric([], (today - self._created).days)
+        yield gauge
 
 
 class DatabaseCollector(Collector):
@@ -192,6 +215,7 @@ class DatabaseCollector(Collector):
         groups: list[tuple[str, Callable[[Session], list[Metric]]]] = [
             ("webhooks", lambda session: webhook_families(session, now, self._inbox_seconds)),
             ("mirror", lambda session: mirror_families(session, now)),
+            ("access", lambda session: access_families(session, now)),
         ]
         if self._business is None or now - self._business[0] >= self._business_seconds:
             groups.append(("business", lambda session: self._read_business(session, now)))
@@ -341,6 +365,29 @@ def webhook_families(session: Session, now: float, period: float = 0.0) -> list[
     ):
         rejections.add_metric([reason], count)
     return [received, processed, ignored, failed, backlog, retrying, oldest_age, lag, rejections]
+
+
+SIGN_IN_FAILURE_WINDOW = timedelta(minutes=15)
+
+
+def access_families(session: Session, now: float) -> list[Metric]:
+    """Failed admin sign-ins of the last 15 minutes (the audit log, ``at`` indexed)."""
+    since = datetime.fromtimestamp(now, UTC) - SIGN_IN_FAILURE_WINDOW
+    failures = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.at >= since,
+            AuditEntry.action == "auth.sign_in",
+            AuditEntry.outcome == "failure",
+        )
+    )
+    gauge = GaugeMetricFamily(
+        "paydesk_admin_sign_in_failures_15m",
+        "Failed admin sign-ins (password or second factor) in the last 15 minutes.",
+    )
+    gauge.add_metric([], int(failures or 0))
+    return [gauge]
 
 
 def mirror_families(session: Session, now: float) -> list[Metric]:

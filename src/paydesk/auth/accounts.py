@@ -11,7 +11,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +23,8 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from paydesk.auth import audit, roles
 from paydesk.auth.keys import decrypt, derived_key, encrypt, keyed_digest
@@ -31,6 +35,30 @@ from paydesk.settings import Settings
 
 # argon2id with the library's RFC 9106 "low memory" profile defaults.
 _HASHER = PasswordHasher()
+# Every argon2 hash holds ``memory_cost`` KiB (64 MiB) while it runs: a burst of
+# parallel sign-ins would hold that many times over (32 wrong passwords grew the
+# process by ~1.2 GB, the pod's limit is 512 Mi). At most this much memory is spent
+# on hashing at once; a request finding every slot busy waits a moment, then gets 429.
+HASH_MEMORY_BUDGET_KIB = 96 * 1024
+HASH_SLOTS = max(1, HASH_MEMORY_BUDGET_KIB // _HASHER.memory_cost)
+HASH_WAIT_SECONDS = 2.0
+# Process-wide on purpose: the memory it guards is the process's.
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+@contextmanager
+def _hash_slot() -> Iterator[None]:
+    if not _hash_slots.acquire(timeout=HASH_WAIT_SECONDS):
+        raise RateLimited(
+            "Too many sign-ins are being checked right now; retry in a few seconds.",
+            code="sign_in_busy",
+        )
+    try:
+        yield
+    finally:
+        _hash_slots.release()
+
+
 # Verified against when the email is unknown, so timing does not reveal accounts.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 12
@@ -78,7 +106,8 @@ def check_password_rules(password: str, *, field: str = "password") -> None:
 def hash_password(password: str) -> str:
     """argon2id hash of ``password`` (checked against the rules first)."""
     check_password_rules(password)
-    return _HASHER.hash(password)
+    with _hash_slot():
+        return _HASHER.hash(password)
 
 
 def generate_password() -> str:
@@ -316,15 +345,18 @@ def check_password(
     if user.disabled_at is not None:
         raise _fail(session, settings, email, source_address, "disabled")
     if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
+        with _hash_slot():
+            user.password_hash = _HASHER.hash(password)
     return user
 
 
 def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    """argon2 check inside a hash slot (``RateLimited`` when none frees up in time)."""
+    with _hash_slot():
+        try:
+            return _HASHER.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def signed_in(
@@ -397,7 +429,8 @@ def change_password(
             code="password_unchanged",
             field="new_password",
         )
-    user.password_hash = _HASHER.hash(new)
+    with _hash_slot():
+        user.password_hash = _HASHER.hash(new)
     user.failed_logins = 0
     others = select(AdminSession).where(
         AdminSession.user_id == user.id, AdminSession.revoked_at.is_(None)
@@ -424,12 +457,18 @@ def change_password(
 def sign_in_failed(
     session: Session, settings: Settings, user: AdminUser, *, reason: str, source: str | None
 ) -> AuthenticationRequired:
-    """Count and audit a failed second step; returns the error to raise."""
+    """Count and audit a failed second step; returns the error to raise.
+
+    At the limit the account locks and its half-finished sign-ins end; its signed-in
+    sessions and API tokens stay. Whoever sends wrong codes already failed to prove
+    the second factor, so they must not be able to sign the real owner out or break
+    their automation (5 wrong codes used to revoke every token of the account).
+    """
     user.failed_logins += 1
     if user.failed_logins >= settings.admin_max_failed_logins:
         user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
         user.failed_logins = 0
-        revoke_credentials(session, user.id)
+        _end_pending_sessions(session, user.id)
     return _fail(session, settings, user.email, source, reason)
 
 
@@ -471,7 +510,17 @@ def check_second_factor(
 
 
 def start_enrolment(settings: Settings, user: AdminUser, *, seed: str | None = None) -> str:
-    """Give ``user`` a (not yet enabled) TOTP seed, fresh unless given; returns it."""
+    """Give ``user`` a (not yet enabled) TOTP seed, fresh unless given; returns it.
+
+    Refused (``Conflict``) once the account has a confirmed seed: a stale enrolment
+    session (opened before the owner enrolled) must not replace their two-factor.
+    Only ``reset_two_factor`` clears a confirmed seed.
+    """
+    if user.totp_enabled:
+        raise Conflict(
+            "Two-factor is already set up for this account; sign in with its code.",
+            code="two_factor_already_enrolled",
+        )
     seed = seed or pyotp.random_base32()
     user.totp_secret_encrypted = encrypt(settings, seed)
     user.totp_enabled = False
@@ -523,9 +572,28 @@ def verify_totp(
         if step <= user.totp_last_step:
             continue
         if secrets.compare_digest(totp.generate_otp(step), code):
-            user.totp_last_step = step
-            return True
+            return _claim_step(user, step)
     return False
+
+
+def _claim_step(user: AdminUser, step: int) -> bool:
+    """Record ``step`` as used, atomically: of concurrent requests sending the same
+    code, exactly one moves the column forward (the others wait for its row lock and
+    then find it moved), so one code never opens two sessions."""
+    session = object_session(user)
+    if session is None:  # a detached row (no database to race): plain assignment
+        user.totp_last_step = step
+        return True
+    moved = session.execute(
+        update(AdminUser)
+        .where(AdminUser.id == user.id, AdminUser.totp_last_step < step)
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def issue_recovery_codes(session: Session, settings: Settings, user: AdminUser) -> list[str]:

@@ -130,12 +130,18 @@ def new_csrf_cookie() -> str:
 
 
 def csrf_token(settings: Settings, cookie_value: str) -> str:
-    """The form token that matches the browser's CSRF cookie (double submit, signed)."""
+    """The form token that matches the browser's CSRF cookie (double submit, signed).
+
+    Empty without ``PAYDESK_SECRET_KEY``: every page, the error page that reports
+    the missing key included, still renders, and no form can then pass ``csrf_ok``.
+    """
+    if settings.secret_key is None:
+        return ""
     return keyed_digest(settings, "csrf", cookie_value)
 
 
 def csrf_ok(settings: Settings, cookie_value: str | None, submitted: str | None) -> bool:
     """Whether a submitted form token matches the CSRF cookie."""
-    if not cookie_value or not submitted:
+    if not cookie_value or not submitted or settings.secret_key is None:
         return False
     return hmac.compare_digest(csrf_token(settings, cookie_value), submitted)

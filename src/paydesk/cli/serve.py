@@ -32,6 +32,29 @@ def check_prices_or_exit(settings: Settings) -> None:
         raise typer.Exit(code=EXIT_CONFIG_ERROR)
 
 
+def check_serving_or_exit(settings: Settings) -> None:
+    """Exit 2, naming each variable, when a mounted feature lacks its setting."""
+    from paydesk.settings import serving_problems
+
+    problems = serving_problems(settings)
+    for problem in problems:
+        typer.echo(f"paydesk: configuration error: {problem.variable}: {problem.rule}", err=True)
+    if problems:
+        raise typer.Exit(code=EXIT_CONFIG_ERROR)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options: forwarded headers believed only from our proxies.
+
+    uvicorn's own default trusts ``X-Forwarded-For`` from 127.0.0.1 (and whatever
+    ``FORWARDED_ALLOW_IPS`` says); Paydesk decides from ``PAYDESK_TRUSTED_PROXIES``
+    alone, and without it the peer address is the client.
+    """
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
+
+
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``migrate`` to ``app``."""
 
@@ -47,6 +70,7 @@ def register(app: typer.Typer) -> None:
         from paydesk.web import create_app
 
         settings = settings_or_exit()
+        check_serving_or_exit(settings)
         check_prices_or_exit(settings)
         # Several workers need an importable factory (each process builds its app).
         target: Any = (
@@ -60,6 +84,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             log_config=None,
             server_header=False,
+            **proxy_options(settings),
             # RequestContextMiddleware writes the access log (with request ids).
             access_log=False,
             # uvicorn's supervisor kills a worker that misses its ping for 5 s; a worker

@@ -27,6 +27,7 @@ from paydesk.web.api import billing as billing_api
 from paydesk.web.api import webhooks as webhooks_api
 from paydesk.web.console import build_console
 from paydesk.web.errors import install_console_error_pages, install_error_handlers
+from paydesk.web.limits import BodyGateMiddleware
 from paydesk.web.middleware import RequestContextMiddleware
 from paydesk.web.notices import Notices
 from paydesk.web.security import SecurityHeadersMiddleware
@@ -72,10 +73,14 @@ def create_app(
     app.state.engine = db_engine
     app.state.sessions = session_factory(db_engine)
     install_error_handlers(app)
+    # Innermost of the three: the request id and security headers are on its refusals.
+    app.add_middleware(BodyGateMiddleware, state=app.state)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.state.metrics = PaydeskMetrics(
-        app.state.sessions, cache_seconds=settings.metrics_cache_seconds
+        app.state.sessions,
+        cache_seconds=settings.metrics_cache_seconds,
+        key_created=settings.stripe_key_created,
     )
     app.state.gateway = (
         build_gateway(settings, observers=[app.state.metrics.observe_stripe])

@@ -25,6 +25,8 @@ REQUIRED = {
     "PaydeskWorkerLeaseLost",
     "PaydeskWorkerRoundFailures",
     "PaydeskWorkerReleaseFailures",
+    "PaydeskAdminSignInFailures",
+    "PaydeskStripeKeyRotationDue",
     "PaydeskWebhookEventsMissing",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 
 import httpx
 import pytest
@@ -156,7 +157,8 @@ def worker_exposition(settings: Settings, engine: Engine) -> str:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_metric_in_dashboards_and_alerts_is_exported(engine: Engine) -> None:
-    settings = Settings()
+    # The key's age is exported once PAYDESK_STRIPE_KEY_CREATED is set (the manifests do).
+    settings = Settings(stripe_key_created=date.today())
     with serve_in_thread(create_app(settings, engine=engine)) as base:
         api = httpx.get(f"{base}/metrics", timeout=10).text
     worker = worker_exposition(settings, engine)
