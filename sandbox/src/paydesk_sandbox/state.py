@@ -41,6 +41,9 @@ class Deliverer(Protocol):
     def owed_pairs(self) -> list[tuple[str, str]]:
         """(endpoint id, event id) of every delivery not yet made, for the snapshot."""
 
+    def failing(self) -> list[Json]:
+        """The deliveries whose last attempt failed (GET /_sandbox/deliveries)."""
+
 
 _ALPHABET = string.ascii_letters + string.digits
 # Maps each random byte to an id character (the slight bias is irrelevant for ids);
