@@ -40,6 +40,7 @@ RESOURCE_MODULES: list[str] = [
     "paydesk_sandbox.resources.webhook_endpoints",
     "paydesk_sandbox.resources.three_d_secure",
     "paydesk_sandbox.resources.balance",
+    "paydesk_sandbox.stripe_js",
 ]
 BILLING_PACKAGE = "paydesk_sandbox.billing"
 

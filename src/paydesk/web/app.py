@@ -28,6 +28,7 @@ from paydesk.web.api import webhooks as webhooks_api
 from paydesk.web.console import build_console
 from paydesk.web.errors import install_error_handlers
 from paydesk.web.middleware import RequestContextMiddleware
+from paydesk.web.portal import build_portal
 from paydesk.web.security import SecurityHeadersMiddleware
 
 
@@ -93,4 +94,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.mount("/admin", build_console(app))  # the Admin Center console (HTML)
+    app.mount("/portal", build_portal(app))  # the customer portal (HTML + Stripe.js)
     return app

@@ -12,6 +12,7 @@ from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
 from paydesk.db.models.events import StripeEvent, WebhookRejection
 from paydesk.db.models.payments import Dispute, Payment, Refund
+from paydesk.db.models.portal import EmailOutbox, PortalSession
 from paydesk.db.models.subscriptions import Invoice, Subscription
 
 __all__ = [
@@ -23,8 +24,10 @@ __all__ = [
     "Base",
     "Customer",
     "Dispute",
+    "EmailOutbox",
     "Invoice",
     "Payment",
+    "PortalSession",
     "Price",
     "Product",
     "Refund",
