@@ -99,6 +99,35 @@ def create_link(
     return CreatedLink(raw, expires, row)
 
 
+def pay_link(
+    session: Session,
+    settings: Settings,
+    *,
+    customer_id: str,
+    target: str,
+    created_by: str,
+) -> CreatedLink:
+    """A single-use link (valid PAYDESK_PAY_LINK_HOURS) to pay ``target`` and nothing else.
+
+    ``target`` is an open invoice (``in_…``) or an unfinished payment (``pi_…``) of
+    ``customer_id``; the caller checks that. The URL is ``link_url(base, link)``.
+    """
+    return create_link(
+        session,
+        settings,
+        customer_id=customer_id,
+        purpose="pay",
+        target=target,
+        created_by=created_by[:255],
+        lifetime=timedelta(hours=settings.pay_link_hours),
+    )
+
+
+def link_url(base_url: str, link: CreatedLink) -> str:
+    """The address a customer opens: ``<base>/portal/session/<token>``."""
+    return f"{base_url.rstrip('/')}/portal/session/{link.token}"
+
+
 def open_link(
     session: Session, settings: Settings, raw: str, *, now: datetime | None = None
 ) -> tuple[PortalSession, str] | None:

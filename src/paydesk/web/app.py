@@ -20,6 +20,7 @@ from paydesk.web.api import (
     admin_access,
     admin_customers,
     admin_metrics,
+    admin_pay_links,
     admin_payments,
     admin_subscriptions,
 )
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     for router in (
         admin_customers.router,
         admin_payments.router,
+        admin_pay_links.router,
         admin_subscriptions.router,
         admin_access.router,
         admin_metrics.router,

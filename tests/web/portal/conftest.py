@@ -107,3 +107,37 @@ def portal(stack: Stack) -> Iterator[Portal]:
             thread.join(timeout=30)
             for client in running.clients:
                 client.close()
+
+
+def admin_api(portal: Portal, role: str = "support") -> httpx.Client:
+    """An Admin API client with a fresh ``role`` token."""
+    from tests.support.admins import admin_token
+
+    token = admin_token(portal.stack.sessions, portal.settings, role)
+    client = httpx.Client(
+        base_url=portal.base, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
+    portal.clients.append(client)
+    return client
+
+
+def payment_needing_action(portal: Portal, user: str) -> str:
+    """A payment of ``user``'s customer that awaits 3-D Secure (``requires_action``)."""
+    finance = admin_api(portal, "finance")
+    customer = finance.post(
+        "/api/admin/customers", json={"user_id": user, "email": f"{user}@example.com"}
+    )
+    assert customer.status_code in (200, 201), customer.text
+    created = finance.post(
+        "/api/admin/payments",
+        json={
+            "customer": customer.json()["id"],
+            "amount": 4200,
+            "currency": "usd",
+            "payment_method": "pm_card_authenticationRequired",
+        },
+    )
+    assert created.status_code in (200, 201, 202), created.text
+    payment = created.json()["payment"]
+    assert payment["status"] == "requires_action"
+    return str(payment["id"])

@@ -263,3 +263,27 @@ def test_3ds_fail_then_retry_with_4242_then_complete(browser: Any, portal: Porta
     )
     watch.assert_no_card_number()
     context.close()
+
+
+def test_pay_link_pays_a_payment_that_needs_action(browser: Any, portal: Portal) -> None:
+    from tests.web.portal.conftest import admin_api, payment_needing_action
+
+    payment_id = payment_needing_action(portal, "uma")
+    link = admin_api(portal).post(f"/api/admin/payments/{payment_id}/pay-link").json()["url"]
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    watch = Watch(page, portal.base)
+    page.goto(link)
+    page.wait_for_url(re.compile(rf".*/portal/pay/{payment_id}$"))
+    shot(page, "pay-link-390")
+    # A declined card first, then one that asks for 3-D Secure.
+    type_card(page, "4000000000000341")
+    page.get_by_role("button", name="Pay 42.00 USD").click()
+    assert card_error(page, "declined") == "Your card was declined."
+    type_card(page, "4000000000003220")
+    page.get_by_role("button", name="Pay 42.00 USD").click()
+    challenge(page, "Complete authentication")
+    page.locator("#paid").wait_for()
+    assert portal.stack.sdk.v1.payment_intents.retrieve(payment_id).status == "succeeded"
+    watch.assert_no_card_number()
+    context.close()

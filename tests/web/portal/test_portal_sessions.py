@@ -236,3 +236,36 @@ def test_the_sandbox_takes_a_publishable_key_only_where_stripe_js_may(portal: Po
     )
     assert right.status_code == 200
     assert right.json()["id"] == intent.id
+
+
+def test_admin_pay_link_is_scoped_to_one_payment(portal: Portal) -> None:
+    from tests.web.portal.conftest import admin_api, payment_needing_action
+
+    payment_id = payment_needing_action(portal, "kim")
+    viewer = admin_api(portal, "viewer")
+    assert viewer.post(f"/api/admin/payments/{payment_id}/pay-link").status_code == 403
+    support = admin_api(portal, "support")
+    assert support.post("/api/admin/payments/pi_missing/pay-link").status_code == 404
+    assert support.post("/api/admin/payments/in_missing/pay-link").status_code == 404
+    made = support.post(f"/api/admin/payments/{payment_id}/pay-link")
+    assert made.status_code == 201, made.text
+    link = made.json()
+    assert link["target"] == payment_id
+    assert link["url"].startswith(f"{portal.base}/portal/session/")
+    with httpx.Client(timeout=30, base_url=portal.base) as customer:
+        opened = customer.get(link["url"])
+        assert opened.status_code == 303
+        assert opened.headers["location"] == f"/portal/pay/{payment_id}"
+        page = customer.get(f"/portal/pay/{payment_id}")
+        assert page.status_code == 200
+        assert "42.00 USD" in page.text
+        # Scoped: nothing else of the portal, not even this customer's other pages.
+        for path in ("/portal/", "/portal/plans", "/portal/invoices", "/portal/card"):
+            assert customer.get(path).status_code == 404, path
+        assert customer.get("/portal/pay/pi_other").status_code == 404
+    # Single use.
+    assert httpx.get(link["url"], timeout=30).status_code == 404
+    audit = admin_api(portal, "admin").get(
+        "/api/admin/audit", params={"action": "payment.pay_link"}
+    )
+    assert payment_id in audit.text
