@@ -375,6 +375,10 @@ def _portal_settings(env_vars: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigurationError("PAYDESK_MAIL_FROM", "expected an email address")
     if smtp_url is not None and mail_from is None:
         raise ConfigurationError("PAYDESK_MAIL_FROM", "required when PAYDESK_SMTP_URL is set")
+    if smtp_url is not None and public_url is None:
+        raise ConfigurationError(
+            "PAYDESK_PUBLIC_URL", "required when PAYDESK_SMTP_URL is set (the emails' links)"
+        )
     return {
         "public_url": public_url,
         "portal_return_urls": return_urls,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import jwt
 import pytest
 
+from paydesk.mail.outbox import OutboxSender, enabled
 from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import pinned_api_version
 from paydesk.stripe_gateway.gateway import operation_key
@@ -87,22 +89,36 @@ def portal_environment(stack: Stack, port: int, webhook_secret: str) -> dict[str
 
 @pytest.fixture
 def portal(stack: Stack) -> Iterator[Portal]:
+    with running_portal(stack) as running:
+        yield running
+
+
+@contextmanager
+def running_portal(stack: Stack, extra_env: dict[str, str] | None = None) -> Iterator[Portal]:
+    """Serve Paydesk for ``stack`` with a webhook endpoint, a worker and (if set up) mail."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/webhooks/stripe"
     endpoint = stack.gateway.create_webhook_endpoint(
         {"url": url, "enabled_events": list(EVENTS), "api_version": pinned_api_version()},  # type: ignore[typeddict-item]
         key=operation_key("webhook_endpoint", url),
     )
-    settings = load_settings(portal_environment(stack, port, endpoint["secret"]))
+    settings = load_settings(
+        {**portal_environment(stack, port, endpoint["secret"]), **(extra_env or {})}
+    )
     worker = build_worker(settings, stack.engine, backoff=lambda _attempts: 0.2)
+    sender = OutboxSender(settings, stack.engine, every=0.2) if enabled(settings) else None
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle_seconds": 0.1})
     with serve_in_thread(create_app(settings, engine=stack.engine), port=port) as base:
         thread.start()
+        if sender is not None:
+            sender.start()
         running = Portal(stack=stack, settings=settings, base=base)
         try:
             yield running
         finally:
+            if sender is not None:
+                sender.stop()
             stop.set()
             thread.join(timeout=30)
             for client in running.clients:
