@@ -145,6 +145,9 @@ def register(app: typer.Typer) -> None:
         worker = build_worker(settings, engine)
         threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True).start()
         first_admin = _seed_admin_center(settings, engine) if use_sandbox else None
+        from paydesk.web.portal.demo_link import demo_portal_url
+
+        portal_url = demo_portal_url(settings, engine, base) if use_sandbox else None
 
         stripe_where = state.get("PAYDESK_STRIPE_API_BASE", "Stripe test mode")
         typer.echo(
@@ -156,6 +159,11 @@ def register(app: typer.Typer) -> None:
                     f"  Stripe:         {stripe_where}",
                     f"  Database:       {settings.database_url.get_secret_value()}",
                     f"  Console:        {base}/admin",
+                    *(
+                        [f"  Portal:         {portal_url}  (a demo customer; single use)"]
+                        if portal_url
+                        else []
+                    ),
                     *(
                         [
                             f"  First admin:    {first_admin.email}  password: "
