@@ -130,6 +130,18 @@ def test_renewal_needing_authentication_emails_a_pay_link(
         what="the subscription to be active again",
     )
     watch.assert_no_card_number()
+    # The pay link's session sees nothing else; the portal shows both invoices paid.
+    page.goto(f"{portal.base}/portal/invoices")
+    assert "No such page" in page.content()
+    page.goto(portal.link("val"))
+    page.get_by_role("link", name="Invoices").click()
+    rows = page.locator("#invoices tbody tr")
+
+    def both_paid() -> bool:
+        page.reload()
+        return bool(rows.count() == 2 and rows.filter(has_text="paid").count() == 2)
+
+    poll(both_paid, timeout=60, what="both invoices paid in the mirror")
     context.close()
 
 

@@ -256,6 +256,7 @@ def test_3ds_fail_then_retry_with_4242_then_complete(browser: Any, portal: Porta
     page.wait_for_url(re.compile(r".*/portal/\?done=subscribed$"))
     assert page.locator("#sub-status").inner_text() == "active"
     shot(page, "subscribed-390")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
     poll(
         lambda: (row := subscription_of(portal, "sam")) and row.status == "active",
         timeout=60,
