@@ -269,3 +269,23 @@ def test_admin_pay_link_is_scoped_to_one_payment(portal: Portal) -> None:
         "/api/admin/audit", params={"action": "payment.pay_link"}
     )
     assert payment_id in audit.text
+
+
+def test_an_unpaid_first_attempt_is_retried_or_replaced_by_another_plan(portal: Portal) -> None:
+    client = portal.open("lou")
+    token = csrf_of(client)
+    first = client.post(
+        "/portal/api/subscribe",
+        json={"tier": "premium", "payment_method": "pm_card_authenticationRequired"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "requires_action"
+    assert "Finish paying" in client.get("/portal/").text
+    # The customer gives up on 3-D Secure and picks Enterprise with another card.
+    assert subscribe(client, "enterprise", "pm_card_visa") == {"status": "active"}
+    page = client.get("/portal/").text
+    assert "CloudToLocalLLM Enterprise" in page
+    canceled = portal.stack.sdk.v1.subscriptions.list({"status": "all"})
+    statuses = sorted(sub.status for sub in canceled.data)
+    assert statuses == ["active", "canceled"] or statuses == ["active", "incomplete_expired"]

@@ -615,9 +615,13 @@ def _payment_routes(app: FastAPI) -> None:
         pm = _stripe_id(body.payment_method, "pm_", "payment_method")
         existing = live_subscription(session, customer)
         if existing is not None and existing.status == "incomplete":
-            # A first payment that failed or awaits authentication: retry it with this card.
-            outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
-            return _next_step(session, gateway, settings, customer, outcome_row, pm)
+            if existing.tier == body.tier:
+                # A first payment that failed or awaits authentication: retry it with this card.
+                outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
+                return _next_step(session, gateway, settings, customer, outcome_row, pm)
+            # Another plan now: the unpaid attempt at the first one is dropped.
+            cancel_subscription(session, gateway, settings, existing.stripe_id, at_period_end=False)
+            existing = None
         if existing is not None:
             raise Conflict("You already have a subscription.", code="subscription_exists")
         # A card that is refused is refused when it is attached, before anything is created.
