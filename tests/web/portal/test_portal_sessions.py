@@ -289,3 +289,17 @@ def test_an_unpaid_first_attempt_is_retried_or_replaced_by_another_plan(portal: 
     canceled = portal.stack.sdk.v1.subscriptions.list({"status": "all"})
     statuses = sorted(sub.status for sub in canceled.data)
     assert statuses == ["active", "canceled"] or statuses == ["active", "incomplete_expired"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["pi_%00", "in_'%3B--", "x" * 3000, "%F0%9F%92%B3", "in_" + "9" * 300, "..%2F..%2Fadmin"],
+)
+def test_admin_pay_link_poison_ids_are_4xx(portal: Portal, target: str) -> None:
+    from tests.web.portal.conftest import admin_api
+
+    support = admin_api(portal, "support")
+    response = support.post(f"/api/admin/payments/{target}/pay-link")
+    assert 400 <= response.status_code < 500, response.text
+    anonymous = httpx.post(f"{portal.base}/api/admin/payments/{target}/pay-link")
+    assert anonymous.status_code in (401, 404)  # 404: a decoded "/" matches no route
