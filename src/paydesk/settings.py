@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -44,6 +44,7 @@ FILE_VARIABLES = (
     "PAYDESK_JWT_SECRET",
     "PAYDESK_SECRET_KEY",
     "PAYDESK_METRICS_TOKEN",
+    "PAYDESK_SMTP_URL",
 )
 
 PLACEHOLDER = "REPLACE_WITH_"
@@ -102,6 +103,15 @@ class Settings(BaseModel):
     # Hardening (issue 14): proxies whose X-Forwarded-For/-Proto are believed (IPs or
     # CIDRs; empty: none, the peer address is the client).
     trusted_proxies: tuple[str, ...] = ()
+    # Customer portal and pay links (paydesk.web.portal), and their emails.
+    public_url: str | None = None
+    portal_return_urls: tuple[str, ...] = ()
+    portal_link_minutes: int = 5
+    portal_idle_minutes: int = 15
+    portal_session_max_minutes: int = 120
+    pay_link_hours: int = 72
+    smtp_url: SecretStr | None = None
+    mail_from: str | None = None
 
     @property
     def key_mode(self) -> KeyMode | None:
@@ -109,6 +119,13 @@ class Settings(BaseModel):
         if self.stripe_secret_key is None:
             return None
         return _mode_of(self.stripe_secret_key.get_secret_value(), _SECRET_KEY)
+
+    @property
+    def stripe_js_url(self) -> str:
+        """Stripe.js: js.stripe.com, or the sandbox's stand-in when the API is the sandbox."""
+        if self.stripe_api_base:
+            return f"{self.stripe_api_base}/v3/"
+        return "https://js.stripe.com/v3/"
 
     @property
     def is_sqlite(self) -> bool:
@@ -302,6 +319,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     raw_worker_port = env_vars.get("PAYDESK_WORKER_METRICS_PORT", "").strip()
     trusted_proxies = _parse_trusted_proxies(env_vars.get("PAYDESK_TRUSTED_PROXIES", ""))
+    portal = _portal_settings(env_vars)
 
     return Settings(
         env=env,
@@ -341,6 +359,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         reconcile_seconds=_parse_positive("PAYDESK_RECONCILE_SECONDS", env_vars, 60),
         trusted_proxies=trusted_proxies,
+        **portal,
     )
 
 
@@ -393,6 +412,51 @@ def serving_problems(settings: Settings) -> list[ConfigurationError]:
             ConfigurationError("PAYDESK_METRICS_TOKEN", f"required in {settings.env} (/metrics)")
         )
     return problems
+
+
+def _origin_of(var: str, raw: str) -> str:
+    match = re.match(r"^(https?)://([A-Za-z0-9.-]+(?::[0-9]{1,5})?)(/[^\s]*)?$", raw)
+    if match is None:
+        raise ConfigurationError(var, "expected http(s):// URLs")
+    return f"{match.group(1)}://{match.group(2).lower()}"
+
+
+def _portal_settings(env_vars: Mapping[str, str]) -> dict[str, Any]:
+    """The customer portal's settings (PAYDESK_PUBLIC_URL, PAYDESK_PORTAL_*, SMTP)."""
+    public_url = env_vars.get("PAYDESK_PUBLIC_URL", "").strip().rstrip("/") or None
+    if public_url is not None:
+        _origin_of("PAYDESK_PUBLIC_URL", public_url)
+    return_urls = tuple(
+        _origin_of("PAYDESK_PORTAL_RETURN_URLS", part.strip())
+        for part in env_vars.get("PAYDESK_PORTAL_RETURN_URLS", "").split(",")
+        if part.strip()
+    )
+    smtp_url = env_vars.get("PAYDESK_SMTP_URL", "").strip() or None
+    if smtp_url is not None and not re.match(r"^smtps?://[^/\s]+(:[0-9]{1,5})?/?$", smtp_url):
+        raise ConfigurationError(
+            "PAYDESK_SMTP_URL", "expected smtp://[user:password@]host[:port] or smtps://…"
+        )
+    mail_from = env_vars.get("PAYDESK_MAIL_FROM", "").strip() or None
+    if mail_from is not None and not re.match(r"^[^@\s<>]+@[^@\s<>]+$", mail_from):
+        raise ConfigurationError("PAYDESK_MAIL_FROM", "expected an email address")
+    if smtp_url is not None and mail_from is None:
+        raise ConfigurationError("PAYDESK_MAIL_FROM", "required when PAYDESK_SMTP_URL is set")
+    if smtp_url is not None and public_url is None:
+        raise ConfigurationError(
+            "PAYDESK_PUBLIC_URL", "required when PAYDESK_SMTP_URL is set (the emails' links)"
+        )
+    return {
+        "public_url": public_url,
+        "portal_return_urls": return_urls,
+        "portal_link_minutes": _parse_positive("PAYDESK_PORTAL_LINK_MINUTES", env_vars, 5),
+        "portal_idle_minutes": _parse_positive("PAYDESK_PORTAL_IDLE_MINUTES", env_vars, 15),
+        "portal_session_max_minutes": _parse_positive(
+            "PAYDESK_PORTAL_SESSION_MAX_MINUTES", env_vars, 120
+        ),
+        "pay_link_hours": _parse_positive("PAYDESK_PAY_LINK_HOURS", env_vars, 72),
+        "smtp_url": SecretStr(smtp_url) if smtp_url else None,
+        "mail_from": mail_from,
+    }
 
 
 def _parse_seconds(var: str, env_vars: Mapping[str, str], default: float) -> float:

@@ -112,6 +112,12 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
                 break
             assert time.monotonic() < deadline, f"events not processed: {rows}"
             time.sleep(0.2)
+        # The printed portal link opens the demo customer's billing portal, once.
+        portal = next(line for line in lines if "Portal:" in line).split()[1]
+        assert portal.startswith(f"{base}/portal/session/")
+        with httpx.Client(base_url=base) as customer:
+            assert customer.get(portal).status_code == 303
+            assert "Plans" in customer.get("/portal/").text
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -94,9 +94,13 @@ def test_the_sandbox_wheel_holds_only_the_sandbox(tmp_path: Path) -> None:
         )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("paydesk_sandbox-*.whl")
-    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
     assert "paydesk" not in tops
     assert "paydesk_sandbox" in tops
+    # The Stripe.js stand-in's assets ship with it.
+    for asset in ("stripe.js", "frame.js", "card.html", "controller.html", "frame.css"):
+        assert f"paydesk_sandbox/stripe_js/{asset}" in names
 
 
 def test_the_sandbox_has_its_own_help() -> None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from paydesk_sandbox import admin, includes
+from paydesk_sandbox import admin, includes, stripe_js
 from paydesk_sandbox.billing import admin as billing_admin
 from paydesk_sandbox.billing import (
     coupons,
@@ -67,6 +67,7 @@ CORE_ROUTERS: list[Router] = [
     balance.router,
     surface.router,
     includes.router,
+    stripe_js.router,
 ]
 BILLING_ROUTERS: list[Router] = [
     products.router,

@@ -35,6 +35,20 @@ Json = dict[str, Any]
 logger = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+PUBLISHABLE_PREFIX = "pk_test_"
+# The calls Stripe.js makes with a publishable key; every other route refuses one.
+# Calls on an intent must also carry that intent's client_secret.
+PUBLISHABLE_ROUTES: dict[tuple[str, str], str | None] = {
+    ("POST", "/v1/payment_methods"): None,
+    ("GET", "/v1/payment_intents/{id}"): "payment_intent",
+    ("POST", "/v1/payment_intents/{id}/confirm"): "payment_intent",
+    ("GET", "/v1/setup_intents/{id}"): "setup_intent",
+    ("POST", "/v1/setup_intents/{id}/confirm"): "setup_intent",
+}
+PUBLISHABLE_REFUSED = (
+    "This API call cannot be made with a publishable API key. Please use a secret API key. "
+    "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
+)
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_", "pk_live_")
 # Failures of parameter validation or auth are not saved (Stripe lets those be
 # retried with the same key); everything else, 402s and 404s included, is.
@@ -76,6 +90,37 @@ def check_api_key(key: str | None) -> None:
         raise authentication_error(f"Invalid API Key provided: {shown}")
 
 
+def is_publishable(key: str | None) -> bool:
+    """Whether ``key`` is a well-formed test-mode publishable key."""
+    return bool(
+        key
+        and key.startswith(PUBLISHABLE_PREFIX)
+        and 16 <= len(key) <= 255
+        and key.isascii()
+        and key.replace("_", "").isalnum()
+    )
+
+
+def check_client_secret(state: SandboxState, kind: str, object_id: str, data: Json) -> None:
+    """A publishable-key call on an intent must carry that intent's ``client_secret``."""
+    secret = data.pop("client_secret", None)
+    intent = state.store(kind).get(object_id)
+    if intent is None:
+        raise StripeError(
+            404,
+            "invalid_request_error",
+            f"No such {kind}: '{object_id}'",
+            code="resource_missing",
+            param="intent",
+        )
+    if not isinstance(secret, str) or secret != intent.get("client_secret"):
+        raise invalid_request(
+            f"The client_secret provided does not match the client_secret associated with "
+            f"the {'PaymentIntent' if kind == 'payment_intent' else 'SetupIntent'}.",
+            param="client_secret",
+        )
+
+
 def json_response(
     body: Json, status: int, request_id: str, api_version: str, extra: dict[str, str] | None = None
 ) -> Response:
@@ -100,9 +145,18 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
         replay_slot: str | None = None
         fingerprint = ""
         try:
+            publishable_kind: str | None = None
+            publishable = False
             if spec.authenticated:
                 api_key = api_key_of(request)
-                check_api_key(api_key)
+                if is_publishable(api_key):
+                    route = (spec.method, spec.path)
+                    if route not in PUBLISHABLE_ROUTES:
+                        raise authentication_error(PUBLISHABLE_REFUSED)
+                    publishable = True
+                    publishable_kind = PUBLISHABLE_ROUTES[route]
+                else:
+                    check_api_key(api_key)
             else:
                 api_key = ""
             scope = request.scope
@@ -137,6 +191,10 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                     }
                     return Response(saved[2], saved[1], headers, media_type="application/json")
             data = parse_form(raw) if raw else {}
+            if publishable_kind is not None:
+                check_client_secret(state, publishable_kind, request.path_params["id"], data)
+            elif publishable:
+                data.pop("key", None)
             if allowed is not None:
                 for name in data:
                     if name not in allowed:

@@ -281,6 +281,9 @@ def register(app: typer.Typer) -> None:
             if use_sandbox
             else None
         )
+        from paydesk.web.portal.demo_link import demo_portal_url
+
+        portal_url = demo_portal_url(settings, engine, base) if use_sandbox else None
 
         stripe_where = state.get("PAYDESK_STRIPE_API_BASE", "Stripe test mode")
         typer.echo(
@@ -292,6 +295,11 @@ def register(app: typer.Typer) -> None:
                     f"  Stripe:         {stripe_where}",
                     f"  Database:       {settings.database_url.get_secret_value()}",
                     f"  Console:        {base}/admin",
+                    *(
+                        [f"  Portal:         {portal_url}  (a demo customer; single use)"]
+                        if portal_url
+                        else []
+                    ),
                     *(
                         [
                             f"  First admin:    {first_admin.email}  password: "

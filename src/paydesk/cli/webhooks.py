@@ -15,6 +15,9 @@ GUIDE_EVENTS = (
     "customer.subscription.deleted",
     "charge.refunded",
     "charge.dispute.created",
+    # A renewal that needs the customer: they get a pay link by email (PAYDESK_SMTP_URL).
+    "invoice.payment_action_required",
+    "invoice.payment_failed",
 )
 
 webhooks_app = typer.Typer(help="Webhook endpoints registered with Stripe.")

@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from paydesk.cli.common import settings_or_exit
         from paydesk.db.engine import create_engine
         from paydesk.logs import get_logger
+        from paydesk.mail.outbox import OutboxSender, enabled, send_due
         from paydesk.webhooks.metrics import WorkerMetrics, serving_metrics
         from paydesk.webhooks.process import build_worker
         from paydesk.webhooks.reconcile import build_reconciler
@@ -93,7 +94,14 @@ def register(app: typer.Typer) -> None:
                 if once:
                     handled = runner.drain(timeout=3600)
                     typer.echo(f"applied {handled} event(s)")
+                    if enabled(settings):
+                        typer.echo(f"sent {send_due(settings, engine)} email(s)")
                     return
+                if enabled(settings):
+                    # Its own thread: a slow mail server never holds up the events.
+                    sender = OutboxSender(settings, engine).start()
+                    stack.callback(sender.stop)
+                    log.info("email_outbox_sending")
                 stop = threading.Event()
 
                 def request_stop(_signum: int, _frame: FrameType | None) -> None:

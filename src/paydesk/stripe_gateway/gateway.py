@@ -22,11 +22,13 @@ import stripe
 from stripe.params import (
     CustomerCreateParams,
     EventListParams,
+    InvoiceCreatePreviewParams,
     PaymentIntentConfirmParams,
     PaymentIntentCreateParams,
     PriceCreateParams,
     ProductCreateParams,
     RefundCreateParams,
+    SetupIntentCreateParams,
     SubscriptionCreateParams,
     SubscriptionUpdateParams,
     WebhookEndpointCreateParams,
@@ -332,6 +334,39 @@ class StripeGateway:
         """Retrieve an invoice with its payments."""
         try:
             return _plain(self._client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_open_invoice(self, invoice_id: str) -> Json:
+        """Retrieve an invoice with the client secret of its PaymentIntent (while open)."""
+        try:
+            return _plain(
+                self._client.v1.invoices.retrieve(
+                    invoice_id, {"expand": ["confirmation_secret", "payments"]}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def preview_invoice(self, params: InvoiceCreatePreviewParams) -> Json:
+        """The invoice a change would produce (proration preview); creates nothing."""
+        try:
+            return _plain(self._client.v1.invoices.create_preview(params))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- setup intents -------------------------------------------------------------
+    def create_setup_intent(self, params: SetupIntentCreateParams, *, key: str) -> Json:
+        """Create a SetupIntent (save a card for later, off-session payments)."""
+        try:
+            return _plain(self._client.v1.setup_intents.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def retrieve_setup_intent(self, intent_id: str) -> Json:
+        """Retrieve a SetupIntent."""
+        try:
+            return _plain(self._client.v1.setup_intents.retrieve(intent_id))
         except stripe.StripeError as exc:
             _raise(exc)
 

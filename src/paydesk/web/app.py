@@ -20,6 +20,7 @@ from paydesk.web.api import (
     admin_access,
     admin_customers,
     admin_metrics,
+    admin_pay_links,
     admin_payments,
     admin_subscriptions,
 )
@@ -30,6 +31,7 @@ from paydesk.web.errors import install_console_error_pages, install_error_handle
 from paydesk.web.limits import BodyGateMiddleware
 from paydesk.web.middleware import RequestContextMiddleware
 from paydesk.web.notices import Notices
+from paydesk.web.portal import build_portal
 from paydesk.web.security import SecurityHeadersMiddleware
 
 
@@ -96,6 +98,7 @@ def create_app(
     for router in (
         admin_customers.router,
         admin_payments.router,
+        admin_pay_links.router,
         admin_subscriptions.router,
         admin_access.router,
         admin_metrics.router,
@@ -105,4 +108,5 @@ def create_app(
     console.state.notices = app.state.notices  # its pages show the app's banners
     install_console_error_pages(console)
     app.mount("/admin", console)
+    app.mount("/portal", build_portal(app))  # the customer portal (HTML + Stripe.js)
     return app

@@ -15,6 +15,14 @@ from paydesk.web.errors import internal_error_body
 log = get_logger("paydesk.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# A portal link's path holds its single-use token: the access log keeps only the route.
+_PORTAL_LINK = re.compile(r"^/portal/session/.*$")
+
+
+def _logged_path(path: object) -> object:
+    if isinstance(path, str) and _PORTAL_LINK.match(path):
+        return "/portal/session/…"
+    return path
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:
@@ -65,7 +73,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             # Nothing handled it: log the details, answer a bare 500 that reveals none.
-            log.error("unhandled_error", exc_info=exc, path=scope.get("path"))
+            log.error("unhandled_error", exc_info=exc, path=_logged_path(scope.get("path")))
             if response_started:
                 raise
             status = 500
@@ -74,7 +82,7 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 method=scope.get("method"),
-                path=scope.get("path"),
+                path=_logged_path(scope.get("path")),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )

@@ -42,7 +42,7 @@ class SecurityHeadersMiddleware:
             extra.append((b"content-security-policy", CSP.encode()))
         if scope.get("scheme") == "https":
             extra.append((b"strict-transport-security", HSTS.encode()))
-        if path.startswith("/admin"):
+        if path.startswith(("/admin", "/portal")):
             extra.append((b"cache-control", b"no-store"))
 
         async def send_with_headers(message: Message) -> None:

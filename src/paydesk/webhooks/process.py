@@ -304,8 +304,11 @@ class Worker:
         name: str | None = None,
         lease: timedelta | None = None,
         batch_observer: BatchObserver | None = None,
+        after_apply: Callable[[Session, str, dict[str, Any]], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Called with each applied event, inside its transaction (e.g. the email outbox).
+        self._after_apply = after_apply
         # How long a claimed batch stays invisible to other workers: longer than a batch
         # takes, short enough that a crashed worker's batch is picked up again soon.
         self._lease = lease if lease is not None else LEASE
@@ -659,12 +662,16 @@ class Worker:
         if optimistic:
             try:
                 outcome = handler(context, payload)
+                if self._after_apply is not None:
+                    self._after_apply(session, row.type, payload)
             except Exception as exc:
                 raise _RetrySafely from exc
         else:
             try:
                 with session.begin_nested():
                     outcome = handler(context, payload)
+                    if self._after_apply is not None:
+                        self._after_apply(session, row.type, payload)
             except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
                 self._count_attempt(row, now)
                 self._record_failure(row, exc, tally)
@@ -756,6 +763,7 @@ def build_worker(
     ``observers`` see every HTTP attempt of the worker's Stripe gateway (metrics).
     """
     from paydesk.billing.tiers import tier_resolver
+    from paydesk.mail.outbox import pay_link_notice
     from paydesk.stripe_gateway import build_gateway, pinned_api_version
 
     fetcher = None
@@ -772,5 +780,6 @@ def build_worker(
         tier_of=tier_resolver(settings),
         fetcher=fetcher,
         api_version=pinned_api_version(),
+        after_apply=options.pop("after_apply", pay_link_notice(settings)),
         **options,
     )

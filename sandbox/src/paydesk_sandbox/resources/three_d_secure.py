@@ -1,8 +1,10 @@
 """The 3-D Secure test page and its test-only completion hook.
 
 ``next_action.redirect_to_url.url`` points at ``GET /_sandbox/3ds/{intent}``, a page
-with "Complete" and "Fail" buttons like Stripe's test page; pressing one settles the
-authentication and redirects to the intent's ``return_url``. Tests can do the same
+with "Complete authentication" and "Fail authentication" buttons like Stripe's test
+page; pressing one settles the authentication and redirects to the intent's
+``return_url`` (or, inside the Stripe.js stand-in's challenge frame, ``?embedded=1``,
+shows that it is done; the stand-in then reads the intent). Tests can do the same
 without a browser: ``POST /_sandbox/3ds/{intent}/complete`` (or ``/fail``) answers
 the intent as JSON.
 """
@@ -29,10 +31,18 @@ button{{font-size:1.1rem;padding:.6rem 1.4rem;margin-right:1rem}}</style></head>
 <p>This is a Paydesk sandbox test payment authentication page for {intent_id}
 ({amount}). In a live setting the cardholder's bank would ask them to authenticate.</p>
 <form method="post" action="/_sandbox/3ds/{intent_id}/complete" style="display:inline">
-<input type="hidden" name="redirect" value="1"><button id="complete">Complete</button></form>
+<input type="hidden" name="redirect" value="1">{embedded}
+<button id="complete">Complete authentication</button></form>
 <form method="post" action="/_sandbox/3ds/{intent_id}/fail" style="display:inline">
-<input type="hidden" name="redirect" value="1"><button id="fail">Fail</button></form>
+<input type="hidden" name="redirect" value="1">{embedded}
+<button id="fail">Fail authentication</button></form>
 </body></html>
+"""
+
+
+_DONE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>3D Secure 2 Test Page</title></head>
+<body><p id="done">Authentication {result}.</p></body></html>
 """
 
 
@@ -50,7 +60,12 @@ def challenge_page(ctx: Ctx) -> Response:
     """The test authentication page."""
     intent = _intent(ctx)
     amount = f"{intent['amount']} {intent['currency']}" if "amount" in intent else "card setup"
-    page = _PAGE.format(intent_id=html.escape(intent["id"]), amount=html.escape(amount))
+    embedded = (
+        '<input type="hidden" name="embedded" value="1">' if ctx.params.string("embedded") else ""
+    )
+    page = _PAGE.format(
+        intent_id=html.escape(intent["id"]), amount=html.escape(amount), embedded=embedded
+    )
     return HTMLResponse(page)
 
 
@@ -77,6 +92,8 @@ def settle_challenge(ctx: Ctx) -> Json | Response:
             fail_setup_authentication(ctx.state, intent)
     else:
         complete_authentication(ctx.state, intent, succeed=succeed)
+    if ctx.params.string("embedded"):
+        return HTMLResponse(_DONE.format(result="completed" if succeed else "failed"))
     return_url = ctx.state.private_of(intent["id"]).get("return_url")
     if ctx.params.string("redirect") and return_url:
         key = intent["object"]

@@ -20,6 +20,7 @@ from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
 from paydesk.db.models.events import StripeEvent, WebhookRejection
 from paydesk.db.models.payments import Dispute, Payment, Refund
+from paydesk.db.models.portal import EmailOutbox, PortalSession
 from paydesk.db.models.subscriptions import Invoice, Subscription
 
 __all__ = [
@@ -32,12 +33,14 @@ __all__ = [
     "Customer",
     "DailyRollup",
     "Dispute",
+    "EmailOutbox",
     "Invoice",
     "MetricsSnapshot",
     "MrrCustomer",
     "MrrDaily",
     "MrrSegment",
     "Payment",
+    "PortalSession",
     "Price",
     "Product",
     "Refund",

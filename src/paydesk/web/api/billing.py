@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field, StrictBool
 
+from paydesk.auth import portal_sessions
 from paydesk.auth.app_users import AppTokenVerifier, AppUser
 from paydesk.billing.customers import customer_for_user, ensure_customer
 from paydesk.billing.payments import PaymentRequest, create_payment
@@ -91,6 +93,53 @@ class PaymentIntentCreate(Strict):
     amount: MinorUnits
     currency: Currency
     description: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class PortalSessionCreate(Strict):
+    """Open the customer portal; ``return_url`` must be on PAYDESK_PORTAL_RETURN_URLS."""
+
+    return_url: Annotated[str | None, Field(max_length=portal_sessions.MAX_RETURN_URL)] = None
+
+
+class PortalSessionOut(BaseModel):
+    """A single-use portal link: open ``url`` before ``expires_at``."""
+
+    url: str
+    expires_at: datetime
+    return_url: str | None
+
+
+def public_base(request: Request, settings: SettingsDep) -> str:
+    """Where customers reach Paydesk: PAYDESK_PUBLIC_URL, else this request's origin."""
+    return settings.public_url or str(request.base_url).rstrip("/")
+
+
+@router.post(
+    "/portal-sessions", summary="Open the customer portal", responses=_ERRORS, status_code=201
+)
+def create_portal_session(
+    body: PortalSessionCreate,
+    request: Request,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    user: UserDep,
+) -> PortalSessionOut:
+    """A single-use URL (valid PAYDESK_PORTAL_LINK_MINUTES) opening the user's portal."""
+    return_url = portal_sessions.check_return_url(settings, body.return_url)
+    customer = ensure_customer(session, gateway, user_id=user.user_id, email=user.email)
+    link = portal_sessions.create_link(
+        session,
+        settings,
+        customer_id=customer.stripe_id,
+        return_url=return_url,
+        created_by=f"app:{user.user_id}"[:255],
+    )
+    return PortalSessionOut(
+        url=f"{public_base(request, settings)}/portal/session/{link.token}",
+        expires_at=link.expires_at,
+        return_url=return_url,
+    )
 
 
 @router.get("/config", summary="Publishable key and tiers")

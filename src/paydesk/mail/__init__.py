@@ -1,0 +1,1 @@
+"""Email to customers: the pay-link notice of a renewal that needs them, via an outbox."""
