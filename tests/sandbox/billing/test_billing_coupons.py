@@ -310,3 +310,36 @@ def test_delete_a_subscription_discount(
         client.v1.subscriptions.delete_discount(sub.id)
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.delete_discount(customer.id)
+
+
+def test_invoice_item_discounts_and_non_discountable_items(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    item_coupon = client.v1.coupons.create({"amount_off": 200, "currency": "usd"})
+    invoice_coupon = client.v1.coupons.create({"percent_off": 10})
+    discounted = client.v1.invoice_items.create(
+        {
+            "customer": customer.id,
+            "amount": 1000,
+            "currency": "usd",
+            "discounts": [{"coupon": item_coupon.id}],
+        }
+    )
+    assert len(discounted.discounts) == 1
+    client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 500, "currency": "usd", "discountable": False}
+    )
+    invoice = client.v1.invoices.create(
+        {
+            "customer": customer.id,
+            "pending_invoice_items_behavior": "include",
+            "discounts": [{"coupon": invoice_coupon.id}],
+        }
+    )
+    # The item's 2.00 first (1000 -> 800), then 10 % of the discountable rest (80);
+    # the non-discountable 5.00 line is untouched.
+    assert (invoice.subtotal, invoice.total) == (1500, 1500 - 200 - 80)
+    by_line = {
+        line.amount: [a.amount for a in line.discount_amounts or []] for line in invoice.lines.data
+    }
+    assert by_line == {1000: [200, 80], 500: []}
+    assert sorted(a.amount for a in invoice.total_discount_amounts or []) == [80, 200]

@@ -9,8 +9,9 @@ or an invoice, and what it takes off an invoice.
   to the first only (then the discount ends: ``customer.discount.deleted``),
   ``repeating`` until ``end`` (``duration_in_months`` after ``start``), ``forever``.
 - Amounts: each discount takes its share of every discountable positive line
-  (``percent_off`` rounded half up per line; ``amount_off`` spread in proportion,
-  the remainder on the last line), never more than the lines are worth. The
+  in order, each on what earlier discounts left (``percent_off`` rounded half up per
+  line; ``amount_off`` spread in proportion, the remainder on the last line), never
+  more than the lines are worth. The
   invoice gets ``total_discount_amounts`` and each line ``discount_amounts``;
   ``total = subtotal - discounts``.
 """
@@ -83,6 +84,7 @@ def create(
     now: int,
     subscription_id: str | None = None,
     invoice_id: str | None = None,
+    invoice_item_id: str | None = None,
 ) -> Json:
     """Store a discount for ``spec``, count the redemption, emit ``customer.discount.created``."""
     coupon, promo = spec
@@ -97,7 +99,7 @@ def create(
         "customer_account": None,
         "end": end,
         "invoice": invoice_id,
-        "invoice_item": None,
+        "invoice_item": invoice_item_id,
         "promotion_code": promo["id"] if promo else None,
         "source": {"coupon": coupon["id"], "type": "coupon"},
         "start": now,
@@ -161,28 +163,41 @@ def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
 
 def apply(state: SandboxState, invoice: Json) -> int:
     """Set ``discount_amounts`` on the lines and ``total_discount_amounts`` on the
-    invoice from its ``discounts``; returns the total taken off."""
+    invoice: first each line's own discounts (from its invoice item), then the
+    invoice's ``discounts`` over all discountable lines; returns the total taken off."""
     lines = invoice["lines"]["data"]
     for line in lines:
         line["discount_amounts"] = []
-    invoice["total_discount_amounts"] = []
     eligible = [line for line in lines if line.get("discountable", True) and line["amount"] > 0]
     remaining = {line["id"]: line["amount"] for line in eligible}
-    total_off = 0
+    taken: dict[str, int] = {}
+    for line in eligible:
+        for discount_id in line.get("discounts") or []:
+            _take(state, discount_id, [line], remaining, taken)
     for discount_id in invoice["discounts"]:
-        discount = state.store("discount").get(discount_id)
-        if discount is None:
-            continue
-        coupon = coupon_of(state, discount)
-        shares = _shares(coupon, eligible, remaining)
-        for line in eligible:
-            off = shares.get(line["id"], 0)
-            remaining[line["id"]] -= off
-            line["discount_amounts"].append({"amount": off, "discount": discount_id})
-        taken = sum(shares.values())
-        invoice["total_discount_amounts"].append({"amount": taken, "discount": discount_id})
-        total_off += taken
-    return total_off
+        _take(state, discount_id, eligible, remaining, taken)
+    invoice["total_discount_amounts"] = [
+        {"amount": amount, "discount": discount_id} for discount_id, amount in taken.items()
+    ]
+    return sum(taken.values())
+
+
+def _take(
+    state: SandboxState,
+    discount_id: str,
+    lines: list[Json],
+    remaining: dict[str, int],
+    taken: dict[str, int],
+) -> None:
+    discount = state.store("discount").get(discount_id)
+    if discount is None:
+        return
+    shares = _shares(coupon_of(state, discount), lines, remaining)
+    for line in lines:
+        off = shares.get(line["id"], 0)
+        remaining[line["id"]] -= off
+        line["discount_amounts"].append({"amount": off, "discount": discount_id})
+    taken[discount_id] = taken.get(discount_id, 0) + sum(shares.values())
 
 
 def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[str, int]:
@@ -190,9 +205,7 @@ def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[
         pct = coupon["percent_off"]
         # Half up, in integer arithmetic on hundredths of a percent.
         return {
-            line["id"]: min(
-                remaining[line["id"]], (line["amount"] * round(pct * 100) + 5_000) // 10_000
-            )
+            line["id"]: (remaining[line["id"]] * round(pct * 100) + 5_000) // 10_000
             for line in lines
         }
     budget = min(int(coupon["amount_off"]), sum(remaining.values()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import invoicing, prices, shapes
+from paydesk_sandbox.billing import discounts, invoicing, prices, shapes
 from paydesk_sandbox.billing.common import amount, changed, currency, matches, snapshot
 from paydesk_sandbox.billing.outbox import emit
 from paydesk_sandbox.errors import invalid_request, parameter_missing
@@ -84,6 +84,15 @@ def create_item(ctx: Ctx) -> Json:
     )
     if "discountable" in p:
         obj["discountable"] = bool(p.boolean("discountable"))
+    specs = discounts.parse(
+        state, p, customer_id=customer_id, currency=cur, amount_due=total, now=now
+    )
+    obj["discounts"] = [
+        discounts.create(state, spec, customer_id=customer_id, now=now, invoice_item_id=obj["id"])[
+            "id"
+        ]
+        for spec in specs or []
+    ]
     state.add(obj)
     invoice_id = p.string("invoice")
     if invoice_id is not None:

@@ -134,6 +134,9 @@ def add_line(
         proration=proration,
         metadata=invoice_item["metadata"] if invoice_item else {},
     )
+    if invoice_item is not None:
+        line["discountable"] = invoice_item["discountable"]
+        line["discounts"] = list(invoice_item["discounts"])
     invoice["lines"]["data"].append(line)
     refresh_totals(state, invoice)
     return line
