@@ -85,6 +85,7 @@ def create(
     subscription_id: str | None = None,
     invoice_id: str | None = None,
     invoice_item_id: str | None = None,
+    subscription_item_id: str | None = None,
 ) -> Json:
     """Store a discount for ``spec``, count the redemption, emit ``customer.discount.created``."""
     coupon, promo = spec
@@ -104,7 +105,7 @@ def create(
         "source": {"coupon": coupon["id"], "type": "coupon"},
         "start": now,
         "subscription": subscription_id,
-        "subscription_item": None,
+        "subscription_item": subscription_item_id,
     }
     state.add(discount)
     coupons.redeem(coupon, promo, now)
@@ -120,18 +121,22 @@ def coupon_of(state: SandboxState, discount: Json) -> Json:
 
 
 def end(state: SandboxState, discount_id: str, now: int) -> None:
-    """The discount is over: off its subscription, ``customer.discount.deleted``."""
+    """The discount is over: off its subscription (or item), ``customer.discount.deleted``."""
     discount = state.store("discount").get(discount_id)
     if discount is None:
         return
     subscription = state.store("subscription").get(discount["subscription"] or "")
-    if subscription is not None and discount_id in subscription["discounts"]:
-        before = snapshot(subscription)
-        subscription["discounts"] = [d for d in subscription["discounts"] if d != discount_id]
+    if subscription is None:
         emit(state, "customer.discount.deleted", discount)
-        emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
-    else:
-        emit(state, "customer.discount.deleted", discount)
+        return
+    before = snapshot(subscription)
+    subscription["discounts"] = [d for d in subscription["discounts"] if d != discount_id]
+    for item in subscription["items"]["data"]:
+        item["discounts"] = [d for d in item.get("discounts") or [] if d != discount_id]
+    emit(state, "customer.discount.deleted", discount)
+    diff = changed(before, subscription)
+    if diff:
+        emit(state, "customer.subscription.updated", subscription, diff)
 
 
 def for_new_invoice(state: SandboxState, subscription: Json | None, now: int) -> list[str]:
@@ -152,8 +157,12 @@ def for_new_invoice(state: SandboxState, subscription: Json | None, now: int) ->
 
 
 def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
-    """``once`` discounts of a subscription end with the first invoice they reduce."""
-    for discount_id in invoice["discounts"]:
+    """``once`` discounts of a subscription (or of one of its items) end with the first
+    invoice they reduce."""
+    used = list(invoice["discounts"])
+    for line in invoice["lines"]["data"]:
+        used.extend(d for d in line.get("discounts") or [] if d not in used)
+    for discount_id in used:
         discount = state.store("discount").get(discount_id)
         if discount is None or discount["subscription"] is None:
             continue
@@ -173,9 +182,9 @@ def apply(state: SandboxState, invoice: Json) -> int:
     taken: dict[str, int] = {}
     for line in eligible:
         for discount_id in line.get("discounts") or []:
-            _take(state, discount_id, [line], remaining, taken)
+            _take(state, invoice["created"], discount_id, [line], remaining, taken)
     for discount_id in invoice["discounts"]:
-        _take(state, discount_id, eligible, remaining, taken)
+        _take(state, invoice["created"], discount_id, eligible, remaining, taken)
     invoice["total_discount_amounts"] = [
         {"amount": amount, "discount": discount_id} for discount_id, amount in taken.items()
     ]
@@ -184,13 +193,14 @@ def apply(state: SandboxState, invoice: Json) -> int:
 
 def _take(
     state: SandboxState,
+    now: int,
     discount_id: str,
     lines: list[Json],
     remaining: dict[str, int],
     taken: dict[str, int],
 ) -> None:
     discount = state.store("discount").get(discount_id)
-    if discount is None:
+    if discount is None or (discount["end"] is not None and discount["end"] <= now):
         return
     shares = _shares(coupon_of(state, discount), lines, remaining)
     for line in lines:

@@ -137,6 +137,8 @@ def add_line(
     if invoice_item is not None:
         line["discountable"] = invoice_item["discountable"]
         line["discounts"] = list(invoice_item["discounts"])
+    elif subscription_item is not None:
+        line["discounts"] = list(subscription_item.get("discounts") or [])
     invoice["lines"]["data"].append(line)
     refresh_totals(state, invoice)
     return line
