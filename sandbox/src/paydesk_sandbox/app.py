@@ -22,6 +22,7 @@ from paydesk_sandbox.billing import admin as billing_admin
 from paydesk_sandbox.billing import (
     coupons,
     discounts,
+    invoice_items,
     invoices,
     prices,
     products,
@@ -76,6 +77,7 @@ BILLING_ROUTERS: list[Router] = [
     subscription_updates.router,
     subscription_items.router,
     invoices.router,
+    invoice_items.router,
     test_clocks.router,
     coupons.router,
     discounts.router,

@@ -310,3 +310,64 @@ def test_delete_a_subscription_discount(
         client.v1.subscriptions.delete_discount(sub.id)
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.delete_discount(customer.id)
+
+
+def test_invoice_item_discounts_and_non_discountable_items(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    item_coupon = client.v1.coupons.create({"amount_off": 200, "currency": "usd"})
+    invoice_coupon = client.v1.coupons.create({"percent_off": 10})
+    discounted = client.v1.invoice_items.create(
+        {
+            "customer": customer.id,
+            "amount": 1000,
+            "currency": "usd",
+            "discounts": [{"coupon": item_coupon.id}],
+        }
+    )
+    assert len(discounted.discounts) == 1
+    client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 500, "currency": "usd", "discountable": False}
+    )
+    invoice = client.v1.invoices.create(
+        {
+            "customer": customer.id,
+            "pending_invoice_items_behavior": "include",
+            "discounts": [{"coupon": invoice_coupon.id}],
+        }
+    )
+    # The item's 2.00 first (1000 -> 800), then 10 % of the discountable rest (80);
+    # the non-discountable 5.00 line is untouched.
+    assert (invoice.subtotal, invoice.total) == (1500, 1500 - 200 - 80)
+    by_line = {
+        line.amount: [a.amount for a in line.discount_amounts or []] for line in invoice.lines.data
+    }
+    assert by_line == {1000: [200, 80], 500: []}
+    assert sorted(a.amount for a in invoice.total_discount_amounts or []) == [80, 200]
+
+
+def test_subscription_item_discount_applies_to_its_line_once(client: stripe.StripeClient) -> None:
+    clock = client.v1.test_helpers.test_clocks.create({"frozen_time": at(2026, 1, 1)})
+    customer = customer_with_card(client, clock=clock.id)
+    base, addon = monthly_price(client, 3000), monthly_price(client, 1000, "Add-on")
+    coupon = client.v1.coupons.create({"percent_off": 50, "duration": "once"})
+    sub = client.v1.subscriptions.create(
+        {
+            "customer": customer.id,
+            "items": [
+                {"price": base.id},
+                {"price": addon.id, "discounts": [{"coupon": coupon.id}]},  # type: ignore[typeddict-item]
+            ],
+        }
+    )
+    first = client.v1.invoices.retrieve(str(sub.latest_invoice))
+    assert (first.subtotal, first.total) == (4000, 3500)
+    by_line = {
+        line.amount: [a.amount for a in line.discount_amounts or []] for line in first.lines.data
+    }
+    assert by_line == {3000: [], 1000: [500]}
+    item = next(
+        i for i in client.v1.subscriptions.retrieve(sub.id).items.data if i.price.id == addon.id
+    )
+    assert item.discounts == []  # a once discount ends with its first invoice
+    advance(client, clock.id, at(2026, 2, 1, 2))
+    assert [i.total for i in _invoices(client, sub.id)] == [3500, 4000]

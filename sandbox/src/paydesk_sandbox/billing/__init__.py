@@ -5,8 +5,10 @@ Route modules (their routers are listed in :data:`paydesk_sandbox.app.BILLING_RO
 - ``products``, ``prices`` — the catalog (lookup keys, ``product_data``).
 - ``subscriptions`` (create, list), ``subscription_updates`` (price changes with
   prorations, cancel, pause, resume, pending updates), ``subscription_items``.
-- ``invoices`` — invoices, invoice items, invoice payments, ``create_preview``, and
-  the listeners that settle invoices whose PaymentIntent a client confirmed.
+- ``invoices`` — invoices, invoice payments, ``create_preview``, and the listeners
+  that settle invoices whose PaymentIntent a client confirmed; ``invoice_items``.
+- ``coupons`` — coupons and promotion codes (limits, restrictions, redemption);
+  ``discounts`` — coupons applied to subscriptions and invoices, and their amounts.
 - ``test_clocks`` — ``/v1/test_helpers/test_clocks``; ``admin`` — ``/_sandbox/billing``.
 
 Engine modules: ``invoicing`` (invoice lifecycle and payment attempts through the

@@ -9,8 +9,9 @@ or an invoice, and what it takes off an invoice.
   to the first only (then the discount ends: ``customer.discount.deleted``),
   ``repeating`` until ``end`` (``duration_in_months`` after ``start``), ``forever``.
 - Amounts: each discount takes its share of every discountable positive line
-  (``percent_off`` rounded half up per line; ``amount_off`` spread in proportion,
-  the remainder on the last line), never more than the lines are worth. The
+  in order, each on what earlier discounts left (``percent_off`` rounded half up per
+  line; ``amount_off`` spread in proportion, the remainder on the last line), never
+  more than the lines are worth. The
   invoice gets ``total_discount_amounts`` and each line ``discount_amounts``;
   ``total = subtotal - discounts``.
 """
@@ -83,6 +84,8 @@ def create(
     now: int,
     subscription_id: str | None = None,
     invoice_id: str | None = None,
+    invoice_item_id: str | None = None,
+    subscription_item_id: str | None = None,
 ) -> Json:
     """Store a discount for ``spec``, count the redemption, emit ``customer.discount.created``."""
     coupon, promo = spec
@@ -97,12 +100,12 @@ def create(
         "customer_account": None,
         "end": end,
         "invoice": invoice_id,
-        "invoice_item": None,
+        "invoice_item": invoice_item_id,
         "promotion_code": promo["id"] if promo else None,
         "source": {"coupon": coupon["id"], "type": "coupon"},
         "start": now,
         "subscription": subscription_id,
-        "subscription_item": None,
+        "subscription_item": subscription_item_id,
     }
     state.add(discount)
     coupons.redeem(coupon, promo, now)
@@ -118,18 +121,22 @@ def coupon_of(state: SandboxState, discount: Json) -> Json:
 
 
 def end(state: SandboxState, discount_id: str, now: int) -> None:
-    """The discount is over: off its subscription, ``customer.discount.deleted``."""
+    """The discount is over: off its subscription (or item), ``customer.discount.deleted``."""
     discount = state.store("discount").get(discount_id)
     if discount is None:
         return
     subscription = state.store("subscription").get(discount["subscription"] or "")
-    if subscription is not None and discount_id in subscription["discounts"]:
-        before = snapshot(subscription)
-        subscription["discounts"] = [d for d in subscription["discounts"] if d != discount_id]
+    if subscription is None:
         emit(state, "customer.discount.deleted", discount)
-        emit(state, "customer.subscription.updated", subscription, changed(before, subscription))
-    else:
-        emit(state, "customer.discount.deleted", discount)
+        return
+    before = snapshot(subscription)
+    subscription["discounts"] = [d for d in subscription["discounts"] if d != discount_id]
+    for item in subscription["items"]["data"]:
+        item["discounts"] = [d for d in item.get("discounts") or [] if d != discount_id]
+    emit(state, "customer.discount.deleted", discount)
+    diff = changed(before, subscription)
+    if diff:
+        emit(state, "customer.subscription.updated", subscription, diff)
 
 
 def for_new_invoice(state: SandboxState, subscription: Json | None, now: int) -> list[str]:
@@ -150,8 +157,12 @@ def for_new_invoice(state: SandboxState, subscription: Json | None, now: int) ->
 
 
 def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
-    """``once`` discounts of a subscription end with the first invoice they reduce."""
-    for discount_id in invoice["discounts"]:
+    """``once`` discounts of a subscription (or of one of its items) end with the first
+    invoice they reduce."""
+    used = list(invoice["discounts"])
+    for line in invoice["lines"]["data"]:
+        used.extend(d for d in line.get("discounts") or [] if d not in used)
+    for discount_id in used:
         discount = state.store("discount").get(discount_id)
         if discount is None or discount["subscription"] is None:
             continue
@@ -161,28 +172,42 @@ def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
 
 def apply(state: SandboxState, invoice: Json) -> int:
     """Set ``discount_amounts`` on the lines and ``total_discount_amounts`` on the
-    invoice from its ``discounts``; returns the total taken off."""
+    invoice: first each line's own discounts (from its invoice item), then the
+    invoice's ``discounts`` over all discountable lines; returns the total taken off."""
     lines = invoice["lines"]["data"]
     for line in lines:
         line["discount_amounts"] = []
-    invoice["total_discount_amounts"] = []
     eligible = [line for line in lines if line.get("discountable", True) and line["amount"] > 0]
     remaining = {line["id"]: line["amount"] for line in eligible}
-    total_off = 0
+    taken: dict[str, int] = {}
+    for line in eligible:
+        for discount_id in line.get("discounts") or []:
+            _take(state, invoice["created"], discount_id, [line], remaining, taken)
     for discount_id in invoice["discounts"]:
-        discount = state.store("discount").get(discount_id)
-        if discount is None:
-            continue
-        coupon = coupon_of(state, discount)
-        shares = _shares(coupon, eligible, remaining)
-        for line in eligible:
-            off = shares.get(line["id"], 0)
-            remaining[line["id"]] -= off
-            line["discount_amounts"].append({"amount": off, "discount": discount_id})
-        taken = sum(shares.values())
-        invoice["total_discount_amounts"].append({"amount": taken, "discount": discount_id})
-        total_off += taken
-    return total_off
+        _take(state, invoice["created"], discount_id, eligible, remaining, taken)
+    invoice["total_discount_amounts"] = [
+        {"amount": amount, "discount": discount_id} for discount_id, amount in taken.items()
+    ]
+    return sum(taken.values())
+
+
+def _take(
+    state: SandboxState,
+    now: int,
+    discount_id: str,
+    lines: list[Json],
+    remaining: dict[str, int],
+    taken: dict[str, int],
+) -> None:
+    discount = state.store("discount").get(discount_id)
+    if discount is None or (discount["end"] is not None and discount["end"] <= now):
+        return
+    shares = _shares(coupon_of(state, discount), lines, remaining)
+    for line in lines:
+        off = shares.get(line["id"], 0)
+        remaining[line["id"]] -= off
+        line["discount_amounts"].append({"amount": off, "discount": discount_id})
+    taken[discount_id] = taken.get(discount_id, 0) + sum(shares.values())
 
 
 def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[str, int]:
@@ -190,9 +215,7 @@ def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[
         pct = coupon["percent_off"]
         # Half up, in integer arithmetic on hundredths of a percent.
         return {
-            line["id"]: min(
-                remaining[line["id"]], (line["amount"] * round(pct * 100) + 5_000) // 10_000
-            )
+            line["id"]: (remaining[line["id"]] * round(pct * 100) + 5_000) // 10_000
             for line in lines
         }
     budget = min(int(coupon["amount_off"]), sum(remaining.values()))

@@ -134,6 +134,11 @@ def add_line(
         proration=proration,
         metadata=invoice_item["metadata"] if invoice_item else {},
     )
+    if invoice_item is not None:
+        line["discountable"] = invoice_item["discountable"]
+        line["discounts"] = list(invoice_item["discounts"])
+    elif subscription_item is not None:
+        line["discounts"] = list(subscription_item.get("discounts") or [])
     invoice["lines"]["data"].append(line)
     refresh_totals(state, invoice)
     return line

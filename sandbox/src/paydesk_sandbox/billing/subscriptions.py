@@ -75,6 +75,12 @@ def create(ctx: Ctx) -> Json:
     discount_specs = discounts.parse(
         state, p, customer_id=customer_id, currency=currency, amount_due=first_amount, now=now
     )
+    item_discounts = [
+        discounts.parse(
+            state, spec, customer_id=customer_id, currency=currency, amount_due=None, now=now
+        )
+        for spec in specs
+    ]
     params: dict[str, Any] = dict(p.data)
     params["default_payment_method"] = pm_id
     params["collection_method"] = collection or "charge_automatically"
@@ -122,6 +128,18 @@ def create(ctx: Ctx) -> Json:
                 )["id"]
                 for spec in discount_specs or []
             ]
+            for item, item_specs in zip(items, item_discounts, strict=True):
+                item["discounts"] = [
+                    discounts.create(
+                        state,
+                        spec,
+                        customer_id=customer_id,
+                        now=now,
+                        subscription_id=subscription_id,
+                        subscription_item_id=item["id"],
+                    )["id"]
+                    for spec in item_specs or []
+                ]
             _start(ctx, subscription, behavior, trial_end, anchor, now)
         except BaseException:
             _forget(state, subscription)
