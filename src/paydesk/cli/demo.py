@@ -317,6 +317,8 @@ def register(app: typer.Typer) -> None:
                 port=port,
                 log_config=None,
                 server_header=False,
+                # Stop within seconds even with deliveries queued for a write turn.
+                timeout_graceful_shutdown=5,
                 access_log=False,  # RequestContextMiddleware writes the access log
             )
         finally:
