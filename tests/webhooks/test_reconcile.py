@@ -51,8 +51,8 @@ def test_gap_is_found_counted_backfilled_and_applied(quiet: Live) -> None:
     assert (gap.listed, gap.missing, gap.stored) == (len(listed), len(listed), len(listed))
     assert gap.summary == f"{len(listed)} events missing, backfilling"
     exposition = generate_latest(metrics.registry).decode()
-    assert f"paydesk_webhook_events_missing {float(len(listed))}" in exposition
-    assert f"paydesk_webhook_events_backfilled_total {float(len(listed))}" in exposition
+    assert f"paydesk_worker_reconcile_missing_events {float(len(listed))}" in exposition
+    assert f"paydesk_worker_reconcile_backfilled_events_total {float(len(listed))}" in exposition
     stored = {row.event_id: row for row in quiet.stored()}
     assert set(stored) == listed
     assert {row.source for row in stored.values()} == {"backfill"}

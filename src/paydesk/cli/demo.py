@@ -191,8 +191,11 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _seed_admin_center(settings: Any, engine: Any, *, seed: bool, notices: Any) -> Any:
-    """First run only: the first admin now, the demo business in the background."""
+def _seed_admin_center(
+    settings: Any, engine: Any, *, seed: bool, notices: Any, api_url: str
+) -> Any:
+    """First run only: the first admin now, the demo business in the background
+    (once the API listens, so the seeding's webhooks find it)."""
     from paydesk import demo_seed
     from paydesk.stripe_gateway import build_gateway
     from paydesk.web.notices import SeedProgress
@@ -204,14 +207,26 @@ def _seed_admin_center(settings: Any, engine: Any, *, seed: bool, notices: Any) 
         def echo(line: str) -> None:
             typer.echo(f"{time.strftime('%H:%M:%S')} {line}")
 
-        threading.Thread(
-            target=demo_seed.seed_business,
-            args=(settings, engine, build_gateway(settings)),
-            kwargs={"progress": echo, "tracker": notices.seed},
-            name="demo-seed",
-            daemon=True,
-        ).start()
+        def run() -> None:
+            _wait_until_listening(api_url)
+            demo_seed.seed_business(
+                settings, engine, build_gateway(settings), progress=echo, tracker=notices.seed
+            )
+
+        threading.Thread(target=run, name="demo-seed", daemon=True).start()
     return first_admin
+
+
+def _wait_until_listening(url: str, seconds: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/healthz", timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
 
 
 def register(app: typer.Typer) -> None:
@@ -277,7 +292,7 @@ def register(app: typer.Typer) -> None:
                 target=reconciler.run, args=(stop,), name="reconciler", daemon=True
             ).start()
         first_admin = (
-            _seed_admin_center(settings, engine, seed=seed, notices=notices)
+            _seed_admin_center(settings, engine, seed=seed, notices=notices, api_url=base)
             if use_sandbox
             else None
         )
@@ -325,6 +340,8 @@ def register(app: typer.Typer) -> None:
                 port=port,
                 log_config=None,
                 server_header=False,
+                # Stop within seconds even with deliveries queued for a write turn.
+                timeout_graceful_shutdown=5,
                 access_log=False,  # RequestContextMiddleware writes the access log
             )
         finally:

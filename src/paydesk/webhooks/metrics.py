@@ -74,18 +74,18 @@ class WorkerMetrics:
         for result in BATCH_RESULTS:
             self.batches.labels(result)
         self.events_missing = Gauge(
-            "paydesk_webhook_events_missing",
+            "paydesk_worker_reconcile_missing_events",
             "Events Stripe lists (last 30 days, older than the grace period) that the inbox "
             "lacked at the reconciler's last comparison; they are backfilled at once.",
             registry=self.registry,
         )
         self.events_backfilled = Counter(
-            "paydesk_webhook_events_backfilled",
+            "paydesk_worker_reconcile_backfilled_events",
             "Events the reconciler found missing and stored (source backfill).",
             registry=self.registry,
         )
         self.reconciled_at = Gauge(
-            "paydesk_webhook_reconcile_last_success_timestamp_seconds",
+            "paydesk_worker_reconcile_last_success_timestamp_seconds",
             "When the reconciler last compared Stripe's events with the inbox.",
             registry=self.registry,
         )

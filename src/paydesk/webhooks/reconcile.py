@@ -9,7 +9,7 @@ looks each page up in ``stripe_events`` and stores the ones missing there (sourc
 
 It runs continuously beside the worker (``paydesk worker`` and ``paydesk demo``,
 every ``PAYDESK_RECONCILE_SECONDS``); its last result feeds the
-``paydesk_webhook_events_missing`` gauge and the console's and doctor's
+``paydesk_worker_reconcile_missing_events`` gauge and the console's and doctor's
 "N events missing, backfilling".
 """
 
