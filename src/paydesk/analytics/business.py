@@ -494,7 +494,17 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
         )
 
     was, now = at(start, "was"), at(end, "now")
-    paid = MrrCustomer
+    # Whether they paid before: one primary-key lookup per touched customer (a join
+    # would let the planner hash the whole table).
+    paid_before = (
+        select(func.count())
+        .where(
+            MrrCustomer.currency == currency,
+            MrrCustomer.customer_id == touched.c.customer_id,
+            MrrCustomer.paid_from <= start,
+        )
+        .scalar_subquery()
+    )
     moved = (
         select(
             touched.c.customer_id,
@@ -502,14 +512,11 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
             was.c.d.label("wd"),
             now.c.n.label("xn"),
             now.c.d.label("xd"),
-            case((paid.paid_from <= start, 1), else_=0).label("paid"),
+            paid_before.label("paid"),
         )
         .select_from(
-            touched.outerjoin(was, was.c.customer_id == touched.c.customer_id)
-            .outerjoin(now, now.c.customer_id == touched.c.customer_id)
-            .outerjoin(
-                paid,
-                and_(paid.currency == currency, paid.customer_id == touched.c.customer_id),
+            touched.outerjoin(was, was.c.customer_id == touched.c.customer_id).outerjoin(
+                now, now.c.customer_id == touched.c.customer_id
             )
         )
         .cte("moved")
