@@ -481,43 +481,48 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
         ),
     ).cte("touched")
 
-    def at(moment: int, name: str) -> Any:
-        return (
-            select(seg.customer_id, seg.amount_num.label("n"), seg.amount_den.label("d"))
-            .where(
-                seg.currency == currency,
-                seg.customer_id.in_(select(touched.c.customer_id)),
-                seg.valid_from <= moment,
-                seg.valid_to.is_(None) | (seg.valid_to > moment),
-            )
-            .cte(name)
+    # Each touched customer's segments covering start or end: one index probe each.
+    cover = (
+        select(seg.customer_id, seg.valid_from, seg.valid_to, seg.amount_num, seg.amount_den)
+        .where(
+            seg.currency == currency,
+            seg.customer_id.in_(select(touched.c.customer_id)),
+            seg.valid_from <= end,
+            seg.valid_to.is_(None) | (seg.valid_to > start),
         )
+        .cte("cover")
+    )
+    c = cover.c
 
-    was, now = at(start, "was"), at(end, "now")
-    paid = MrrCustomer
+    def covers(moment: int) -> Any:
+        return and_(c.valid_from <= moment, c.valid_to.is_(None) | (c.valid_to > moment))
+
     moved = (
         select(
-            touched.c.customer_id,
-            was.c.n.label("wn"),
-            was.c.d.label("wd"),
-            now.c.n.label("xn"),
-            now.c.d.label("xd"),
-            case((paid.paid_from <= start, 1), else_=0).label("paid"),
+            c.customer_id,
+            func.max(case((covers(start), c.amount_num))).label("wn"),
+            func.max(case((covers(start), c.amount_den))).label("wd"),
+            func.max(case((covers(end), c.amount_num))).label("xn"),
+            func.max(case((covers(end), c.amount_den))).label("xd"),
         )
-        .select_from(
-            touched.outerjoin(was, was.c.customer_id == touched.c.customer_id)
-            .outerjoin(now, now.c.customer_id == touched.c.customer_id)
-            .outerjoin(
-                paid,
-                and_(paid.currency == currency, paid.customer_id == touched.c.customer_id),
-            )
-        )
+        .group_by(c.customer_id)
         .cte("moved")
     )
     m = moved.c
+    # Whether they paid before: one primary-key lookup per customer arriving (a join
+    # would let the planner hash the whole table).
+    paid_before = (
+        select(func.count())
+        .where(
+            MrrCustomer.currency == currency,
+            MrrCustomer.customer_id == m.customer_id,
+            MrrCustomer.paid_from <= start,
+        )
+        .scalar_subquery()
+    )
     grows = m.xn * m.wd > m.wn * m.xd
     category = case(
-        (and_(m.wn.is_(None), m.xn.is_not(None), m.paid == 1), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None), paid_before > 0), "reactivation"),
         (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
         (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
         (and_(m.wn.is_not(None), grows), "expansion"),
