@@ -27,6 +27,7 @@ REQUIRED = {
     "PaydeskWorkerReleaseFailures",
     "PaydeskAdminSignInFailures",
     "PaydeskStripeKeyRotationDue",
+    "PaydeskWebhookLivemodeMismatch",
 }
 
 
