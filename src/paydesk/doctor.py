@@ -130,16 +130,24 @@ def check_stripe(settings: Settings, gateway: StripeGateway) -> Iterator[Check]:
                 problem.problem,
                 "run `paydesk plans bootstrap` and set the printed ids",
             )
-    yield _check_webhook_endpoint(gateway)
+    yield _check_webhook_endpoint(settings, gateway)
 
 
-def _check_webhook_endpoint(gateway: StripeGateway) -> Check:
+def _check_webhook_endpoint(settings: Settings, gateway: StripeGateway) -> Check:
     from paydesk.cli.webhooks import GUIDE_EVENTS
 
     hint = "run `paydesk webhooks setup https://<host>/api/webhooks/stripe`"
     endpoints = [e for e in gateway.list_webhook_endpoints() if WEBHOOK_PATH in e.get("url", "")]
     if not endpoints:
         return Check("FAIL", "Webhook endpoint", f"none registered for {WEBHOOK_PATH}", hint)
+    plain = [e["url"] for e in endpoints if str(e.get("url", "")).startswith("http://")]
+    if plain and settings.env != "development":
+        return Check(
+            "FAIL",
+            "Webhook endpoint",
+            f"{plain[0]} is plain http:// in {settings.env}",
+            "register an https:// URL (`paydesk webhooks setup https://…`) and delete this one",
+        )
     for endpoint in endpoints:
         enabled = set(endpoint.get("enabled_events") or [])
         missing = [e for e in GUIDE_EVENTS if e not in enabled and "*" not in enabled]

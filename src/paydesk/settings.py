@@ -51,6 +51,19 @@ PLACEHOLDER = "REPLACE_WITH_"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_SECRET_KEY_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
+# A secret of few distinct characters ("a" * 32, "abab…") is long but guessable.
+MIN_DISTINCT_CHARACTERS = 8
+
+
+def _check_strength(var: str, value: str) -> None:
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        raise ConfigurationError(
+            var,
+            f"too predictable: use a random value (at least {MIN_DISTINCT_CHARACTERS} "
+            "distinct characters), e.g. `openssl rand -hex 32`",
+        )
+
+
 # Development only: the console works out of the box on a laptop. Staging and
 # production have no default; without PAYDESK_SECRET_KEY admin sign-in is refused.
 DEVELOPMENT_SECRET_KEY = "paydesk-development-only-secret-key-do-not-use-in-production"  # noqa: S105
@@ -285,6 +298,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError(
             "PAYDESK_JWT_SECRET", f"too short: use at least {MIN_JWT_SECRET_LENGTH} characters"
         )
+    if jwt_secret is not None:
+        _check_strength("PAYDESK_JWT_SECRET", jwt_secret)
     jwks_url = env_vars.get("PAYDESK_JWT_JWKS_URL", "").strip() or None
     if jwks_url is not None and not jwks_url.startswith(("https://", "http://")):
         raise ConfigurationError("PAYDESK_JWT_JWKS_URL", "expected an http(s):// URL")
@@ -298,6 +313,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigurationError(
             "PAYDESK_SECRET_KEY", f"too short: use at least {MIN_SECRET_KEY_LENGTH} characters"
         )
+    if secret_key is not None:
+        _check_strength("PAYDESK_SECRET_KEY", secret_key)
     if secret_key is None and env == "development":
         secret_key = DEVELOPMENT_SECRET_KEY
     key_created_raw = env_vars.get("PAYDESK_STRIPE_KEY_CREATED", "").strip()
@@ -316,6 +333,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "PAYDESK_METRICS_TOKEN",
             f"too short: use at least {MIN_METRICS_TOKEN_LENGTH} characters",
         )
+    if metrics_token is not None:
+        _check_strength("PAYDESK_METRICS_TOKEN", metrics_token)
 
     raw_worker_port = env_vars.get("PAYDESK_WORKER_METRICS_PORT", "").strip()
     trusted_proxies = _parse_trusted_proxies(env_vars.get("PAYDESK_TRUSTED_PROXIES", ""))

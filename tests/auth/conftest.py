@@ -12,7 +12,12 @@ from paydesk.settings import Settings, load_settings
 
 @pytest.fixture
 def settings(migrated_url: str) -> Settings:
-    return load_settings({"PAYDESK_DATABASE_URL": migrated_url, "PAYDESK_SECRET_KEY": "k" * 40})
+    return load_settings(
+        {
+            "PAYDESK_DATABASE_URL": migrated_url,
+            "PAYDESK_SECRET_KEY": "auth-tests-secret-key-" + "k" * 20,
+        }
+    )
 
 
 @pytest.fixture

@@ -176,3 +176,52 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     finally:
         engine.dispose()
     assert sources == [recorded]
+
+
+@pytest.mark.parametrize("variable", ["PAYDESK_SECRET_KEY", "PAYDESK_JWT_SECRET"])
+@pytest.mark.parametrize("value", ["a" * 32, "ab" * 20, "0123456" * 6])
+def test_long_but_predictable_secrets_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(COMPLETE | {variable: value})
+    assert refused.value.variable == variable
+    assert value not in str(refused.value)
+
+
+def test_openapi_is_published_in_development_only(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'openapi.db'}"
+    upgrade_to_head(url)
+    for env, expected in ((COMPLETE, 404), ({}, 200)):
+        settings = load_settings(env | {"PAYDESK_DATABASE_URL": url})
+        with serve_in_thread(create_app(settings)) as base:
+            assert httpx.get(f"{base}/openapi.json").status_code == expected, env
+
+
+def test_webhooks_setup_refuses_plain_http_outside_development(tmp_path: Path) -> None:
+    result = paydesk(
+        "webhooks", "setup", "http://api-staging.example/api/webhooks/stripe", env=COMPLETE
+    )
+    assert result.returncode == 2
+    assert "https://" in result.stderr
+
+
+def test_doctor_fails_a_plain_http_endpoint_outside_development() -> None:
+    from paydesk.doctor import _check_webhook_endpoint
+    from paydesk.stripe_gateway import build_gateway
+    from paydesk_sandbox.config import SandboxConfig
+    from paydesk_sandbox.server import running_sandbox
+
+    with running_sandbox(SandboxConfig()) as sandbox:
+        settings = load_settings(COMPLETE | {"PAYDESK_STRIPE_API_BASE": sandbox.url})
+        gateway = build_gateway(settings)
+        gateway.create_webhook_endpoint(
+            {"url": "http://api-staging.example/api/webhooks/stripe", "enabled_events": ["*"]},
+            key="doctor-http-endpoint",
+        )
+        check = _check_webhook_endpoint(settings, gateway)
+        development = _check_webhook_endpoint(
+            load_settings({"STRIPE_SECRET_KEY": SK_TEST, "PAYDESK_STRIPE_API_BASE": sandbox.url}),
+            gateway,
+        )
+    assert check.status == "FAIL"
+    assert "http://" in check.detail
+    assert development.status != "FAIL" or "http://" not in development.detail

@@ -7,6 +7,7 @@ figure does not depend on when a sampler happens to look.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -219,3 +220,34 @@ def test_20_anonymous_1_mb_bodies_stay_within_the_memory_budget(served: Served) 
     print(f"20 anonymous 1 MB bodies: peak RSS growth {growth / MB:.1f} MB, {statuses}")
     assert set(statuses) <= {0, 401, 413}, statuses
     assert growth < GROWTH_LIMIT, f"peak RSS grew {growth / MB:.0f} MB"
+
+
+def test_a_trickled_body_is_cut_off(served: Served) -> None:
+    # 1 byte a second of an announced 200: answered 408 after the body deadline,
+    # not held for minutes.
+    from paydesk.web.limits import BODY_READ_SECONDS
+
+    head = (
+        b"POST /admin/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
+        sock.sendall(head)
+        sock.settimeout(1.0)
+        answer = b""
+        while time.monotonic() - started < BODY_READ_SECONDS + 30:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a")
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                break
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert elapsed < BODY_READ_SECONDS + 10, elapsed

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import StripeEvent
-from paydesk.webhooks.events import ParsedEvent, parse_event
+from paydesk.webhooks.events import MAX_CREATED, MIN_CREATED, ParsedEvent, parse_event
 from paydesk.webhooks.receive import Inbox
 
 
@@ -40,9 +40,10 @@ def test_every_column_round_trips_through_a_batch(engine: Engine) -> None:
     unusual = [
         # No api_version, no object id: the NULL elements of the array parameters.
         _event(1, api_version=None, data={"object": {"object": "balance"}}),
-        # Non-ASCII text, escaped NUL, a live event, a large and a negative timestamp.
-        _event(2, type="customer.updated", livemode=True, created=2**40),
-        _event(3, created=-5, data={"object": {"id": "cus_ü", "name": "Zoë \u0000 ☃"}}),
+        # Non-ASCII text, escaped NUL, a live event, the largest and smallest timestamps
+        # accepted (beyond them an event is refused before it is batched).
+        _event(2, type="customer.updated", livemode=True, created=MAX_CREATED),
+        _event(3, created=MIN_CREATED, data={"object": {"id": "cus_ü", "name": "Zoë \u0000 ☃"}}),
     ]
     ordinary = [_event(number) for number in range(4, 40)]
     events = unusual + ordinary

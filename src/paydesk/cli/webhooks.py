@@ -42,6 +42,13 @@ def setup_command(
         typer.echo("paydesk: URL must start with https:// (http:// only for local tests)", err=True)
         raise typer.Exit(2)
     settings = settings_or_exit()
+    if url.startswith("http://") and settings.env != "development":
+        # Events carry customer and payment data, and Stripe requires HTTPS for live
+        # endpoints; staging should look like production.
+        typer.echo(
+            f"paydesk: {settings.env} refuses an http:// webhook URL; use https://", err=True
+        )
+        raise typer.Exit(2)
     gateway = build_gateway(settings)
     existing = [e for e in gateway.list_webhook_endpoints() if e.get("url") == url]
     if existing and not force:

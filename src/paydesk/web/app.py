@@ -68,6 +68,9 @@ def create_app(
         description="Payment gateway and Admin Center backend on Stripe.",
         lifespan=lifespan,
         docs_url="/docs" if settings.env == "development" else None,
+        # The API description maps every route: published in development only
+        # (`paydesk docs api` renders it from the code anywhere).
+        openapi_url="/openapi.json" if settings.env == "development" else None,
         redoc_url=None,
     )
     app.state.settings = settings

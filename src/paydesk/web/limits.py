@@ -19,11 +19,14 @@ their own cap).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paydesk.auth import tokens
@@ -40,6 +43,9 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/admin", 64 * KIB),
 )
 DEFAULT_BODY_LIMIT = 64 * KIB
+# The whole body must arrive within this long: a client trickling 1 byte every few
+# seconds would otherwise hold a connection and a worker thread for minutes.
+BODY_READ_SECONDS = 10.0
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -51,8 +57,18 @@ def body_limit(path: str) -> int:
     return DEFAULT_BODY_LIMIT
 
 
-class BodyTooLarge(Exception):
-    """The streamed body passed its route's cap."""
+class BodyTooLarge(StarletteHTTPException):
+    """The streamed body passed its route's cap (413, however the route reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "The request body is too large for this route.")
+
+
+class BodyTooSlow(StarletteHTTPException):
+    """The body did not arrive within ``BODY_READ_SECONDS`` (408)."""
+
+    def __init__(self) -> None:
+        super().__init__(408, f"The request body did not arrive within {BODY_READ_SECONDS:g} s.")
 
 
 async def send_error(
@@ -124,10 +140,21 @@ class BodyGateMiddleware:
 
         received = 0
         started = False
+        deadline = time.monotonic() + BODY_READ_SECONDS
+        complete = False
 
         async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(
+                    receive(), timeout=max(0.0, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                raise BodyTooSlow from None
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                complete = True
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -142,6 +169,16 @@ class BodyGateMiddleware:
 
         try:
             await self.app(scope, counted_receive, tracking_send)
+        except BodyTooSlow:
+            if started:
+                raise
+            await send_error(
+                send,
+                scope,
+                408,
+                "request_timeout",
+                f"The request body did not arrive within {BODY_READ_SECONDS:g} seconds.",
+            )
         except BodyTooLarge:
             if started:
                 raise

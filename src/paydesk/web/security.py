@@ -42,7 +42,9 @@ class SecurityHeadersMiddleware:
             extra.append((b"content-security-policy", CSP.encode()))
         if scope.get("scheme") == "https":
             extra.append((b"strict-transport-security", HSTS.encode()))
-        if path.startswith(("/admin", "/portal")):
+        # The console, the customer portal and every Admin API answer (one carries a new
+        # API token, others customer data): never kept by a browser or a shared cache.
+        if path.startswith(("/admin", "/portal", "/api/admin/")):
             extra.append((b"cache-control", b"no-store"))
 
         async def send_with_headers(message: Message) -> None:

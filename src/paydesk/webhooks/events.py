@@ -9,6 +9,10 @@ import orjson
 
 from paydesk.errors import PaydeskError
 
+# Unix seconds from 1970 to the year 2242: far beyond any real event, far inside int8.
+MIN_CREATED = 0
+MAX_CREATED = 2**33
+
 
 class NotAnEvent(PaydeskError):
     """The body is not a Stripe event (bad JSON or missing fields); answered with 400."""
@@ -74,12 +78,23 @@ def event_from_dict(data: Any, payload: str | None = None) -> ParsedEvent:
     obj = inner["object"]
     object_id = obj.get("id")
     api_version = data.get("api_version")
+    livemode = data.get("livemode", False)
+    # Validated here, before the event joins a batch: a value the database cannot store
+    # (a NUL in a PostgreSQL text column, an int8 overflow) would fail the whole batch,
+    # and a created time far off (-2^63) would break the lag metric.
+    if not MIN_CREATED <= created <= MAX_CREATED:
+        raise NotAnEvent("The event's created time is out of range.")
+    if not isinstance(livemode, bool):
+        raise NotAnEvent("The event's livemode is not a boolean.")
+    for value in (event_id, event_type, object_id, api_version):
+        if value is not None and "\x00" in str(value):
+            raise NotAnEvent("The event's id, type or object id contains a NUL character.")
     return ParsedEvent(
         event_id=event_id,
         type=event_type,
         api_version=str(api_version)[:64] if api_version else None,
         created=created,
-        livemode=bool(data.get("livemode", False)),
+        livemode=livemode,
         object_id=str(object_id)[:255] if object_id is not None else None,
         payload=payload if payload is not None else orjson.dumps(data).decode(),
     )

@@ -19,14 +19,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 
 from paydesk.logs import get_logger
-from paydesk.webhooks.events import ParsedEvent
+from paydesk.webhooks.events import NotAnEvent, ParsedEvent
 from paydesk.webhooks.store import insert_events, insert_rejection
 
 log = get_logger(__name__)
 
 MAX_BATCH = 512
+
+
+class UnstorableEvent(NotAnEvent):
+    """The database refused one of the event's values; answered 400, recorded."""
+
+    code = "unstorable_event"
+
+
+def _is_unstorable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a value (not an outage)."""
+    import psycopg
+
+    return isinstance(exc, DataError | psycopg.DataError | OverflowError | struct.error)
 
 
 @dataclass
@@ -244,6 +258,11 @@ class Inbox:
         try:
             inserted = await self._writer.write([waiter.row for waiter in batch])
         except Exception as exc:  # noqa: BLE001 - every waiter learns the batch's fate
+            if _is_unstorable(exc):
+                # A row the database refuses (what validation did not foresee) must not
+                # take the good rows of its batch down with it: each goes alone.
+                await self._write_one_by_one(batch)
+                return
             self.counters.unavailable += len(batch)
             log.warning("webhook_batch_failed", size=len(batch), error_type=type(exc).__name__)
             for waiter in batch:
@@ -273,6 +292,23 @@ class Inbox:
                 size=len(batch),
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    async def _write_one_by_one(self, batch: list[_Waiter]) -> None:
+        for waiter in batch:
+            try:
+                inserted = await self._writer.write([waiter.row])
+            except Exception as exc:  # noqa: BLE001 - this waiter learns its row's fate
+                if not waiter.future.done():
+                    refused = UnstorableEvent("The event has a value the database cannot store.")
+                    waiter.future.set_exception(refused if _is_unstorable(exc) else exc)
+                continue
+            new = waiter.row["event_id"] in inserted
+            if new:
+                self.counters.stored += 1
+            else:
+                self.counters.duplicates += 1
+            if not waiter.future.done():
+                waiter.future.set_result(new)
 
     async def close(self) -> None:
         """Close the writer's connections (app shutdown)."""

@@ -28,6 +28,7 @@ REQUIRED = {
     "PaydeskAdminSignInFailures",
     "PaydeskStripeKeyRotationDue",
     "PaydeskWebhookEventsMissing",
+    "PaydeskWebhookLivemodeMismatch",
 }
 
 

@@ -189,7 +189,7 @@ def test_one_live_subscription_per_customer(api: httpx.Client, customer_id: str)
 
 def test_admin_api_requires_a_token_in_every_environment(stack: Stack) -> None:
     env = stack_environment(stack.sandbox.url, stack.settings.database_url.get_secret_value())
-    env.update({"PAYDESK_ENV": "staging", "PAYDESK_SECRET_KEY": "s" * 40})
+    env.update({"PAYDESK_ENV": "staging", "PAYDESK_SECRET_KEY": "staging-secret-key-" + "s" * 24})
     staging = load_settings(env)
     token = admin_token(stack.sessions, staging, "viewer")
     with serve_in_thread(create_app(staging, engine=stack.engine)) as base:

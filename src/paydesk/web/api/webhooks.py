@@ -35,7 +35,7 @@ from paydesk.stripe_gateway.webhook_signature import (
 )
 from paydesk.web.errors import internal_error_body, status_for
 from paydesk.webhooks.events import NotAnEvent, parse_event
-from paydesk.webhooks.receive import Inbox
+from paydesk.webhooks.receive import Inbox, UnstorableEvent
 
 log = get_logger(__name__)
 _stdlib_log = logging.getLogger(__name__)
@@ -47,6 +47,12 @@ router = APIRouter(tags=["webhooks"])
 
 _RECEIVED = b'{"received":true,"duplicate":false}'
 _DUPLICATE = b'{"received":true,"duplicate":true}'
+
+
+class LivemodeMismatch(PaydeskError):
+    """A live event on a test deployment, or a test event on a live one; answered 400."""
+
+    code = "livemode_mismatch"
 
 
 class PayloadTooLarge(PaydeskError):
@@ -123,8 +129,21 @@ async def handle_delivery(
     except (SignatureRejected, NotAnEvent) as exc:
         await inbox.record_rejection(exc.code, source, len(body))
         return _error(status_for(exc), exc.code, exc.message, request_id)
+    if event.livemode != (settings.key_mode == "live"):
+        # Signed with this endpoint's secret, yet of the other mode: a test secret in
+        # production or a live endpoint pointed at staging (the guide's troubleshooting).
+        # Applying it would mix live money into test figures, or the reverse.
+        mismatch = LivemodeMismatch(
+            "The event's livemode does not match this deployment's Stripe key mode."
+        )
+        await inbox.record_rejection(mismatch.code, source, len(body))
+        log.error("webhook_livemode_mismatch", event_id=event.event_id, livemode=event.livemode)
+        return _error(status_for(mismatch), mismatch.code, mismatch.message, request_id)
     try:
         new = await inbox.store(event)
+    except UnstorableEvent as exc:
+        await inbox.record_rejection(exc.code, source, len(body))
+        return _error(status_for(exc), exc.code, exc.message, request_id)
     except _database_errors() as exc:
         log.warning("database_unavailable", error_type=type(exc).__name__)
         return _error(
