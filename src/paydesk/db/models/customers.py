@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base, StripeMirrorMixin
@@ -15,6 +15,8 @@ class Customer(StripeMirrorMixin, Base):
     """
 
     __tablename__ = "customers"
+    # Admins search by email in any case; Stripe keeps the case it was given.
+    __table_args__ = (Index("ix_customers_email_lower", func.lower("email")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 
+from paydesk import queries
 from paydesk.auth.roles import Permission
 from paydesk.billing.customers import ensure_customer, get_customer
 from paydesk.billing.tiers import TIERS, configured_price_ids
@@ -18,7 +18,6 @@ from paydesk.web.api.pagination import (
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page, TierOut
@@ -58,12 +57,11 @@ def list_customers(
     cursor: Cursor = None,
 ) -> Page[CustomerOut]:
     """Customers, newest first, with optional filters."""
-    query = select(Customer).where(Customer.deleted.is_(False))
-    if email:
-        query = query.where(Customer.email == email)
-    if user_id:
-        query = query.where(Customer.user_id == user_id)
-    query = created_between(query, Customer, created_gte, created_lt)
+    query = queries.customers(
+        queries.CustomerFilter(
+            email=email, user_id=user_id, created_gte=created_gte, created_lt=created_lt
+        )
+    )
     return page_of(session, Customer, query, cursor, limit, CustomerOut)
 
 

@@ -6,8 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import or_, select
 
+from paydesk import queries
 from paydesk.auth import actions
 from paydesk.auth.roles import Permission
 from paydesk.billing.customers import get_customer
@@ -21,7 +21,7 @@ from paydesk.billing.payments import (
     refresh_payment,
 )
 from paydesk.billing.refunds import RefundRequest, get_refund
-from paydesk.db.models import Customer, Payment, Refund
+from paydesk.db.models import Payment, Refund
 from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require, source_address
 from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import (
@@ -29,7 +29,6 @@ from paydesk.web.api.pagination import (
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import (
@@ -70,29 +69,23 @@ def list_payments(
     created_gte: CreatedGte = None,
     created_lt: CreatedLt = None,
     q: Annotated[
-        str | None, Query(max_length=320, description="A payment/charge id or customer email")
+        str | None,
+        Query(max_length=320, description="A payment/charge id or customer email"),
     ] = None,
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> Page[PaymentOut]:
     """Payments, newest first, with optional filters and search."""
-    query = select(Payment)
-    if status:
-        query = query.where(Payment.status == status)
-    if customer:
-        query = query.where(Payment.customer_id == customer)
-    if currency:
-        query = query.where(Payment.currency == currency.lower())
-    query = created_between(query, Payment, created_gte, created_lt)
-    if q:
-        by_email = select(Customer.stripe_id).where(Customer.email == q)
-        query = query.where(
-            or_(
-                Payment.stripe_id == q,
-                Payment.latest_charge_id == q,
-                Payment.customer_id.in_(by_email),
-            )
+    query = queries.payments(
+        queries.PaymentFilter(
+            status=status,
+            customer=customer,
+            currency=currency,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            q=q,
         )
+    )
     return page_of(session, Payment, query, cursor, limit, PaymentOut)
 
 
@@ -268,12 +261,11 @@ def list_refunds(
     cursor: Cursor = None,
 ) -> Page[RefundOut]:
     """Refunds, newest first."""
-    query = select(Refund)
-    if payment:
-        query = query.where(Refund.payment_intent_id == payment)
-    if status:
-        query = query.where(Refund.status == status)
-    query = created_between(query, Refund, created_gte, created_lt)
+    query = queries.refunds(
+        queries.RefundFilter(
+            payment=payment, status=status, created_gte=created_gte, created_lt=created_lt
+        )
+    )
     return page_of(session, Refund, query, cursor, limit, RefundOut)
 
 

@@ -6,8 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 
+from paydesk import queries
 from paydesk.auth import actions
 from paydesk.auth.roles import Permission
 from paydesk.billing.customers import get_customer
@@ -24,7 +24,6 @@ from paydesk.web.api.pagination import (
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import (
@@ -68,14 +67,15 @@ def list_subscriptions(
     cursor: Cursor = None,
 ) -> Page[SubscriptionOut]:
     """Subscriptions, newest first."""
-    query = select(Subscription)
-    if status:
-        query = query.where(Subscription.status == status)
-    if tier:
-        query = query.where(Subscription.tier == tier)
-    if customer:
-        query = query.where(Subscription.customer_id == customer)
-    query = created_between(query, Subscription, created_gte, created_lt)
+    query = queries.subscriptions(
+        queries.SubscriptionFilter(
+            status=status,
+            tier=tier,
+            customer=customer,
+            created_gte=created_gte,
+            created_lt=created_lt,
+        )
+    )
     return page_of(session, Subscription, query, cursor, limit, SubscriptionOut)
 
 

@@ -1,0 +1,157 @@
+"""Console subscriptions: list, detail, change tier, cancel, resume."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paydesk import queries
+from paydesk.auth import actions
+from paydesk.auth.roles import Permission
+from paydesk.billing.subscriptions import get_subscription
+from paydesk.billing.tiers import TIERS
+from paydesk.db.models import Subscription
+from paydesk.errors import InvalidInput
+from paydesk.queries import page
+from paydesk.web.api.deps import SessionDep, get_gateway
+from paydesk.web.console.common import (
+    PREFIX,
+    FormDep,
+    PrincipalDep,
+    action_context,
+    attempt,
+    confirm,
+    form_field,
+    format_when,
+    need,
+    render,
+)
+
+router = APIRouter()
+
+
+@router.get("/subscriptions")
+def subscriptions(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: str = "",
+    tier: str = "",
+    q: str = "",
+    cursor: str | None = None,
+) -> Response:
+    q = q.strip()[:320]
+    query = queries.subscriptions(queries.SubscriptionFilter(status=status, tier=tier, q=q))
+    rows, next_cursor = page(session, Subscription, query, cursor, 25)
+    return render(
+        request,
+        "subscriptions.html",
+        {
+            "rows": rows,
+            "next_cursor": next_cursor,
+            "status": status,
+            "tier": tier,
+            "q": q,
+            "tiers": TIERS,
+        },
+    )
+
+
+@router.get("/subscriptions/{subscription_id}")
+def subscription_detail(
+    subscription_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    row = get_subscription(session, subscription_id)
+    customer = queries.customer_by_id(session, row.customer_id)
+    events = queries.timeline(session, [row.stripe_id])
+    return render(
+        request,
+        "subscription.html",
+        {
+            "sub": row,
+            "customer": customer,
+            "tiers": TIERS,
+            "events": events,
+            "form_key": secrets.token_hex(16),
+        },
+    )
+
+
+@router.post("/subscriptions/{subscription_id}/{action}")
+def subscription_action(
+    subscription_id: str,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    form: FormDep,
+) -> Response:
+    needed = {
+        "tier": Permission.SUBSCRIPTIONS_CHANGE_TIER,
+        "cancel": Permission.SUBSCRIPTIONS_CANCEL,
+        "resume": Permission.SUBSCRIPTIONS_RESUME,
+    }
+    if action not in needed:
+        raise StarletteHTTPException(404)
+    name = {"tier": "change_tier", "cancel": "cancel", "resume": "resume"}[action]
+    attempt(request, f"subscription.{name}", subscription_id)
+    need(request, principal, needed[action])
+    row = get_subscription(session, subscription_id)
+    ctx = action_context(request, session, principal)
+    url = f"{PREFIX}/subscriptions/{subscription_id}/{action}"
+    confirmed = form_field(form, "confirm") == "yes"
+    if action == "tier":
+        tier = form_field(form, "tier")
+        if tier not in {t.key for t in TIERS}:
+            raise InvalidInput("Choose a tier.", field="tier")
+        if not confirmed:
+            return confirm(
+                request,
+                title="Confirm tier change",
+                summary=[
+                    f"Change {row.stripe_id} from {row.tier or '—'} to {tier}.",
+                    "Upgrades are prorated and invoiced now; downgrades credit the rest.",
+                ],
+                action=url,
+                fields={"tier": tier, "form_key": form_field(form, "form_key")},
+                button="Change tier",
+            )
+        key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
+        actions.set_tier(
+            ctx, get_gateway(request), subscription_id, tier=tier, request_key=f"console-{key}"
+        )
+    elif action == "cancel":
+        when = form_field(form, "when")
+        if when not in ("now", "period_end"):
+            raise InvalidInput("Choose when to cancel.", field="when")
+        if not confirmed:
+            end = format_when(row.current_period_end)
+            return confirm(
+                request,
+                title="Confirm cancellation",
+                summary=[
+                    f"Cancel {row.stripe_id} "
+                    + ("immediately." if when == "now" else f"at the end of the period ({end}).")
+                ],
+                action=url,
+                fields={"when": when},
+                button="Cancel subscription",
+            )
+        actions.cancel(
+            ctx, get_gateway(request), subscription_id, at_period_end=when == "period_end"
+        )
+    else:
+        if not confirmed:
+            return confirm(
+                request,
+                title="Confirm resume",
+                summary=[f"Resume {row.stripe_id}: undo its cancellation at period end."],
+                action=url,
+                fields={},
+                button="Resume",
+            )
+        actions.resume(ctx, get_gateway(request), subscription_id)
+    return RedirectResponse(f"{PREFIX}/subscriptions/{subscription_id}", status_code=303)
