@@ -21,13 +21,15 @@ from sqlalchemy.exc import DataError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from paydesk.auth import actions, roles
+from paydesk.admin_actions import Context
+from paydesk.auth import roles
 from paydesk.auth import sessions as admin_sessions
 from paydesk.auth.accounts import Principal
 from paydesk.auth.roles import Permission
 from paydesk.errors import InvalidInput, PaydeskError, PermissionDenied
 from paydesk.money import MAXIMUM_AMOUNT, Money, decimals
 from paydesk.settings import Settings
+from paydesk.web.api.admin_auth import action_context as web_action_context
 from paydesk.web.api.admin_auth import intend
 from paydesk.web.api.deps import SessionDep
 from paydesk.web.errors import status_for
@@ -190,8 +192,9 @@ def raw_field(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def action_context(request: Request, session: SessionDep, principal: Principal) -> actions.Context:
-    return actions.Context(session, settings_of(request), principal, source_of(request), "console")
+def action_context(request: Request, session: SessionDep, principal: Principal) -> Context:
+    """The context admin actions run in, for a console form."""
+    return web_action_context(request, session, settings_of(request), principal, via="console")
 
 
 def need(request: Request, principal: Principal, permission: Permission) -> None:

@@ -5,18 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from paydesk.auth import actions
-from paydesk.auth.roles import Permission
+from paydesk.admin_actions import operations as operations_actions
 from paydesk.web.api.deps import SessionDep
 from paydesk.web.console.common import (
     PREFIX,
     FormDep,
     PrincipalDep,
     action_context,
-    attempt,
     confirm,
     form_field,
-    need,
     render,
 )
 from paydesk.webhooks import operations
@@ -55,8 +52,8 @@ def replay(
     principal: PrincipalDep,
     form: FormDep,
 ) -> Response:
-    attempt(request, "event.replay", event_id)
-    need(request, principal, Permission.EVENTS_REPLAY)
+    ctx = action_context(request, session, principal)
+    ctx.begin(operations_actions.REPLAY_EVENT, event_id)
     row = operations.get_event(session, event_id)
     if form_field(form, "confirm") != "yes":
         return confirm(
@@ -70,5 +67,5 @@ def replay(
             fields={},
             button="Replay",
         )
-    actions.replay_event(action_context(request, session, principal), event_id)
+    operations_actions.replay_event(ctx, event_id)
     return RedirectResponse(f"{PREFIX}/events?replayed={event_id}", status_code=303)

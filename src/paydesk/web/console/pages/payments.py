@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from paydesk import queries
-from paydesk.auth import actions
-from paydesk.auth.roles import Permission
+from paydesk.admin_actions import payments as payment_actions
 from paydesk.billing.payments import get_payment
 from paydesk.billing.refunds import REASONS, RefundRequest
 from paydesk.db.models import Payment
@@ -21,11 +20,9 @@ from paydesk.web.console.common import (
     FormDep,
     PrincipalDep,
     action_context,
-    attempt,
     confirm,
     form_field,
     format_money,
-    need,
     parse_amount,
     render,
 )
@@ -84,8 +81,8 @@ def refund(
     principal: PrincipalDep,
     form: FormDep,
 ) -> Response:
-    attempt(request, "refund.create", payment_id)
-    need(request, principal, Permission.REFUNDS_CREATE)
+    ctx = action_context(request, session, principal)
+    ctx.begin(payment_actions.REFUND, payment_id)
     payment = get_payment(session, payment_id)
     amount = parse_amount(form_field(form, "amount"), payment.currency)
     reason = form_field(form, "reason") or None
@@ -113,8 +110,8 @@ def refund(
             },
             button="Refund",
         )
-    row = actions.refund(
-        action_context(request, session, principal),
+    row = payment_actions.refund(
+        ctx,
         get_gateway(request),
         RefundRequest(
             payment_id=payment_id,

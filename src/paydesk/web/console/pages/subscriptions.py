@@ -9,8 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
-from paydesk.auth import actions
-from paydesk.auth.roles import Permission
+from paydesk.admin_actions import subscriptions as subscription_actions
 from paydesk.billing.subscriptions import get_subscription
 from paydesk.billing.tiers import TIERS
 from paydesk.db.models import Subscription
@@ -22,11 +21,9 @@ from paydesk.web.console.common import (
     FormDep,
     PrincipalDep,
     action_context,
-    attempt,
     confirm,
     form_field,
     format_when,
-    need,
     render,
 )
 
@@ -89,18 +86,16 @@ def subscription_action(
     principal: PrincipalDep,
     form: FormDep,
 ) -> Response:
-    needed = {
-        "tier": Permission.SUBSCRIPTIONS_CHANGE_TIER,
-        "cancel": Permission.SUBSCRIPTIONS_CANCEL,
-        "resume": Permission.SUBSCRIPTIONS_RESUME,
+    declared = {
+        "tier": subscription_actions.CHANGE_TIER,
+        "cancel": subscription_actions.CANCEL,
+        "resume": subscription_actions.RESUME,
     }
-    if action not in needed:
+    if action not in declared:
         raise StarletteHTTPException(404)
-    name = {"tier": "change_tier", "cancel": "cancel", "resume": "resume"}[action]
-    attempt(request, f"subscription.{name}", subscription_id)
-    need(request, principal, needed[action])
-    row = get_subscription(session, subscription_id)
     ctx = action_context(request, session, principal)
+    ctx.begin(declared[action], subscription_id)
+    row = get_subscription(session, subscription_id)
     url = f"{PREFIX}/subscriptions/{subscription_id}/{action}"
     confirmed = form_field(form, "confirm") == "yes"
     if action == "tier":
@@ -120,7 +115,7 @@ def subscription_action(
                 button="Change tier",
             )
         key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
-        actions.set_tier(
+        subscription_actions.set_tier(
             ctx, get_gateway(request), subscription_id, tier=tier, request_key=f"console-{key}"
         )
     elif action == "cancel":
@@ -140,7 +135,7 @@ def subscription_action(
                 fields={"when": when},
                 button="Cancel subscription",
             )
-        actions.cancel(
+        subscription_actions.cancel(
             ctx, get_gateway(request), subscription_id, at_period_end=when == "period_end"
         )
     else:
@@ -153,5 +148,5 @@ def subscription_action(
                 fields={},
                 button="Resume",
             )
-        actions.resume(ctx, get_gateway(request), subscription_id)
+        subscription_actions.resume(ctx, get_gateway(request), subscription_id)
     return RedirectResponse(f"{PREFIX}/subscriptions/{subscription_id}", status_code=303)

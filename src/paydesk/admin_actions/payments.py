@@ -1,0 +1,119 @@
+"""Admin actions on payments: create, capture, cancel, refresh, refund."""
+
+from __future__ import annotations
+
+from paydesk.admin_actions.core import Action, Context, Done, perform
+from paydesk.auth.roles import Permission
+from paydesk.billing.customers import get_customer
+from paydesk.billing.payments import (
+    PaymentOutcome,
+    PaymentRequest,
+    cancel_payment,
+    capture_payment,
+    create_payment,
+    get_payment,
+    refresh_payment,
+)
+from paydesk.billing.refunds import RefundRequest, refund_payment
+from paydesk.db.models import Payment, Refund
+from paydesk.stripe_gateway import StripeGateway
+
+CREATE = Action("payment.create", Permission.PAYMENTS_WRITE)
+CAPTURE = Action("payment.capture", Permission.PAYMENTS_WRITE)
+CANCEL = Action("payment.cancel", Permission.PAYMENTS_WRITE)
+REFRESH = Action("payment.refresh", Permission.PAYMENTS_REFRESH)
+REFUND = Action("refund.create", Permission.REFUNDS_CREATE)
+
+
+def _state(row: Payment) -> dict[str, object]:
+    return {
+        "status": row.status,
+        "amount": row.amount,
+        "amount_received": row.amount_received,
+        "amount_refunded": row.amount_refunded,
+    }
+
+
+def create(
+    ctx: Context, gateway: StripeGateway, customer_id: str, request: PaymentRequest
+) -> PaymentOutcome:
+    """Create (and, with a payment method, confirm) a payment for a customer."""
+
+    def work() -> Done[PaymentOutcome]:
+        customer = get_customer(ctx.session, customer_id)
+        outcome = create_payment(ctx.session, gateway, customer, request)
+        return Done(
+            outcome,
+            after={
+                "amount": request.amount,
+                "currency": request.currency,
+                "status": outcome.payment.status,
+            },
+            target=outcome.payment.stripe_id,
+        )
+
+    return perform(ctx, CREATE, customer_id, work)
+
+
+def capture(
+    ctx: Context, gateway: StripeGateway, payment_id: str, amount: int | None = None
+) -> Payment:
+    """Capture an authorised (``requires_capture``) payment, fully or partly."""
+
+    def work() -> Done[Payment]:
+        before = _state(get_payment(ctx.session, payment_id))
+        row = capture_payment(ctx.session, gateway, payment_id, amount)
+        return Done(row, before=before, after={"amount": amount, "status": row.status})
+
+    return perform(ctx, CAPTURE, payment_id, work)
+
+
+def cancel(ctx: Context, gateway: StripeGateway, payment_id: str) -> Payment:
+    """Cancel a payment that has not succeeded."""
+
+    def work() -> Done[Payment]:
+        before = _state(get_payment(ctx.session, payment_id))
+        row = cancel_payment(ctx.session, gateway, payment_id)
+        return Done(row, before=before, after={"status": row.status})
+
+    return perform(ctx, CANCEL, payment_id, work)
+
+
+def refresh(ctx: Context, gateway: StripeGateway, payment_id: str) -> Payment:
+    """Re-read a payment from Stripe (it changes only the mirror, never Stripe).
+
+    Not audited: it changes nothing anyone decided, only how fresh the copy is.
+    """
+    ctx.authorize(REFRESH.permission)
+    get_payment(ctx.session, payment_id)
+    return refresh_payment(ctx.session, gateway, payment_id)
+
+
+def refund(ctx: Context, gateway: StripeGateway, request: RefundRequest) -> Refund:
+    """Refund a payment in full or in part; the acting admin is who requested it."""
+
+    def work() -> Done[Refund]:
+        payment = get_payment(ctx.session, request.payment_id)
+        before = {"amount_refunded": payment.amount_refunded, "amount": payment.amount}
+        row = refund_payment(
+            ctx.session,
+            gateway,
+            RefundRequest(
+                payment_id=request.payment_id,
+                requested_by=ctx.principal.actor,
+                amount=request.amount,
+                reason=request.reason,
+                note=request.note,
+                request_key=request.request_key,
+            ),
+        )
+        after = {
+            "refund": row.stripe_id,
+            "amount": row.amount,
+            "currency": row.currency,
+            "reason": row.reason,
+            "status": row.status,
+        }
+        return Done(row, before=before, after=after)
+
+    return perform(ctx, REFUND, request.payment_id, work)
