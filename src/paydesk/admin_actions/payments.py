@@ -12,7 +12,7 @@ from paydesk.billing.payments import (
     capture_payment,
     create_payment,
     get_payment,
-    refresh_payment,
+    refresh_payment_outcome,
 )
 from paydesk.billing.refunds import RefundRequest, refund_payment
 from paydesk.db.models import Payment, Refund
@@ -79,14 +79,15 @@ def cancel(ctx: Context, gateway: StripeGateway, payment_id: str) -> Payment:
     return perform(ctx, CANCEL, payment_id, work)
 
 
-def refresh(ctx: Context, gateway: StripeGateway, payment_id: str) -> Payment:
-    """Re-read a payment from Stripe (it changes only the mirror, never Stripe).
+def refresh(ctx: Context, gateway: StripeGateway, payment_id: str) -> PaymentOutcome:
+    """Re-read a payment from Stripe into the mirror (Stripe itself is not changed)."""
 
-    Not audited: it changes nothing anyone decided, only how fresh the copy is.
-    """
-    ctx.authorize(REFRESH.permission)
-    get_payment(ctx.session, payment_id)
-    return refresh_payment(ctx.session, gateway, payment_id)
+    def work() -> Done[PaymentOutcome]:
+        before = _state(get_payment(ctx.session, payment_id))
+        outcome = refresh_payment_outcome(ctx.session, gateway, payment_id)
+        return Done(outcome, before=before, after=_state(outcome.payment))
+
+    return perform(ctx, REFRESH, payment_id, work)
 
 
 def refund(ctx: Context, gateway: StripeGateway, request: RefundRequest) -> Refund:

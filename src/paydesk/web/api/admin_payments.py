@@ -147,11 +147,11 @@ def cancel(payment_id: str, ctx: ContextDep, gateway: GatewayDep) -> PaymentOut:
     "/payments/{payment_id}/refresh",
     summary="Re-read from Stripe",
     responses=_ERRORS,
-    dependencies=[require(payments.REFRESH.permission)],
+    dependencies=[require_action(payments.REFRESH)],
 )
 def refresh(payment_id: str, ctx: ContextDep, gateway: GatewayDep) -> PaymentOut:
     """Re-read a payment from Stripe (e.g. after the customer finished 3-D Secure)."""
-    return PaymentOut.model_validate(payments.refresh(ctx, gateway, payment_id))
+    return PaymentOut.model_validate(payments.refresh(ctx, gateway, payment_id).payment)
 
 
 @router.post(

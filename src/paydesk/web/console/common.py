@@ -8,6 +8,7 @@ every form carries a CSRF token (``FormDep``); every mutation names itself first
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,14 +16,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk.admin_actions import Context
-from paydesk.auth import roles
+from paydesk.auth import audit, roles
 from paydesk.auth import sessions as admin_sessions
 from paydesk.auth.accounts import Principal
 from paydesk.auth.roles import Permission
@@ -43,6 +45,21 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+# What the page after an action says happened (``?done=<key>``): fixed texts only, so
+# a link can never make the console display words of someone else's choosing.
+FLASHES: dict[str, str] = {
+    "refunded": "Refund created.",
+    "captured": "Payment captured.",
+    "payment_canceled": "Payment canceled.",
+    "refreshed": "Payment re-read from Stripe.",
+    "tier_changed": "Tier changed.",
+    "cancel_scheduled": "The subscription cancels at the end of its period; resume keeps it.",
+    "canceled": "Subscription canceled.",
+    "resumed": "Subscription resumed: it renews as before.",
+    "replayed": "Event queued for replay; the worker applies it on its next pass.",
+}
 
 
 class Redirect(Exception):
@@ -122,7 +139,7 @@ def render(
         can=lambda permission: (
             principal is not None and roles.can(principal.role, Permission(permission), live=live)
         ),
-        **(context or {}),
+        **{"flash": FLASHES.get(request.query_params.get("done", "")), **(context or {})},
     )
     response = HTMLResponse(body, status_code=status)
     if getattr(request.state, "new_csrf", None):
@@ -278,9 +295,55 @@ def parse_amount(raw: str, currency: str) -> int | None:
         raise InvalidInput("Amount: expected a number such as 12.50.", field="amount") from exc
     # NaN would make the comparisons below raise; 1e999999999 would become an integer of a
     # billion digits. No refund is larger than Stripe's largest charge.
-    if not value.is_finite() or abs(value) > MAXIMUM_AMOUNT:
+    # copy_abs, not abs(): abs() rounds in the context and overflows on 1e999999999.
+    if not value.is_finite() or value.copy_abs() > MAXIMUM_AMOUNT:
         raise InvalidInput("Amount: expected a number such as 12.50.", field="amount")
     minor = value * (10 ** decimals(currency))
     if value <= 0 or minor != minor.to_integral_value():
         raise InvalidInput("Amount: a positive amount in the currency's units.", field="amount")
     return int(minor)
+
+
+def csv_response(
+    request: Request,
+    unit_of_work: Session,
+    name: str,
+    header: Sequence[str],
+    rows: Callable[[Session], Iterable[Sequence[object]]],
+) -> Response:
+    """A streamed CSV download of ``rows``, read in a session of its own.
+
+    The request's unit of work ends when the handler returns, before the body is
+    streamed: the rows are read (in keyset pages) by a session the stream owns and
+    closes.
+    Formula-like text cells are neutralised as in the audit export.
+    """
+    # Release the request's own transaction first: on SQLite it holds the write lock,
+    # and the export's session could not begin beside it.
+    unit_of_work.commit()
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    session = sessions()
+    try:
+        # The first page is read now, so a filter the database refuses (a NUL in a
+        # PostgreSQL string) is an error page, not a download broken after its headers.
+        iterator = iter(rows(session))
+        first = next(iterator, None)
+    except BaseException:
+        session.close()
+        raise
+
+    def lines() -> Iterator[str]:
+        try:
+            yield audit.csv_line(header)
+            if first is not None:
+                yield audit.csv_line(first)
+            for row in iterator:
+                yield audit.csv_line(row)
+        finally:
+            session.close()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="paydesk-{name}.csv"'},
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +34,7 @@ from paydesk.web.console.pages import (
     disputes,
     events,
     payments,
+    refunds,
     sign_in,
     subscriptions,
     system,
@@ -42,6 +44,7 @@ PAGES = (
     sign_in,
     dashboard,
     payments,
+    refunds,
     subscriptions,
     customers,
     disputes,
@@ -68,5 +71,15 @@ def build_console(parent: FastAPI) -> FastAPI:
     # "/admin" itself: a router cannot hold an empty path, the app can.
     app.add_api_route("", dashboard.home, methods=["GET"])
     for module in PAGES:
-        app.include_router(module.router)
+        # Added route by route (not include_router): each gets the app's dependencies
+        # and the app's route list stays flat, as route-listing tools expect.
+        for route in module.router.routes:
+            assert isinstance(route, APIRoute)
+            app.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=sorted(route.methods or ()),
+                name=route.name,
+                dependencies=route.dependencies,
+            )
     return app

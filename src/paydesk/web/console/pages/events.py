@@ -1,10 +1,14 @@
-"""Console webhook events: list, replay."""
+"""Console webhook events: list (newest first, with older pages), CSV export, replay."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from paydesk import queries
 from paydesk.admin_actions import operations as operations_actions
 from paydesk.web.api.deps import SessionDep
 from paydesk.web.console.common import (
@@ -13,12 +17,18 @@ from paydesk.web.console.common import (
     PrincipalDep,
     action_context,
     confirm,
+    csv_response,
     form_field,
     render,
 )
 from paydesk.webhooks import operations
 
 router = APIRouter()
+
+
+STATUSES = ("pending", "processed", "failed", "ignored")
+PAGE = 50
+COLUMNS = ("id", "type", "created", "object", "status", "attempts", "outcome", "last_error")
 
 
 @router.get("/events")
@@ -28,10 +38,10 @@ def events(
     principal: PrincipalDep,
     status: str = "",
     type: str = "",
+    cursor: str | None = None,
 ) -> Response:
-    rows = operations.list_events(
-        session, status=status[:16] or None, event_type=type[:128] or None, limit=100
-    )
+    filters = queries.EventFilter(status=status[:16] or None, type=type[:128] or None)
+    rows, older = queries.events(session, filters, cursor=cursor or None, limit=PAGE)
     return render(
         request,
         "events.html",
@@ -39,9 +49,37 @@ def events(
             "rows": rows,
             "status": status,
             "type": type,
-            "statuses": ("pending", "processed", "failed", "ignored"),
+            "statuses": STATUSES,
+            "next_cursor": older,
         },
     )
+
+
+@router.get("/events.csv")
+def events_csv(
+    request: Request, session: SessionDep, principal: PrincipalDep, status: str = "", type: str = ""
+) -> Response:
+    filters = queries.EventFilter(status=status[:16] or None, type=type[:128] or None)
+
+    def rows(session: Session) -> Iterator[tuple[object, ...]]:
+        cursor: str | None = None
+        while True:
+            batch, cursor = queries.events(session, filters, cursor=cursor, limit=500)
+            for e in batch:
+                yield (
+                    e.event_id,
+                    e.type,
+                    e.created,
+                    e.object_id,
+                    e.status,
+                    e.attempts,
+                    e.outcome,
+                    e.last_error,
+                )
+            if cursor is None:
+                return
+
+    return csv_response(request, session, "events", COLUMNS, rows)
 
 
 @router.post("/events/{event_id}/replay")

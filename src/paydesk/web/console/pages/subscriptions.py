@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
@@ -22,6 +24,7 @@ from paydesk.web.console.common import (
     PrincipalDep,
     action_context,
     confirm,
+    csv_response,
     form_field,
     format_when,
     render,
@@ -55,6 +58,51 @@ def subscriptions(
             "tiers": TIERS,
         },
     )
+
+
+SUBSCRIPTION_COLUMNS = (
+    "id",
+    "created",
+    "customer",
+    "tier",
+    "status",
+    "unit_amount",
+    "currency",
+    "interval",
+    "current_period_end",
+    "cancel_at_period_end",
+    "canceled_at",
+)
+
+
+@router.get("/subscriptions.csv")
+def subscriptions_csv(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: str = "",
+    tier: str = "",
+    q: str = "",
+) -> Response:
+    query = queries.subscriptions(queries.SubscriptionFilter(status=status, tier=tier, q=q))
+
+    def rows(session: Session) -> Iterator[tuple[object, ...]]:
+        for s in queries.iter_all(session, Subscription, query):
+            yield (
+                s.stripe_id,
+                s.stripe_created,
+                s.customer_id,
+                s.tier,
+                s.status,
+                s.unit_amount,
+                s.currency,
+                s.interval,
+                s.current_period_end.isoformat() if s.current_period_end else None,
+                s.cancel_at_period_end,
+                s.canceled_at.isoformat() if s.canceled_at else None,
+            )
+
+    return csv_response(request, session, "subscriptions", SUBSCRIPTION_COLUMNS, rows)
 
 
 @router.get("/subscriptions/{subscription_id}")
@@ -115,6 +163,7 @@ def subscription_action(
                 button="Change tier",
             )
         key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
+        done = "tier_changed"
         subscription_actions.set_tier(
             ctx, get_gateway(request), subscription_id, tier=tier, request_key=f"console-{key}"
         )
@@ -135,6 +184,7 @@ def subscription_action(
                 fields={"when": when},
                 button="Cancel subscription",
             )
+        done = "cancel_scheduled" if when == "period_end" else "canceled"
         subscription_actions.cancel(
             ctx, get_gateway(request), subscription_id, at_period_end=when == "period_end"
         )
@@ -148,5 +198,8 @@ def subscription_action(
                 fields={},
                 button="Resume",
             )
+        done = "resumed"
         subscription_actions.resume(ctx, get_gateway(request), subscription_id)
-    return RedirectResponse(f"{PREFIX}/subscriptions/{subscription_id}", status_code=303)
+    return RedirectResponse(
+        f"{PREFIX}/subscriptions/{subscription_id}?done={done}", status_code=303
+    )
