@@ -220,6 +220,21 @@ def _targets(server: AccessServer) -> dict[str, str]:
         )
         assert paid.status_code == 200, paid.text
         assert paid.json()["payment"]["status"] == "succeeded", paid.text
+        authorised = [
+            api.post(
+                "/api/admin/payments",
+                json={
+                    "customer": cus,
+                    "amount": 700,
+                    "currency": "usd",
+                    "payment_method": "pm_card_visa",
+                    "capture_method": "manual",
+                },
+            )
+            for _ in range(2)
+        ]
+        for made in authorised:
+            assert made.json()["payment"]["status"] == "requires_capture", made.text
         sub = api.post(
             "/api/admin/subscriptions",
             json={"customer": cus, "tier": "premium", "payment_method": "pm_card_visa"},
@@ -233,6 +248,8 @@ def _targets(server: AccessServer) -> dict[str, str]:
     victim = _admin(server, "support")
     return {
         "payment_id": paid.json()["payment"]["id"],
+        "capturable_id": authorised[0].json()["payment"]["id"],
+        "cancelable_id": authorised[1].json()["payment"]["id"],
         "subscription_id": sub.json()["subscription"]["id"],
         "event_id": event["id"],
         "token_id": str(created.json()["id"]),
@@ -243,6 +260,9 @@ def _targets(server: AccessServer) -> dict[str, str]:
 # The fields that make each console form act at once (confirmation included).
 FORM_FIELDS: dict[str, dict[str, str]] = {
     "/admin/payments/{payment_id}/refund": {"amount": "1.00", "confirm": "yes", "form_key": "k1"},
+    "/admin/payments/{payment_id}/refresh": {},
+    "/admin/payments/{payment_id}/capture": {"confirm": "yes"},
+    "/admin/payments/{payment_id}/cancel": {"confirm": "yes"},
     "/admin/subscriptions/{subscription_id}/tier": {
         "tier": "enterprise",
         "confirm": "yes",
@@ -269,8 +289,17 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
 # Order matters for the genuine submissions: resume needs the cancellation first,
 # the victim admin is changed before being disabled, the password is changed once
 # (its current value is the seeded one), sign-out comes last.
+# Which target a form acts on when its route's placeholder names another object:
+# capture and cancel need authorised (manual-capture) payments.
+FORM_TARGETS: dict[str, dict[str, str]] = {
+    "/admin/payments/{payment_id}/capture": {"payment_id": "capturable_id"},
+    "/admin/payments/{payment_id}/cancel": {"payment_id": "cancelable_id"},
+}
 FORM_ORDER = [
     "/admin/payments/{payment_id}/refund",
+    "/admin/payments/{payment_id}/refresh",
+    "/admin/payments/{payment_id}/capture",
+    "/admin/payments/{payment_id}/cancel",
     "/admin/subscriptions/{subscription_id}/tier",
     "/admin/subscriptions/{subscription_id}/cancel",
     "/admin/subscriptions/{subscription_id}/resume",
@@ -302,7 +331,8 @@ def test_every_console_form_refuses_a_missing_or_wrong_csrf_token(
     refused = 0
     try:
         for template in FORM_ORDER:
-            url = template.format(**targets)
+            chosen = {k: targets[v] for k, v in FORM_TARGETS.get(template, {}).items()}
+            url = template.format(**{**targets, **chosen})
             fields = FORM_FIELDS[template]
             before = _fingerprint(server)
             attempts = {

@@ -200,6 +200,19 @@ def _cell(value: str | None) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def csv_line(values: Iterable[object]) -> str:
+    """One CSV line (with its line ending); text cells that look like formulas are neutralised.
+
+    Numbers stay numbers; any text — ids, emails, notes, whatever a customer or a
+    failed sign-in typed — is neutralised like the audit export's cells.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(
+        [_cell(v) if isinstance(v, str) else ("" if v is None else v) for v in values]
+    )
+    return buffer.getvalue()
+
+
 def to_csv(entries: Iterable[AuditEntry]) -> str:
     """CSV with a header row (``CSV_COLUMNS``); formula-like cells are neutralised."""
     buffer = io.StringIO()

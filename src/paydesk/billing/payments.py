@@ -185,7 +185,7 @@ def capture_payment(
     return _mirror(session, intent)
 
 
-_CANCELABLE = {
+CANCELABLE = {
     "requires_payment_method",
     "requires_confirmation",
     "requires_action",
@@ -197,7 +197,7 @@ _CANCELABLE = {
 def cancel_payment(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     """Cancel a payment that has not succeeded (releases an authorisation)."""
     payment = get_payment(session, payment_id)
-    if payment.status not in _CANCELABLE:
+    if payment.status not in CANCELABLE:
         raise Conflict(
             f"The payment is {payment.status} and can no longer be canceled.",
             code="payment_not_cancelable",
@@ -209,3 +209,21 @@ def cancel_payment(session: Session, gateway: StripeGateway, payment_id: str) ->
 def refresh_payment(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     """Re-read a payment from Stripe into the mirror (e.g. after 3-D Secure)."""
     return _mirror(session, gateway.retrieve_payment_intent(payment_id))
+
+
+def refresh_payment_outcome(
+    session: Session, gateway: StripeGateway, payment_id: str
+) -> PaymentOutcome:
+    """Re-read a payment, with what the customer still has to do (e.g. a 3-D Secure URL)."""
+    get_payment(session, payment_id)  # NotFound before any Stripe call
+    return _outcome(session, gateway.retrieve_payment_intent(payment_id))
+
+
+def next_action_url(next_action: dict[str, Any] | None) -> str | None:
+    """The page a customer must visit to finish paying (3-D Secure, a bank), if any."""
+    if not next_action:
+        return None
+    redirect = next_action.get("redirect_to_url")
+    if isinstance(redirect, dict) and isinstance(redirect.get("url"), str):
+        return str(redirect["url"])
+    return None

@@ -12,7 +12,7 @@ from stripe.params import RefundCreateParams
 
 from paydesk.billing.mirror import apply_refund
 from paydesk.billing.payments import get_payment, refresh_payment
-from paydesk.db.models import Refund
+from paydesk.db.models import Payment, Refund
 from paydesk.errors import Conflict, InvalidInput, NotFound
 from paydesk.money import Money
 from paydesk.stripe_gateway import StripeGateway
@@ -57,6 +57,55 @@ def _validate(request: RefundRequest) -> None:
         raise InvalidInput("Who asked for the refund must be recorded.", field="requested_by")
 
 
+def refund_block(payment: Payment) -> Conflict | None:
+    """Why ``payment`` cannot be refunded as it stands, or ``None`` if it can."""
+    if payment.status != "succeeded":
+        if payment.status in ("requires_payment_method", "canceled") and payment.failure_code:
+            return Conflict(
+                "This payment was declined, so no money was taken and there is nothing to refund.",
+                code="payment_declined",
+                field="payment_id",
+            )
+        return Conflict(
+            f"The payment is {payment.status}; only succeeded payments can be refunded.",
+            code="payment_not_refundable",
+            field="payment_id",
+        )
+    if payment.disputed:
+        # Stripe refuses to refund a disputed charge: the dispute decides the money.
+        return Conflict(
+            "The payment is disputed; respond to the dispute instead of refunding.",
+            code="payment_disputed",
+            field="payment_id",
+        )
+    if payment.amount_received - payment.amount_refunded <= 0:
+        return Conflict("The payment has already been fully refunded.", code="already_refunded")
+    return None
+
+
+def check_refund(payment: Payment, amount: int | None) -> int:
+    """The amount a refund of ``amount`` (None: all that is left) takes from ``payment``.
+
+    ``Conflict`` when the payment cannot be refunded; ``InvalidInput`` (field
+    ``amount``, code ``amount_too_large``) when more than what is left is asked.
+    """
+    blocked = refund_block(payment)
+    if blocked is not None:
+        raise blocked
+    refundable = payment.amount_received - payment.amount_refunded
+    wanted = amount if amount is not None else refundable
+    if wanted <= 0:
+        raise InvalidInput("The refund amount must be a positive integer.", field="amount")
+    if wanted > refundable:
+        raise InvalidInput(
+            f"The refund amount ({Money(wanted, payment.currency).format()}) is more than what "
+            f"is still refundable ({Money(refundable, payment.currency).format()}).",
+            code="amount_too_large",
+            field="amount",
+        )
+    return wanted
+
+
 def refund_payment(session: Session, gateway: StripeGateway, request: RefundRequest) -> Refund:
     """Refund a succeeded payment fully or partly, recording who asked and why.
 
@@ -78,27 +127,7 @@ def refund_payment(session: Session, gateway: StripeGateway, request: RefundRequ
                 )
             return _mirror_refund(session, gateway, request, made)
     payment = refresh_payment(session, gateway, request.payment_id)
-    if payment.status != "succeeded":
-        if payment.status in ("requires_payment_method", "canceled") and payment.failure_code:
-            message = (
-                "This payment was declined, so no money was taken and there is nothing to refund."
-            )
-            code = "payment_declined"
-        else:
-            message = f"The payment is {payment.status}; only succeeded payments can be refunded."
-            code = "payment_not_refundable"
-        raise Conflict(message, code=code, field="payment_id")
-    refundable = payment.amount_received - payment.amount_refunded
-    if refundable <= 0:
-        raise Conflict("The payment has already been fully refunded.", code="already_refunded")
-    amount = request.amount if request.amount is not None else refundable
-    if amount > refundable:
-        raise InvalidInput(
-            f"The refund amount ({Money(amount, payment.currency).format()}) is more than what "
-            f"is still refundable ({Money(refundable, payment.currency).format()}).",
-            code="amount_too_large",
-            field="amount",
-        )
+    amount = check_refund(payment, request.amount)
     request_key = request.request_key or _derived_key(session, request, amount)
     key = operation_key("refund", payment.stripe_id, request_key)
     params: RefundCreateParams = {

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from paydesk import queries
 from paydesk.db.models import StripeEvent, WebhookRejection
 from paydesk.db.models.base import utcnow
 from paydesk.errors import NotFound
@@ -28,12 +29,10 @@ def list_events(
     limit: int = 50,
 ) -> list[StripeEvent]:
     """The newest stored events, optionally of one status and/or type."""
-    query = select(StripeEvent).order_by(StripeEvent.created.desc(), StripeEvent.id.desc())
-    if status:
-        query = query.where(StripeEvent.status == status)
-    if event_type:
-        query = query.where(StripeEvent.type == event_type)
-    return list(session.scalars(query.limit(limit)))
+    rows, _ = queries.events(
+        session, queries.EventFilter(status=status, type=event_type), limit=limit
+    )
+    return rows
 
 
 def get_event(session: Session, event_id: str) -> StripeEvent:

@@ -51,6 +51,17 @@ CONSOLE_ACTIONS: list[tuple[str, str, Permission]] = [
     ("POST", "/admin/admins/999999/disable", Permission.ADMINS_MANAGE),
     ("POST", "/admin/admins/999999/reset-2fa", Permission.ADMINS_MANAGE),
     ("POST", "/admin/admins/999999/role", Permission.ADMINS_MANAGE),
+    ("GET", "/admin/payments.csv", Permission.READ),
+    ("GET", "/admin/refunds", Permission.READ),
+    ("GET", "/admin/refunds.csv", Permission.READ),
+    ("GET", "/admin/subscriptions.csv", Permission.READ),
+    ("GET", "/admin/customers.csv", Permission.READ),
+    ("GET", "/admin/customers/cus_missing", Permission.READ),
+    ("GET", "/admin/disputes.csv", Permission.READ),
+    ("GET", "/admin/events.csv", Permission.READ),
+    ("POST", "/admin/payments/pi_missing/capture", Permission.PAYMENTS_WRITE),
+    ("POST", "/admin/payments/pi_missing/cancel", Permission.PAYMENTS_WRITE),
+    ("POST", "/admin/payments/pi_missing/refresh", Permission.PAYMENTS_REFRESH),
 ]
 # Reached by everyone who is signed in, by design.
 SIGN_IN_ROUTES = {"/login", "/2fa", "/enrol", "/logout"}

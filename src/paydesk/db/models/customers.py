@@ -15,7 +15,6 @@ class Customer(StripeMirrorMixin, Base):
     """
 
     __tablename__ = "customers"
-
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
@@ -24,5 +23,6 @@ class Customer(StripeMirrorMixin, Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-# Email search is case-insensitive: lower(email) = lower(:q), served by this index.
+# Admins search by email in any case (Stripe keeps the case it was given):
+# lower(email) = lower(:q), served by this index.
 Index("ix_customers_email_lower", func.lower(Customer.email))

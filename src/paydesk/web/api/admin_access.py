@@ -9,10 +9,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from paydesk.auth import accounts, actions, audit, roles, tokens
+from paydesk.admin_actions import operations as operations_actions
+from paydesk.auth import accounts, audit, roles, tokens
 from paydesk.auth.roles import Permission
 from paydesk.errors import Conflict, PermissionDenied
-from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, require, source_address
+from paydesk.web.api.admin_auth import (
+    AuditFailures,
+    ContextDep,
+    PrincipalDep,
+    require,
+    require_action,
+    source_address,
+)
 from paydesk.web.api.deps import SessionDep, SettingsDep
 from paydesk.web.api.schemas import error_responses
 from paydesk.webhooks import operations
@@ -118,18 +126,11 @@ def list_events(
 @router.post(
     "/events/{event_id}/replay",
     summary="Replay a stored event",
-    dependencies=[require(Permission.EVENTS_REPLAY, audit_as="event.replay")],
+    dependencies=[require_action(operations_actions.REPLAY_EVENT)],
 )
-def replay_event(
-    event_id: str,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    request: Request,
-) -> EventOut:
+def replay_event(event_id: str, ctx: ContextDep) -> EventOut:
     """Make the event due again; the worker applies it on its next pass."""
-    ctx = actions.Context(session, settings, principal, source_address(request), "api")
-    row = actions.replay_event(ctx, event_id)
+    row = operations_actions.replay_event(ctx, event_id)
     return EventOut(
         id=row.event_id,
         type=row.type,

@@ -24,6 +24,7 @@ from fastapi.params import Depends as DependsParam
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from paydesk.admin_actions import Action, Context
 from paydesk.auth import audit, roles, tokens
 from paydesk.auth.accounts import Principal
 from paydesk.auth.roles import Permission
@@ -156,25 +157,27 @@ def require(
     return dependency
 
 
-def record(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: Principal,
-    action: str,
-    target: str | None,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """Audit a mutation made through the Admin API (in the request's unit of work)."""
-    audit.record(
-        session,
-        settings,
-        actor=principal.actor,
-        action=action,
-        target=target,
-        before=before,
-        after={**(after or {}), "via": "api"},
-        source_address=source_address(request),
-    )
+def require_action(action: Action) -> DependsParam:
+    """The route dependency of an admin action: its declared permission, its audit name."""
+    return require(action.permission, audit_as=action.name)
+
+
+def action_context(
+    request: Request, session: Session, settings: Settings, principal: Principal, *, via: str
+) -> Context:
+    """The context admin actions run in: an attempt is named for ``audit_failures``."""
+
+    def attempted(action: str, target: str | None) -> None:
+        intend(request, action, target, via=via)
+
+    return Context(session, settings, principal, source_address(request), via, attempted)
+
+
+def api_context(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Context:
+    """Dependency: the admin action context of an Admin API request."""
+    return action_context(request, session, settings, principal, via="api")
+
+
+ContextDep = Annotated[Context, Depends(api_context)]

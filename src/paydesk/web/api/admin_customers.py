@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy import func, select
+from fastapi import APIRouter, Query
 
+from paydesk import queries
+from paydesk.admin_actions import operations
 from paydesk.auth.roles import Permission
-from paydesk.billing.customers import ensure_customer, get_customer
+from paydesk.billing.customers import get_customer
 from paydesk.billing.tiers import TIERS, configured_price_ids
 from paydesk.db.models import Customer
-from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require
+from paydesk.web.api.admin_auth import AuditFailures, ContextDep, require, require_action
 from paydesk.web.api.deps import GatewayDep, SessionDep, SettingsDep
 from paydesk.web.api.pagination import (
     CreatedGte,
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import CustomerCreate, CustomerOut, MoneyOut, Page, TierOut
@@ -58,12 +58,11 @@ def list_customers(
     cursor: Cursor = None,
 ) -> Page[CustomerOut]:
     """Customers, newest first, with optional filters."""
-    query = select(Customer).where(Customer.deleted.is_(False))
-    if email:
-        query = query.where(func.lower(Customer.email) == email.lower())
-    if user_id:
-        query = query.where(Customer.user_id == user_id)
-    query = created_between(query, Customer, created_gte, created_lt)
+    query = queries.customers(
+        queries.CustomerFilter(
+            email=email, user_id=user_id, created_gte=created_gte, created_lt=created_lt
+        )
+    )
     return page_of(session, Customer, query, cursor, limit, CustomerOut)
 
 
@@ -81,17 +80,11 @@ def retrieve_customer(customer_id: str, session: SessionDep) -> CustomerOut:
     "/customers",
     summary="Find or create an app user's customer",
     status_code=200,
-    dependencies=[require(Permission.CUSTOMERS_WRITE, audit_as="customer.ensure")],
+    dependencies=[require_action(operations.ENSURE_CUSTOMER)],
 )
-def create_customer(
-    body: CustomerCreate,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    request: Request,
-) -> CustomerOut:
+def create_customer(body: CustomerCreate, ctx: ContextDep, gateway: GatewayDep) -> CustomerOut:
     """The customer of ``user_id``, created in Stripe on first need (one per user)."""
-    row = ensure_customer(session, gateway, user_id=body.user_id, email=body.email, name=body.name)
-    record(request, session, settings, principal, "customer.ensure", row.stripe_id)
+    row = operations.ensure_customer_for(
+        ctx, gateway, user_id=body.user_id, email=body.email, name=body.name
+    )
     return CustomerOut.model_validate(row)

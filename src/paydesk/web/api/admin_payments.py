@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy import func, select, union
+from fastapi import APIRouter, Query
 
-from paydesk.auth import actions
+from paydesk import queries
+from paydesk.admin_actions import payments
 from paydesk.auth.roles import Permission
-from paydesk.billing.customers import get_customer
 from paydesk.billing.payments import (
     PaymentOutcome,
     PaymentRequest,
-    cancel_payment,
-    capture_payment,
-    create_payment,
     get_payment,
-    refresh_payment,
 )
 from paydesk.billing.refunds import RefundRequest, get_refund
-from paydesk.db.models import Customer, Payment, Refund
-from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require, source_address
-from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
+from paydesk.db.models import Payment, Refund
+from paydesk.web.api.admin_auth import AuditFailures, ContextDep, require, require_action
+from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep
 from paydesk.web.api.pagination import (
     CreatedGte,
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import (
@@ -61,24 +55,6 @@ def payment_result(outcome: PaymentOutcome) -> PaymentResult:
     )
 
 
-def payments_matching(q: str, *, customer_id: bool = False) -> Any:
-    """Ids of the payments whose id, charge id (or customer id) is ``q``, or whose
-    customer's email is ``q`` (case-insensitive).
-
-    A UNION of lookups each served by its own index; an ``OR`` of them would make
-    the database walk every payment.
-    """
-    by_email = select(Customer.stripe_id).where(func.lower(Customer.email) == q.lower())
-    lookups = [
-        select(Payment.id).where(Payment.stripe_id == q),
-        select(Payment.id).where(Payment.latest_charge_id == q),
-        select(Payment.id).where(Payment.customer_id.in_(by_email)),
-    ]
-    if customer_id:
-        lookups.append(select(Payment.id).where(Payment.customer_id == q))
-    return union(*lookups)
-
-
 @router.get("/payments", summary="List payments")
 def list_payments(
     session: SessionDep,
@@ -88,22 +64,23 @@ def list_payments(
     created_gte: CreatedGte = None,
     created_lt: CreatedLt = None,
     q: Annotated[
-        str | None, Query(max_length=320, description="A payment/charge id or customer email")
+        str | None,
+        Query(max_length=320, description="A payment/charge id or customer email"),
     ] = None,
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> Page[PaymentOut]:
     """Payments, newest first, with optional filters and search."""
-    query = select(Payment)
-    if status:
-        query = query.where(Payment.status == status)
-    if customer:
-        query = query.where(Payment.customer_id == customer)
-    if currency:
-        query = query.where(Payment.currency == currency.lower())
-    query = created_between(query, Payment, created_gte, created_lt)
-    if q:
-        query = query.where(Payment.id.in_(payments_matching(q)))
+    query = queries.payments(
+        queries.PaymentFilter(
+            status=status,
+            customer=customer,
+            currency=currency,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            q=q,
+        )
+    )
     return page_of(session, Payment, query, cursor, limit, PaymentOut)
 
 
@@ -117,16 +94,10 @@ def retrieve_payment(payment_id: str, session: SessionDep) -> PaymentOut:
     "/payments",
     summary="Create a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.create")],
+    dependencies=[require_action(payments.CREATE)],
 )
 def create(
-    body: PaymentCreate,
-    session: SessionDep,
-    gateway: GatewayDep,
-    key: IdempotencyKeyDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
+    body: PaymentCreate, ctx: ContextDep, gateway: GatewayDep, key: IdempotencyKeyDep
 ) -> PaymentResult:
     """Create and (with a payment method) confirm a payment.
 
@@ -135,7 +106,6 @@ def create(
     a decline is a 402 error with the decline code. Send an ``Idempotency-Key``
     so a retried request makes one payment.
     """
-    customer = get_customer(session, body.customer)
     request = PaymentRequest(
         amount=body.amount,
         currency=body.currency,
@@ -148,86 +118,40 @@ def create(
         description=body.description,
         receipt_email=body.receipt_email,
     )
-    outcome = create_payment(session, gateway, customer, request)
-    record(
-        http,
-        session,
-        settings,
-        principal,
-        "payment.create",
-        outcome.payment.stripe_id,
-        after={"amount": body.amount, "currency": body.currency, "status": outcome.payment.status},
-    )
-    return payment_result(outcome)
+    return payment_result(payments.create(ctx, gateway, body.customer, request))
 
 
 @router.post(
     "/payments/{payment_id}/capture",
     summary="Capture a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.capture")],
+    dependencies=[require_action(payments.CAPTURE)],
 )
-def capture(
-    payment_id: str,
-    body: CaptureBody,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
-) -> PaymentOut:
+def capture(payment_id: str, body: CaptureBody, ctx: ContextDep, gateway: GatewayDep) -> PaymentOut:
     """Capture an authorised (``requires_capture``) payment, fully or partly."""
-    row = capture_payment(session, gateway, payment_id, body.amount)
-    record(
-        http,
-        session,
-        settings,
-        principal,
-        "payment.capture",
-        payment_id,
-        after={"amount": body.amount, "status": row.status},
-    )
-    return PaymentOut.model_validate(row)
+    return PaymentOut.model_validate(payments.capture(ctx, gateway, payment_id, body.amount))
 
 
 @router.post(
     "/payments/{payment_id}/cancel",
     summary="Cancel a payment",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_WRITE, audit_as="payment.cancel")],
+    dependencies=[require_action(payments.CANCEL)],
 )
-def cancel(
-    payment_id: str,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
-) -> PaymentOut:
+def cancel(payment_id: str, ctx: ContextDep, gateway: GatewayDep) -> PaymentOut:
     """Cancel a payment that has not succeeded."""
-    row = cancel_payment(session, gateway, payment_id)
-    record(
-        http,
-        session,
-        settings,
-        principal,
-        "payment.cancel",
-        payment_id,
-        after={"status": row.status},
-    )
-    return PaymentOut.model_validate(row)
+    return PaymentOut.model_validate(payments.cancel(ctx, gateway, payment_id))
 
 
 @router.post(
     "/payments/{payment_id}/refresh",
     summary="Re-read from Stripe",
     responses=_ERRORS,
-    dependencies=[require(Permission.PAYMENTS_REFRESH)],
+    dependencies=[require_action(payments.REFRESH)],
 )
-def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> PaymentOut:
+def refresh(payment_id: str, ctx: ContextDep, gateway: GatewayDep) -> PaymentOut:
     """Re-read a payment from Stripe (e.g. after the customer finished 3-D Secure)."""
-    get_payment(session, payment_id)
-    return PaymentOut.model_validate(refresh_payment(session, gateway, payment_id))
+    return PaymentOut.model_validate(payments.refresh(ctx, gateway, payment_id).payment)
 
 
 @router.post(
@@ -235,16 +159,13 @@ def refresh(payment_id: str, session: SessionDep, gateway: GatewayDep) -> Paymen
     summary="Refund a payment",
     responses=_ERRORS,
     status_code=201,
-    dependencies=[require(Permission.REFUNDS_CREATE, audit_as="refund.create")],
+    dependencies=[require_action(payments.REFUND)],
 )
 def refund(
     payment_id: str,
     body: RefundCreate,
-    session: SessionDep,
+    ctx: ContextDep,
     gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
     key: IdempotencyKeyDep,
 ) -> RefundOut:
     """Refund all (no ``amount``) or part of a succeeded payment.
@@ -252,13 +173,12 @@ def refund(
     Refused before Stripe is asked when the payment did not succeed (e.g. was
     declined) or the amount exceeds what is still refundable.
     """
-    ctx = actions.Context(session, settings, principal, source_address(http), "api")
-    row = actions.refund(
+    row = payments.refund(
         ctx,
         gateway,
         RefundRequest(
             payment_id=payment_id,
-            requested_by=principal.actor,
+            requested_by=ctx.principal.actor,
             amount=body.amount,
             reason=body.reason,
             note=body.note,
@@ -279,12 +199,11 @@ def list_refunds(
     cursor: Cursor = None,
 ) -> Page[RefundOut]:
     """Refunds, newest first."""
-    query = select(Refund)
-    if payment:
-        query = query.where(Refund.payment_intent_id == payment)
-    if status:
-        query = query.where(Refund.status == status)
-    query = created_between(query, Refund, created_gte, created_lt)
+    query = queries.refunds(
+        queries.RefundFilter(
+            payment=payment, status=status, created_gte=created_gte, created_lt=created_lt
+        )
+    )
     return page_of(session, Refund, query, cursor, limit, RefundOut)
 
 

@@ -5,26 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Query
 
-from paydesk.auth import actions
+from paydesk import queries
+from paydesk.admin_actions import subscriptions
 from paydesk.auth.roles import Permission
-from paydesk.billing.customers import get_customer
 from paydesk.billing.subscriptions import (
     SubscriptionOutcome,
-    create_subscription,
     get_subscription,
 )
 from paydesk.db.models import Subscription
-from paydesk.web.api.admin_auth import AuditFailures, PrincipalDep, record, require, source_address
-from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep, SettingsDep
+from paydesk.web.api.admin_auth import AuditFailures, ContextDep, require, require_action
+from paydesk.web.api.deps import GatewayDep, IdempotencyKeyDep, SessionDep
 from paydesk.web.api.pagination import (
     CreatedGte,
     CreatedLt,
     Cursor,
     Limit,
-    created_between,
     page_of,
 )
 from paydesk.web.api.schemas import (
@@ -68,14 +65,15 @@ def list_subscriptions(
     cursor: Cursor = None,
 ) -> Page[SubscriptionOut]:
     """Subscriptions, newest first."""
-    query = select(Subscription)
-    if status:
-        query = query.where(Subscription.status == status)
-    if tier:
-        query = query.where(Subscription.tier == tier)
-    if customer:
-        query = query.where(Subscription.customer_id == customer)
-    query = created_between(query, Subscription, created_gte, created_lt)
+    query = queries.subscriptions(
+        queries.SubscriptionFilter(
+            status=status,
+            tier=tier,
+            customer=customer,
+            created_gte=created_gte,
+            created_lt=created_lt,
+        )
+    )
     return page_of(session, Subscription, query, cursor, limit, SubscriptionOut)
 
 
@@ -90,37 +88,20 @@ def retrieve(subscription_id: str, session: SessionDep) -> SubscriptionOut:
     summary="Subscribe a customer",
     responses=_ERRORS,
     status_code=201,
-    dependencies=[require(Permission.SUBSCRIPTIONS_CREATE, audit_as="subscription.create")],
+    dependencies=[require_action(subscriptions.CREATE)],
 )
 def create(
-    body: SubscriptionCreate,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    key: IdempotencyKeyDep,
-    principal: PrincipalDep,
-    http: Request,
+    body: SubscriptionCreate, ctx: ContextDep, gateway: GatewayDep, key: IdempotencyKeyDep
 ) -> SubscriptionResult:
     """Subscribe to a tier: Free needs no card; a paid tier is charged with
     ``payment_method``, or left ``incomplete`` with a ``client_secret`` to confirm."""
-    customer = get_customer(session, body.customer)
-    outcome = create_subscription(
-        session,
+    outcome = subscriptions.create(
+        ctx,
         gateway,
-        settings,
-        customer,
+        body.customer,
         tier=body.tier,
         request_key=key or uuid.uuid4().hex,
         payment_method=body.payment_method,
-    )
-    record(
-        http,
-        session,
-        settings,
-        principal,
-        "subscription.create",
-        outcome.subscription.stripe_id,
-        after={"tier": body.tier, "status": outcome.subscription.status},
     )
     return result(outcome)
 
@@ -129,23 +110,17 @@ def create(
     "/subscriptions/{subscription_id}/tier",
     summary="Change tier",
     responses=_ERRORS,
-    dependencies=[
-        require(Permission.SUBSCRIPTIONS_CHANGE_TIER, audit_as="subscription.change_tier")
-    ],
+    dependencies=[require_action(subscriptions.CHANGE_TIER)],
 )
 def change(
     subscription_id: str,
     body: TierChange,
-    session: SessionDep,
+    ctx: ContextDep,
     gateway: GatewayDep,
-    settings: SettingsDep,
     key: IdempotencyKeyDep,
-    principal: PrincipalDep,
-    http: Request,
 ) -> SubscriptionResult:
     """Upgrade (prorated, invoiced now) or downgrade (prorated credit) at once."""
-    ctx = actions.Context(session, settings, principal, source_address(http), "api")
-    outcome = actions.set_tier(
+    outcome = subscriptions.set_tier(
         ctx,
         gateway,
         subscription_id,
@@ -160,36 +135,23 @@ def change(
     "/subscriptions/{subscription_id}/cancel",
     summary="Cancel",
     responses=_ERRORS,
-    dependencies=[require(Permission.SUBSCRIPTIONS_CANCEL, audit_as="subscription.cancel")],
+    dependencies=[require_action(subscriptions.CANCEL)],
 )
 def cancel(
-    subscription_id: str,
-    body: CancelBody,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
+    subscription_id: str, body: CancelBody, ctx: ContextDep, gateway: GatewayDep
 ) -> SubscriptionResult:
     """Cancel now, or at the end of the current period (``at_period_end``)."""
-    ctx = actions.Context(session, settings, principal, source_address(http), "api")
-    return result(actions.cancel(ctx, gateway, subscription_id, at_period_end=body.at_period_end))
+    return result(
+        subscriptions.cancel(ctx, gateway, subscription_id, at_period_end=body.at_period_end)
+    )
 
 
 @router.post(
     "/subscriptions/{subscription_id}/resume",
     summary="Resume",
     responses=_ERRORS,
-    dependencies=[require(Permission.SUBSCRIPTIONS_RESUME, audit_as="subscription.resume")],
+    dependencies=[require_action(subscriptions.RESUME)],
 )
-def resume(
-    subscription_id: str,
-    session: SessionDep,
-    gateway: GatewayDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    http: Request,
-) -> SubscriptionResult:
+def resume(subscription_id: str, ctx: ContextDep, gateway: GatewayDep) -> SubscriptionResult:
     """Undo a cancellation at period end, before the period ends."""
-    ctx = actions.Context(session, settings, principal, source_address(http), "api")
-    return result(actions.resume(ctx, gateway, subscription_id))
+    return result(subscriptions.resume(ctx, gateway, subscription_id))

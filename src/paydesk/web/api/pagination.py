@@ -3,60 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from paydesk.db.models.base import StripeMirrorMixin
-from paydesk.errors import InvalidInput
+from paydesk.queries import CURSOR_PATTERN, decode_cursor, encode_cursor, page
 from paydesk.web.api.schemas import Page
 
 MAX_LIMIT = 100
 Row = TypeVar("Row", bound=StripeMirrorMixin)
-
-
-# A cursor is "<stripe_created>_<id>" of the last row shown. Its pattern is in the
-# OpenAPI document, so any value that matches it is a position a list can start after
-# (numbers bounded to fit a 64-bit column: no overflow reaches the database).
-CURSOR_PATTERN = r"^[0-9]{1,12}_[0-9]{1,18}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
-
-
-def encode_cursor(row: Any) -> str:
-    """A cursor after ``row`` (its creation time and primary key)."""
-    return f"{int(row.stripe_created)}_{int(row.id)}"
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    """``(stripe_created, id)`` from a cursor, or ``InvalidInput`` naming ``cursor``."""
-    if not _CURSOR.fullmatch(cursor):
-        raise InvalidInput("The cursor is not one this API returned.", field="cursor")
-    created, row_id = cursor.split("_")
-    return int(created), int(row_id)
-
-
-def page(
-    session: Session, model: type[Row], query: Select[Any], cursor: str | None, limit: int
-) -> tuple[Sequence[Row], str | None]:
-    """One page of ``query`` (newest first) and the cursor of the next page, if any."""
-    column_created = model.stripe_created
-    column_id = model.id  # type: ignore[attr-defined]  # every mirror table has an int id
-    if cursor:
-        created, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(column_created < created, and_(column_created == created, column_id < row_id))
-        )
-    rows: Sequence[Row] = session.scalars(
-        query.order_by(column_created.desc(), column_id.desc()).limit(limit + 1)
-    ).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1])
-    return rows, None
+__all__ = ["CURSOR_PATTERN", "decode_cursor", "encode_cursor", "page", "page_of"]
 
 
 # Query parameters every list endpoint shares.
@@ -93,17 +54,6 @@ CreatedGte = Annotated[Timestamp | None, Query(description="Created at or after"
 CreatedLt = Annotated[Timestamp | None, Query(description="Created before")]
 
 Out = TypeVar("Out", bound=BaseModel)
-
-
-def created_between(
-    query: Select[Any], model: type[StripeMirrorMixin], gte: datetime | None, lt: datetime | None
-) -> Select[Any]:
-    """``query`` narrowed to objects Stripe created in ``[gte, lt)``."""
-    if gte is not None:
-        query = query.where(model.stripe_created >= int(gte.timestamp()))
-    if lt is not None:
-        query = query.where(model.stripe_created < int(lt.timestamp()))
-    return query
 
 
 def page_of(

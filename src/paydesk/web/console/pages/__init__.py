@@ -1,0 +1,1 @@
+"""Console pages: one router per page group, each importable (and testable) alone."""
