@@ -26,7 +26,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 SANDBOX_URL, WORKDIR = sys.argv[1], Path(sys.argv[2])
 # A migrated empty database kept next to the venv: migrating takes a minute.
@@ -75,6 +75,12 @@ from django.urls import include, path  # noqa: E402
 urlpatterns = [path("djstripe/", include("djstripe.urls", namespace="djstripe"))]
 
 
+class _Server(WSGIServer):
+    # The sandbox delivers every event at once; one request is served at a time, so
+    # the rest must wait in the listen queue instead of being refused.
+    request_queue_size = 1024
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -87,7 +93,13 @@ def serve() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = make_server("127.0.0.1", port, get_wsgi_application(), handler_class=_QuietHandler)
+    server = make_server(
+        "127.0.0.1",
+        port,
+        get_wsgi_application(),
+        server_class=_Server,
+        handler_class=_QuietHandler,
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return port
 
