@@ -173,3 +173,36 @@ def test_whole_inbox_counts_are_computed_once_per_period_for_the_deployment(
     assert value(pods[1], "paydesk_webhook_events_received_total", **received) == 2
     assert value(pods[0], "paydesk_webhook_events_processed_total") == 2
     engine.dispose()
+
+
+def test_business_gauges_are_computed_once_per_period_for_the_deployment(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade_to_head(url)
+    engine = create_engine(url)
+    now = [2_000_000_000.0]
+    pods = [
+        PaydeskMetrics(session_factory(engine), cache_seconds=1, clock=lambda: now[0])
+        for _ in range(2)
+    ]
+
+    def subscribe(sub_id: str, customer: str) -> None:
+        with Session(engine) as session:
+            session.add(
+                Subscription(
+                    stripe_id=sub_id, customer_id=customer, status="active", tier="premium",
+                    unit_amount=999, currency="usd", stripe_created=int(now[0]) - 100,
+                )
+            )  # fmt: skip
+            session.commit()
+
+    subscribe("sub_1", "cus_1")
+    assert value(pods[0], "paydesk_mrr_minor_units", currency="usd") == 999
+    subscribe("sub_2", "cus_2")
+    # The other pod's first scrape serves the deployment's figures of this minute.
+    assert value(pods[1], "paydesk_mrr_minor_units", currency="usd") == 999
+    now[0] += 60
+    assert value(pods[1], "paydesk_mrr_minor_units", currency="usd") == 1998
+    assert value(pods[1], "paydesk_paying_customers", currency="usd") == 2
+    engine.dispose()

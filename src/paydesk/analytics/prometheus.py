@@ -236,7 +236,15 @@ class DatabaseCollector(Collector):
         return [info, up, family_up, *families]
 
     def _read_business(self, session: Session, now: float) -> list[Metric]:
-        self._business = (now, business_families(session, now, currencies_of(session)))
+        # Once per period for the whole deployment, not once per pod.
+        figures = shared(
+            session,
+            "business_figures",
+            now,
+            self._business_seconds,
+            lambda: business_figures(session, now, currencies_of(session)),
+        )
+        self._business = (now, business_families_of(figures))
         return []
 
 
@@ -244,18 +252,19 @@ def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMet
     return CounterMetricFamily(name, doc, labels=labels or [])
 
 
-def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
-    """Events stored by (source, type) and by status: whole-inbox counts, so shared.
+def shared(
+    session: Session, name: str, now: float, period: float, compute: Callable[[], Any]
+) -> Any:
+    """``compute()`` (JSON-able) at most once per ``period`` for the whole deployment.
 
-    Computed at most once per ``period`` for the whole deployment (``metrics_snapshots``):
-    the scrape that finds the snapshot stale claims it with an UPDATE only one pod
-    wins, recomputes and stores it in its own transaction; every other scrape reads
-    the stored one. These counters therefore lag by up to ``period`` seconds.
+    The figures live in a ``metrics_snapshots`` row: the scrape that finds it stale
+    claims it with an UPDATE only one pod wins (committed at once), recomputes and
+    stores it; every other scrape meanwhile serves the stored figures, which can
+    therefore be up to ``period`` seconds old (longer if the recompute failed).
     """
-    name = "webhook_inbox_totals"
     stored = session.get(MetricsSnapshot, name)
     if stored is not None and now - stored.computed_at < period:
-        return cast(dict[str, Any], json.loads(stored.body))
+        return json.loads(stored.body)
     if stored is not None:
         claim = (
             update(MetricsSnapshot)
@@ -269,22 +278,9 @@ def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
         result = cast("CursorResult[Any]", session.execute(claim))
         session.commit()
         if result.rowcount != 1:  # another pod is computing it: serve the stored one
-            return cast(dict[str, Any], json.loads(stored.body))
-    received = [
-        [source, event_type, int(count)]
-        for source, event_type, count in session.execute(
-            select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
-                StripeEvent.source, StripeEvent.type
-            )
-        )
-    ]
-    by_status = {
-        str(status): int(count)
-        for status, count in session.execute(
-            select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
-        )
-    }
-    body = json.dumps({"received": received, "by_status": by_status})
+            return json.loads(stored.body)
+    figures = compute()
+    body = json.dumps(figures)
     postgres = session.get_bind().dialect.name == "postgresql"
     dialect_insert = postgresql.insert if postgres else sqlite.insert
     session.execute(
@@ -293,7 +289,31 @@ def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
         .on_conflict_do_update(index_elements=["name"], set_={"computed_at": now, "body": body})
     )
     session.commit()
-    return {"received": received, "by_status": by_status}
+    return json.loads(body)
+
+
+def inbox_totals(session: Session, now: float, period: float) -> dict[str, Any]:
+    """Events stored by (source, type) and by status: whole-inbox counts, shared by the
+    deployment (``shared``), so they lag by up to ``period`` seconds."""
+
+    def compute() -> dict[str, Any]:
+        received = [
+            [source, event_type, int(count)]
+            for source, event_type, count in session.execute(
+                select(StripeEvent.source, StripeEvent.type, func.count()).group_by(
+                    StripeEvent.source, StripeEvent.type
+                )
+            )
+        ]
+        by_status = {
+            str(status): int(count)
+            for status, count in session.execute(
+                select(StripeEvent.status, func.count()).group_by(StripeEvent.status)
+            )
+        }
+        return {"received": received, "by_status": by_status}
+
+    return cast(dict[str, Any], shared(session, "webhook_inbox_totals", now, period, compute))
 
 
 def webhook_families(session: Session, now: float, period: float = 0.0) -> list[Metric]:
@@ -494,8 +514,39 @@ def currencies_of(session: Session) -> set[str]:
     return set(session.scalars(select(DailyRollup.currency).distinct()).all())
 
 
+def business_figures(session: Session, now: float, currencies: set[str]) -> dict[str, Any]:
+    """The business figures of docs/METRICS.md per currency, as JSON-able numbers."""
+    end = int(now) + 1  # "now" includes this second
+    day_ago = end - int(RATIO_WINDOW.total_seconds())
+    month_ago = end - int(CHURN_WINDOW.total_seconds())
+    figures: dict[str, Any] = {}
+    for currency in sorted(currencies):
+        moves = mrr_movements(session, month_ago, end, currency)
+        pay = payment_metrics(session, day_ago, end, currency)
+        refund_rate = refund_metrics(session, day_ago, end, currency, payments=pay).refund_rate
+
+        def number(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        figures[currency] = {
+            "mrr": round_minor(moves.mrr_end),
+            "paying": moves.customers_end,
+            "subscriber_churn": number(moves.subscriber_churn_rate),
+            "revenue_churn": number(moves.revenue_churn_rate),
+            "success": number(pay.success_rate),
+            "average": None if pay.average_value is None else round_minor(pay.average_value),
+            "refund": number(refund_rate),
+        }
+    return figures
+
+
 def business_families(session: Session, now: float, currencies: set[str]) -> list[Metric]:
     """The business figures of docs/METRICS.md as gauges, per currency."""
+    return business_families_of(business_figures(session, now, currencies))
+
+
+def business_families_of(figures: dict[str, Any]) -> list[Metric]:
+    """Gauges of figures from ``business_figures`` (possibly read back from a snapshot)."""
     mrr = GaugeMetricFamily(
         "paydesk_mrr_minor_units",
         "Monthly recurring revenue now (free tier excluded), minor units per month.",
@@ -529,23 +580,17 @@ def business_families(session: Session, now: float, currencies: set[str]) -> lis
         "(Churned + contracted MRR) over the last 30 days / MRR 30 days ago.",
         labels=["currency"],
     )
-    end = int(now) + 1  # "now" includes this second
-    day_ago = end - int(RATIO_WINDOW.total_seconds())
-    month_ago = end - int(CHURN_WINDOW.total_seconds())
-    for currency in sorted(currencies):
-        moves = mrr_movements(session, month_ago, end, currency)
-        mrr.add_metric([currency], round_minor(moves.mrr_end))
-        paying.add_metric([currency], moves.customers_end)
-        if moves.subscriber_churn_rate is not None:
-            subscriber_churn.add_metric([currency], float(moves.subscriber_churn_rate))
-        if moves.revenue_churn_rate is not None:
-            revenue_churn.add_metric([currency], float(moves.revenue_churn_rate))
-        pay = payment_metrics(session, day_ago, end, currency)
-        if pay.success_rate is not None:
-            success.add_metric([currency], float(pay.success_rate))
-        if pay.average_value is not None:
-            average.add_metric([currency], round_minor(pay.average_value))
-        refund_rate = refund_metrics(session, day_ago, end, currency, payments=pay).refund_rate
-        if refund_rate is not None:
-            refund_ratio.add_metric([currency], float(refund_rate))
+    gauges = {
+        "mrr": mrr,
+        "paying": paying,
+        "subscriber_churn": subscriber_churn,
+        "revenue_churn": revenue_churn,
+        "success": success,
+        "average": average,
+        "refund": refund_ratio,
+    }
+    for currency, values in sorted(figures.items()):
+        for key, gauge in gauges.items():
+            if values.get(key) is not None:
+                gauge.add_metric([currency], values[key])
     return [mrr, paying, success, average, refund_ratio, subscriber_churn, revenue_churn]

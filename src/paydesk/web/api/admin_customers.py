@@ -50,7 +50,9 @@ def list_tiers(settings: SettingsDep) -> list[TierOut]:
 @router.get("/customers", summary="List customers")
 def list_customers(
     session: SessionDep,
-    email: Annotated[str | None, Query(max_length=320, description="Exact email")] = None,
+    email: Annotated[
+        str | None, Query(max_length=320, description="Email, case-insensitive")
+    ] = None,
     user_id: Annotated[str | None, Query(max_length=255)] = None,
     created_gte: CreatedGte = None,
     created_lt: CreatedLt = None,
