@@ -134,7 +134,7 @@ def check_stripe(settings: Settings, gateway: StripeGateway) -> Iterator[Check]:
 
 
 def _check_webhook_endpoint(settings: Settings, gateway: StripeGateway) -> Check:
-    from paydesk.cli.webhooks import GUIDE_EVENTS
+    from paydesk.cli.webhooks import subscribed_events
 
     hint = "run `paydesk webhooks setup https://<host>/api/webhooks/stripe`"
     endpoints = [e for e in gateway.list_webhook_endpoints() if WEBHOOK_PATH in e.get("url", "")]
@@ -150,7 +150,8 @@ def _check_webhook_endpoint(settings: Settings, gateway: StripeGateway) -> Check
         )
     for endpoint in endpoints:
         enabled = set(endpoint.get("enabled_events") or [])
-        missing = [e for e in GUIDE_EVENTS if e not in enabled and "*" not in enabled]
+        wanted = subscribed_events()
+        missing = [e for e in wanted if e not in enabled and "*" not in enabled]
         if endpoint.get("status") == "enabled" and not missing:
             version = endpoint.get("api_version")
             if version and version != pinned_api_version():
@@ -160,8 +161,15 @@ def _check_webhook_endpoint(settings: Settings, gateway: StripeGateway) -> Check
                     f"{endpoint['url']} uses API {version}",
                     f"recreate it with API version {pinned_api_version()}",
                 )
-            return Check("PASS", "Webhook endpoint", f"{endpoint['url']} gets the 7 events")
-    return Check("FAIL", "Webhook endpoint", "registered, but disabled or missing events", hint)
+            return Check(
+                "PASS", "Webhook endpoint", f"{endpoint['url']} gets the {len(wanted)} events"
+            )
+    return Check(
+        "FAIL",
+        "Webhook endpoint",
+        "registered, but disabled or missing events Paydesk applies",
+        hint + " again: it updates the event list",
+    )
 
 
 def check_database(settings: Settings) -> Check:

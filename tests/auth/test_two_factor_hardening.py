@@ -161,3 +161,23 @@ def test_sign_in_failures_and_key_age_are_exported_for_their_alerts(stack: Stack
     )
     assert "paydesk_admin_sign_in_failures_15m 3.0" in text
     assert "paydesk_stripe_key_age_days 85.0" in text
+
+
+def test_one_account_failing_does_not_throttle_its_address_for_others(stack: Stack) -> None:
+    from paydesk.errors import RateLimited
+
+    office = "192.0.2.50"
+    clumsy = make_admin(stack.sessions, stack.settings, "viewer", email="clumsy@x.test")
+    colleague = make_admin(stack.sessions, stack.settings, "viewer", email="colleague@x.test")
+    with stack.sessions() as session:
+        for n in range(accounts.ADDRESS_FAILURE_LIMIT + 2):
+            with pytest.raises((AuthenticationRequired, RateLimited)):
+                accounts.check_password(
+                    session, stack.settings, clumsy.email, f"typo-{n}", source_address=office
+                )
+            session.commit()
+        # Behind the same address, a colleague's right password still works.
+        user = accounts.check_password(
+            session, stack.settings, colleague.email, colleague.password, source_address=office
+        )
+        assert user.id == colleague.user_id

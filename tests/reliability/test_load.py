@@ -87,7 +87,7 @@ def soak_stack(tmp_path: Path) -> Iterator[ProcessStack]:
             secret_key=TEST_SECRET_KEY,
             publishable_key=TEST_PUBLISHABLE_KEY,
             webhook_secret="whsec_" + "s0ak" * 8,
-            paydesk_secret="soak-" + "k" * 40,
+            paydesk_secret="soak-secret-key-" + "k" * 30,
         ) as running,
     ):
         yield running

@@ -251,3 +251,24 @@ def test_a_trickled_body_is_cut_off(served: Served) -> None:
     elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert elapsed < BODY_READ_SECONDS + 10, elapsed
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [("https://evil.example", 403), ("null", 403), (None, 401), ("same", 401)],
+    ids=["other-site", "null", "no-origin", "same-origin"],
+)
+def test_console_forms_posted_from_another_origin_are_refused(
+    served: Served, origin: str | None, expected: int
+) -> None:
+    with httpx.Client(base_url=served.base, timeout=60) as client:
+        token = _login_form(client)
+        headers = {}
+        if origin is not None:
+            headers["Origin"] = served.base if origin == "same" else origin
+        response = client.post(
+            "/admin/login",
+            data={"csrf_token": token, "email": ADMIN, "password": "w" * 12},
+            headers=headers,
+        )
+    assert response.status_code == expected, response.text[:300]

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from paydesk.cli.webhooks import GUIDE_EVENTS
+from paydesk.cli.webhooks import GUIDE_EVENTS, subscribed_events
 from paydesk.db.models import Payment, StripeEvent
 from paydesk.stripe_gateway import pinned_api_version
 from paydesk.stripe_gateway.triggers import run_trigger
@@ -185,7 +185,7 @@ def test_cli_replay_failed_requeues_parked_events(quiet: Live) -> None:
     assert (row.status, row.attempts) == ("pending", 0)
 
 
-def test_cli_webhooks_setup_registers_the_guide_events_once(quiet: Live) -> None:
+def test_cli_webhooks_setup_registers_every_applied_event_once(quiet: Live) -> None:
     env = cli_env(quiet)
     url = "https://paydesk.example.com/api/webhooks/stripe"
     result = paydesk("webhooks", "setup", url, env=env)
@@ -193,13 +193,35 @@ def test_cli_webhooks_setup_registers_the_guide_events_once(quiet: Live) -> None
     secret = result.stdout.strip().splitlines()[-1]
     assert secret.startswith("whsec_")
     (endpoint,) = [e for e in quiet.gateway.list_webhook_endpoints() if e["url"] == url]
-    assert sorted(endpoint["enabled_events"]) == sorted(GUIDE_EVENTS)
+    events = set(endpoint["enabled_events"])
+    assert events == set(subscribed_events())
+    # The guide's seven, and what the mirror and the refund/dispute metrics apply.
+    assert set(GUIDE_EVENTS) <= events
+    assert {
+        "refund.created",
+        "refund.updated",
+        "invoice.paid",
+        "invoice.payment_action_required",
+        "customer.updated",
+        "customer.deleted",
+        "charge.dispute.closed",
+    } <= events
     assert endpoint["api_version"] == pinned_api_version()
+
+
+def test_cli_webhooks_setup_updates_an_existing_endpoints_events(quiet: Live) -> None:
+    env = cli_env(quiet)
+    url = "https://paydesk.example.com/api/webhooks/stripe"
+    old = quiet.gateway.create_webhook_endpoint(
+        {"url": url, "enabled_events": list(GUIDE_EVENTS)}, key="old-endpoint"
+    )
     again = paydesk("webhooks", "setup", url, env=env)
-    assert again.returncode == 1
-    assert "already registered" in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "already registered" in again.stdout
     assert "whsec_" not in again.stdout + again.stderr
-    assert len([e for e in quiet.gateway.list_webhook_endpoints() if e["url"] == url]) == 1
+    (endpoint,) = [e for e in quiet.gateway.list_webhook_endpoints() if e["url"] == url]
+    assert endpoint["id"] == old["id"]
+    assert set(endpoint["enabled_events"]) == set(subscribed_events())
 
 
 def test_cli_trigger_unknown_type_is_refused(quiet: Live) -> None:

@@ -65,7 +65,7 @@ MIN_PASSWORD_LENGTH = 12
 # argon2 reads the whole password: a bound keeps one form post from costing seconds.
 MAX_PASSWORD_LENGTH = 1024
 RECOVERY_CODES = 10
-# Failed sign-ins from one address within the window before it is throttled.
+# Accounts failed against from one address within the window before it is throttled.
 ADDRESS_FAILURE_LIMIT = 20
 ADDRESS_WINDOW = timedelta(minutes=15)
 TOTP_ISSUER = "Paydesk"
@@ -272,12 +272,19 @@ def reset_two_factor(
 
 
 def _recent_failures_from(session: Session, source_address: str | None) -> int:
+    """How many different accounts failed to sign in from ``source_address`` lately.
+
+    Distinct accounts, not attempts: an address guessing across accounts (spraying)
+    is throttled, while one person behind a shared address (an office, a NAT)
+    mistyping their own password cannot lock out everyone else there; repeated
+    failures on one account are the account lockout's business.
+    """
     if not source_address:
         return 0
     since = utcnow() - ADDRESS_WINDOW
     return int(
         session.scalar(
-            select(func.count())
+            select(func.count(func.distinct(AuditEntry.target)))
             .select_from(AuditEntry)
             .where(
                 AuditEntry.action == "auth.sign_in",

@@ -20,6 +20,17 @@ GUIDE_EVENTS = (
     "invoice.payment_failed",
 )
 
+
+def subscribed_events() -> list[str]:
+    """The guide's events plus every type the mirror and the metrics apply (refunds,
+    invoices incl. payment_action_required, customers, disputes, …), sorted."""
+    from paydesk.stripe_gateway.gateway import webhook_event_types
+    from paydesk.webhooks.handlers import handler_for
+
+    handled = {name for name in webhook_event_types() if handler_for(name) is not None}
+    return sorted(handled | set(GUIDE_EVENTS))
+
+
 webhooks_app = typer.Typer(help="Webhook endpoints registered with Stripe.")
 
 
@@ -33,7 +44,8 @@ def setup_command(
     url: str = typer.Argument(..., help="Public URL of POST /api/webhooks/stripe."),
     force: bool = typer.Option(False, help="Register even if this URL already has an endpoint."),
 ) -> None:
-    """Register URL for the guide's seven events at the pinned API version; print the secret."""
+    """Register URL for every event Paydesk applies, at the pinned API version; print the
+    secret. An endpoint already registered for URL gets its event list updated."""
     from paydesk.cli.common import settings_or_exit
     from paydesk.stripe_gateway import build_gateway, pinned_api_version
     from paydesk.stripe_gateway.gateway import operation_key
@@ -51,17 +63,21 @@ def setup_command(
         raise typer.Exit(2)
     gateway = build_gateway(settings)
     existing = [e for e in gateway.list_webhook_endpoints() if e.get("url") == url]
+    events = subscribed_events()
     if existing and not force:
+        # Bring its event list up to date (a release may apply more types); the secret
+        # stays as it was, shown only when the endpoint was created.
+        endpoint = gateway.update_webhook_endpoint(str(existing[0]["id"]), events)
         typer.echo(
-            f"paydesk: {url} is already registered as {existing[0]['id']}; its secret was "
-            "shown when it was created (use --force to register another)",
-            err=True,
+            f"{url} is already registered as {endpoint['id']}: its events are now the "
+            f"{len(events)} Paydesk applies. Its secret was shown when it was created "
+            "(use --force to register another endpoint)."
         )
-        raise typer.Exit(1)
+        return
     version = pinned_api_version()
     params: Any = {
         "url": url,
-        "enabled_events": list(GUIDE_EVENTS),
+        "enabled_events": events,
         "api_version": version,
         "description": "Paydesk",
     }
@@ -70,7 +86,7 @@ def setup_command(
         key=operation_key("webhook_endpoint", url, len(existing)),
     )
     typer.echo(f"endpoint {endpoint['id']} → {url} (API version {version})")
-    typer.echo("events: " + ", ".join(GUIDE_EVENTS))
+    typer.echo(f"events ({len(events)}): " + ", ".join(events))
     typer.echo("")
     typer.echo("Signing secret (shown once; store it as STRIPE_WEBHOOK_SECRET):")
     typer.echo(str(endpoint.get("secret", "")))

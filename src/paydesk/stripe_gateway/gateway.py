@@ -421,6 +421,16 @@ class StripeGateway:
             _raise(exc)
         return _plain(self._client.deserialize(response, api_mode="V1"))
 
+    def update_webhook_endpoint(self, endpoint_id: str, enabled_events: list[str]) -> Json:
+        """Replace a webhook endpoint's event list (its secret stays)."""
+        try:
+            # The SDK types enabled_events as a list of literal event names; these
+            # come from that same list (webhook_event_types), checked at run time.
+            params: Any = {"enabled_events": enabled_events}
+            return _plain(self._client.v1.webhook_endpoints.update(endpoint_id, params))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
     def list_webhook_endpoints(self) -> list[Json]:
         """Every registered webhook endpoint."""
         try:
@@ -449,3 +459,12 @@ def build_gateway(settings: Settings, *, observers: list[Observer] | None = None
         http_client=http_client,
     )
     return StripeGateway(client, live=settings.key_mode == "live")
+
+
+def webhook_event_types() -> frozenset[str]:
+    """Every event type a webhook endpoint may subscribe to at the pinned API version,
+    read from the SDK's typed parameters (so the list cannot drift from the SDK)."""
+    import typing
+
+    hint = stripe.params.WebhookEndpointCreateParams.__annotations__["enabled_events"]
+    return frozenset(typing.get_args(typing.get_args(hint)[0]))

@@ -28,6 +28,7 @@ from paydesk.webhooks.store import insert_events, insert_rejection
 log = get_logger(__name__)
 
 MAX_BATCH = 512
+REJECTION_LOGS_PER_MINUTE = 10
 
 
 class UnstorableEvent(NotAnEvent):
@@ -232,6 +233,8 @@ class Inbox:
             else _ThreadWriter(engine)
         )
         self.counters = IngestCounters()
+        # reason -> (minute, lines logged in it, lines suppressed in it)
+        self._rejection_logs: dict[str, tuple[int, int, int]] = {}
         # Hot path: skip building log events nobody will see.
         self._debug = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
 
@@ -310,6 +313,22 @@ class Inbox:
             if not waiter.future.done():
                 waiter.future.set_result(new)
 
+    def _log_rejection(self, reason: str, source_address: str | None) -> None:
+        """A WARNING per refusal, at most ``REJECTION_LOGS_PER_MINUTE`` per reason; the
+        rest of the minute is summed up in one line, so a flood cannot fill the disk."""
+        minute = int(time.monotonic() // 60)
+        window, logged, suppressed = self._rejection_logs.get(reason, (minute, 0, 0))
+        if window != minute:
+            if suppressed:
+                log.warning("webhook_rejections_suppressed", reason=reason, count=suppressed)
+            window, logged, suppressed = minute, 0, 0
+        if logged < REJECTION_LOGS_PER_MINUTE:
+            log.warning("webhook_rejected", reason=reason, source_address=source_address)
+            logged += 1
+        else:
+            suppressed += 1
+        self._rejection_logs[reason] = (window, logged, suppressed)
+
     async def close(self) -> None:
         """Close the writer's connections (app shutdown)."""
         await self._writer.close()
@@ -319,7 +338,7 @@ class Inbox:
     ) -> None:
         """Count and record a refused delivery; never fails the request over it."""
         self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
-        log.warning("webhook_rejected", reason=reason, source_address=source_address)
+        self._log_rejection(reason, source_address)
 
         def write() -> None:
             with self._engine.begin() as connection:
