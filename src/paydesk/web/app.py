@@ -19,6 +19,7 @@ from paydesk.web import health, metrics
 from paydesk.web.api import (
     admin_access,
     admin_customers,
+    admin_disputes,
     admin_metrics,
     admin_payments,
     admin_subscriptions,
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         admin_customers.router,
         admin_payments.router,
         admin_subscriptions.router,
+        admin_disputes.router,
         admin_access.router,
         admin_metrics.router,
     ):

@@ -93,7 +93,7 @@ def due_in(due: datetime | None, now: datetime) -> str | None:
 def dispute_detail(
     dispute_id: str, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> Response:
-    row = session.scalars(select(Dispute).where(Dispute.stripe_id == dispute_id[:255])).first()
+    row = queries.dispute_by_id(session, dispute_id)
     if row is None:
         raise NotFound(f"No such dispute: '{dispute_id[:255]}'.", code="dispute_not_found")
     payment = None
