@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from paydesk.db.models import Dispute, Payment
+from tests.support.admins import make_admin, make_token
 from tests.support.stack import Stack
 
 
@@ -73,3 +74,103 @@ def test_hostile_input_is_refused_not_crashed(stack: Stack, api: httpx.Client) -
     assert api.get("/api/admin/disputes/%00").status_code < 500
     anonymous = httpx.get(str(api.base_url.join("/api/admin/disputes")), timeout=30)
     assert anonymous.status_code == 401
+
+
+def disputed_payment(stack: Stack, api: httpx.Client, user: str) -> str:
+    """A payment with the dispute test card; the dispute's id, mirrored."""
+    customer = api.post("/api/admin/customers", json={"user_id": user}).json()["id"]
+    paid = api.post(
+        "/api/admin/payments",
+        json={
+            "customer": customer,
+            "amount": 3000,
+            "currency": "usd",
+            "payment_method": "pm_card_createDispute",
+        },
+    )
+    assert paid.status_code == 200, paid.text
+    payment = paid.json()["payment"]["id"]
+    [dispute] = stack.sdk.v1.disputes.list({"payment_intent": payment}).data
+    return str(dispute.id)
+
+
+def closed_events(stack: Stack, dispute_id: str) -> list[str]:
+    events = stack.sdk.v1.events.list({"type": "charge.dispute.closed", "limit": 100}).data
+    return [e.data.object["status"] for e in events if e.data.object["id"] == dispute_id]
+
+
+def test_win_lose_and_accept_disputes_end_to_end(stack: Stack, api: httpx.Client) -> None:
+    won = disputed_payment(stack, api, "dw-1")
+    draft = api.post(
+        f"/api/admin/disputes/{won}/evidence",
+        json={"evidence": {"product_description": "A year of Premium"}, "submit": False},
+    )
+    assert draft.status_code == 200, draft.text
+    assert draft.json()["status"] == "needs_response"
+    assert closed_events(stack, won) == []
+    submitted = api.post(
+        f"/api/admin/disputes/{won}/evidence",
+        json={"evidence": {"uncategorized_text": "winning_evidence"}, "submit": True},
+    )
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "won"
+    assert closed_events(stack, won) == ["won"]
+    assert api.get(f"/api/admin/disputes/{won}").json()["status"] == "won"
+    # A closed dispute cannot be answered again: refused before Stripe is asked.
+    again = api.post(
+        f"/api/admin/disputes/{won}/evidence",
+        json={"evidence": {"uncategorized_text": "more"}, "submit": True},
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "dispute_closed"
+
+    lost = disputed_payment(stack, api, "dl-1")
+    answer = api.post(
+        f"/api/admin/disputes/{lost}/evidence",
+        json={"evidence": {"uncategorized_text": "losing_evidence"}, "submit": True},
+    )
+    assert answer.json()["status"] == "lost"
+    assert closed_events(stack, lost) == ["lost"]
+
+    accepted = disputed_payment(stack, api, "da-1")
+    closed = api.post(f"/api/admin/disputes/{accepted}/close")
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "lost"
+    assert closed_events(stack, accepted) == ["lost"]
+
+    audit = api.get("/api/admin/audit", params={"action": "dispute."}).json()
+    assert sorted((a["action"], a["outcome"]) for a in audit) == [
+        ("dispute.close", "success"),
+        ("dispute.evidence", "failure"),
+        ("dispute.evidence", "success"),
+        ("dispute.evidence", "success"),
+        ("dispute.evidence", "success"),
+    ]
+    # The audit keeps which fields were given, never their text.
+    assert all("winning_evidence" not in (a["after"] or "") for a in audit)
+
+
+def test_dispute_actions_need_finance_and_refuse_bad_evidence(
+    stack: Stack, api: httpx.Client
+) -> None:
+    dispute = disputed_payment(stack, api, "dr-1")
+    support = make_admin(stack.sessions, stack.settings, "support", email="ds@paydesk.test")
+    headers = {"Authorization": f"Bearer {make_token(stack.sessions, stack.settings, support)}"}
+    body = {"evidence": {"uncategorized_text": "winning_evidence"}, "submit": True}
+    refused = api.post(f"/api/admin/disputes/{dispute}/evidence", json=body, headers=headers)
+    assert refused.status_code == 403
+    assert api.post(f"/api/admin/disputes/{dispute}/close", headers=headers).status_code == 403
+    for bad in (
+        {"evidence": {"card_number": "4242"}},
+        {"evidence": {}},
+        {"evidence": {"uncategorized_text": "   "}},
+        {"evidence": {"uncategorized_text": "x" * 20_001}},
+        {"evidence": {"uncategorized_text": "a\x00b"}},
+        {"evidence": {"uncategorized_text": "ok"}, "submit": "maybe"},
+        {"evidence": "text"},
+    ):
+        response = api.post(f"/api/admin/disputes/{dispute}/evidence", json=bad)
+        assert response.status_code == 422, (bad, response.text)
+    missing = api.post("/api/admin/disputes/dp_missing/close")
+    assert missing.status_code == 404, missing.text
+    assert stack.sdk.v1.disputes.retrieve(dispute).status == "needs_response"
