@@ -59,6 +59,8 @@ CONSOLE_ACTIONS: list[tuple[str, str, Permission]] = [
     ("GET", "/admin/customers/cus_missing", Permission.READ),
     ("GET", "/admin/disputes.csv", Permission.READ),
     ("GET", "/admin/disputes/dp_missing", Permission.READ),
+    ("POST", "/admin/disputes/dp_missing/evidence", Permission.DISPUTES_MANAGE),
+    ("POST", "/admin/disputes/dp_missing/close", Permission.DISPUTES_MANAGE),
     ("GET", "/admin/events.csv", Permission.READ),
     ("GET", "/admin/events/evt_missing", Permission.READ),
     ("POST", "/admin/payments/pi_missing/capture", Permission.PAYMENTS_WRITE),

@@ -461,3 +461,59 @@ def test_dispute_detail_with_deadline_payment_and_timeline(
     payment = client.get("/admin/payments/pi_disputed").text
     assert 'id="refund-form"' not in payment
     assert "respond to the dispute instead" in payment
+
+
+def test_answer_a_dispute_from_the_console(
+    stack: Stack, api: httpx.Client, customer: str, console_as: Console
+) -> None:
+    payment = pay(api, customer, pm="pm_card_createDispute")["payment"]["id"]
+    [dispute] = stack.sdk.v1.disputes.list({"payment_intent": payment}).data
+    support, support_token = console_as("support")
+    refused = support.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": support_token, "product_description": "x", "submit": "draft"},
+    )
+    assert refused.status_code == 403
+    client, token = console_as("finance")
+    draft = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": token, "product_description": "A year of Premium", "submit": "draft"},
+    )
+    assert draft.status_code == 303, draft.text
+    page = client.get(draft.headers["location"]).text
+    assert "Evidence saved as a draft" in page
+    assert 'id="evidence-form"' in page
+    review = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": token, "uncategorized_text": "winning_evidence", "submit": "submit"},
+    )
+    assert review.status_code == 200
+    assert "Please confirm" in review.text
+    assert stack.sdk.v1.disputes.retrieve(dispute.id).status == "needs_response"
+    done = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={
+            "csrf_token": token,
+            "uncategorized_text": "winning_evidence",
+            "submit": "submit",
+            "confirm": "yes",
+        },
+    )
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "Evidence submitted to the bank." in page
+    assert 'status-won">won<' in page
+    assert 'id="evidence-form"' not in page
+    assert stack.sdk.v1.disputes.retrieve(dispute.id).status == "won"
+    closed_again = client.post(
+        f"/admin/disputes/{dispute.id}/close", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert closed_again.status_code == 409
+    assert (
+        client.post(f"/admin/disputes/{dispute.id}/explode", data={"csrf_token": token}).status_code
+        == 404
+    )
+    forged = client.post(
+        f"/admin/disputes/{dispute.id}/close", data={"csrf_token": "x", "confirm": "yes"}
+    )
+    assert forged.status_code == 403

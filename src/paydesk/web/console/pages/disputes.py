@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
+from paydesk.admin_actions import disputes as dispute_actions
+from paydesk.billing.disputes import CLOSED
 from paydesk.db.models import Dispute, Payment
 from paydesk.errors import NotFound
 from paydesk.queries import page
-from paydesk.web.api.deps import SessionDep
-from paydesk.web.console.common import PrincipalDep, csv_response, render
+from paydesk.web.api.deps import SessionDep, get_gateway
+from paydesk.web.console.common import (
+    PREFIX,
+    FormDep,
+    PrincipalDep,
+    action_context,
+    confirm,
+    csv_response,
+    form_field,
+    raw_field,
+    render,
+)
 
 router = APIRouter()
 
@@ -112,5 +126,72 @@ def dispute_detail(
             if row.closed_at is None
             else None,
             "events": queries.timeline(session, related),
+            "open": row.status not in CLOSED,
+            "fields": EVIDENCE_LABELS,
+            "form_key": secrets.token_hex(16),
         },
     )
+
+
+EVIDENCE_LABELS = {
+    "product_description": "What was sold",
+    "customer_communication": "Communication with the customer",
+    "service_date": "Date of service",
+    "refund_policy_disclosure": "How the refund policy was shown",
+    "cancellation_rebuttal": "Why the cancellation claim does not hold",
+    "uncategorized_text": "Other evidence",
+}
+
+
+@router.post("/disputes/{dispute_id}/{action}")
+def dispute_action(
+    dispute_id: str,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    form: FormDep,
+) -> Response:
+    """Save or submit evidence, or accept the dispute."""
+    declared = {"evidence": dispute_actions.EVIDENCE, "close": dispute_actions.CLOSE}
+    if action not in declared:
+        raise StarletteHTTPException(404)
+    ctx = action_context(request, session, principal)
+    ctx.begin(declared[action], dispute_id)
+    url = f"{PREFIX}/disputes/{dispute_id}"
+    gateway = get_gateway(request)
+    if action == "close":
+        if form_field(form, "confirm") != "yes":
+            return confirm(
+                request,
+                title="Confirm accepting the dispute",
+                summary=[
+                    f"Accept {dispute_id}: it closes as lost, the customer keeps the money.",
+                    "This cannot be undone.",
+                ],
+                action=f"{url}/close",
+                fields={},
+                button="Accept dispute",
+            )
+        dispute_actions.close(ctx, gateway, dispute_id)
+        return RedirectResponse(f"{url}?done=dispute_closed", status_code=303)
+    evidence = {name: raw_field(form, name) for name in EVIDENCE_LABELS}
+    submit = form_field(form, "submit") == "submit"
+    if submit and form_field(form, "confirm") != "yes":
+        return confirm(
+            request,
+            title="Confirm submitting evidence",
+            summary=[
+                f"Submit the evidence of {dispute_id} to the bank.",
+                "Submitted evidence is final: it can no longer be edited.",
+            ],
+            action=f"{url}/evidence",
+            fields={**evidence, "submit": "submit", "form_key": form_field(form, "form_key")},
+            button="Submit evidence",
+        )
+    key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
+    dispute_actions.evidence(
+        ctx, gateway, dispute_id, evidence, submit=submit, request_key=f"console-{key}"
+    )
+    done = "evidence_submitted" if submit else "evidence_saved"
+    return RedirectResponse(f"{url}?done={done}", status_code=303)
