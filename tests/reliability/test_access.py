@@ -235,6 +235,18 @@ def _targets(server: AccessServer) -> dict[str, str]:
         ]
         for made in authorised:
             assert made.json()["payment"]["status"] == "requires_capture", made.text
+        disputed = api.post(
+            "/api/admin/payments",
+            json={
+                "customer": cus,
+                "amount": 900,
+                "currency": "usd",
+                "payment_method": "pm_card_createDispute",
+            },
+        )
+        assert disputed.status_code == 200, disputed.text
+        intent = disputed.json()["payment"]["id"]
+        [dispute] = server.stack.sdk.v1.disputes.list({"payment_intent": intent}).data
         sub = api.post(
             "/api/admin/subscriptions",
             json={"customer": cus, "tier": "premium", "payment_method": "pm_card_visa"},
@@ -250,6 +262,7 @@ def _targets(server: AccessServer) -> dict[str, str]:
         "payment_id": paid.json()["payment"]["id"],
         "capturable_id": authorised[0].json()["payment"]["id"],
         "cancelable_id": authorised[1].json()["payment"]["id"],
+        "dispute_id": str(dispute.id),
         "subscription_id": sub.json()["subscription"]["id"],
         "event_id": event["id"],
         "token_id": str(created.json()["id"]),
@@ -263,6 +276,8 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
     "/admin/payments/{payment_id}/refresh": {},
     "/admin/payments/{payment_id}/capture": {"confirm": "yes"},
     "/admin/payments/{payment_id}/cancel": {"confirm": "yes"},
+    "/admin/disputes/{dispute_id}/evidence": {"product_description": "csrf", "submit": "draft"},
+    "/admin/disputes/{dispute_id}/close": {"confirm": "yes"},
     "/admin/subscriptions/{subscription_id}/tier": {
         "tier": "enterprise",
         "confirm": "yes",
@@ -300,6 +315,8 @@ FORM_ORDER = [
     "/admin/payments/{payment_id}/refresh",
     "/admin/payments/{payment_id}/capture",
     "/admin/payments/{payment_id}/cancel",
+    "/admin/disputes/{dispute_id}/evidence",
+    "/admin/disputes/{dispute_id}/close",
     "/admin/subscriptions/{subscription_id}/tier",
     "/admin/subscriptions/{subscription_id}/cancel",
     "/admin/subscriptions/{subscription_id}/resume",

@@ -11,7 +11,7 @@ them. (Access management — admins, tokens, passwords — is audited by
 
 from __future__ import annotations
 
-from paydesk.admin_actions import operations, payments, subscriptions
+from paydesk.admin_actions import disputes, operations, payments, subscriptions
 from paydesk.admin_actions.core import Action, Context, Done, perform
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "Context",
     "Done",
+    "disputes",
     "operations",
     "payments",
     "perform",
@@ -38,4 +39,6 @@ ACTIONS: tuple[Action, ...] = (
     subscriptions.RESUME,
     operations.ENSURE_CUSTOMER,
     operations.REPLAY_EVENT,
+    disputes.EVIDENCE,
+    disputes.CLOSE,
 )

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     PAYMENTS_WRITE = "payments.write"
     PAYMENTS_REFRESH = "payments.refresh"
     REFUNDS_CREATE = "refunds.create"
+    DISPUTES_MANAGE = "disputes.manage"
     SUBSCRIPTIONS_CREATE = "subscriptions.create"
     SUBSCRIPTIONS_CHANGE_TIER = "subscriptions.change_tier"
     SUBSCRIPTIONS_CANCEL = "subscriptions.cancel"
@@ -45,6 +46,7 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.PAYMENTS_WRITE: _MONEY,
     Permission.PAYMENTS_REFRESH: _STAFF,
     Permission.REFUNDS_CREATE: _STAFF,
+    Permission.DISPUTES_MANAGE: _MONEY,
     Permission.SUBSCRIPTIONS_CREATE: _MONEY,
     Permission.SUBSCRIPTIONS_CHANGE_TIER: _STAFF,
     Permission.SUBSCRIPTIONS_CANCEL: _STAFF,

@@ -355,3 +355,8 @@ def customer_by_id(session: Session, customer_id: str | None) -> Customer | None
     if not customer_id:
         return None
     return session.scalars(select(Customer).where(Customer.stripe_id == customer_id)).first()
+
+
+def dispute_by_id(session: Session, dispute_id: str) -> Dispute | None:
+    """The mirrored dispute ``dp_…``/``du_…``, if any."""
+    return session.scalars(select(Dispute).where(Dispute.stripe_id == dispute_id[:255])).first()

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import stripe
 from stripe.params import (
     CustomerCreateParams,
+    DisputeUpdateParams,
     EventListParams,
     InvoiceCreatePreviewParams,
     PaymentIntentConfirmParams,
@@ -243,6 +244,22 @@ class StripeGateway:
         """Retrieve a dispute."""
         try:
             return _plain(self._client.v1.disputes.retrieve(dispute_id))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def update_dispute(self, dispute_id: str, params: DisputeUpdateParams, *, key: str) -> Json:
+        """Add evidence to a dispute (``submit``: send it to the bank now)."""
+        try:
+            return _plain(
+                self._client.v1.disputes.update(dispute_id, params, {"idempotency_key": key})
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    def close_dispute(self, dispute_id: str, *, key: str) -> Json:
+        """Accept a dispute: it is closed as lost."""
+        try:
+            return _plain(self._client.v1.disputes.close(dispute_id, {}, {"idempotency_key": key}))
         except stripe.StripeError as exc:
             _raise(exc)
 

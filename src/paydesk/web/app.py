@@ -19,6 +19,7 @@ from paydesk.web import health, metrics
 from paydesk.web.api import (
     admin_access,
     admin_customers,
+    admin_disputes,
     admin_metrics,
     admin_pay_links,
     admin_payments,
@@ -103,6 +104,7 @@ def create_app(
         admin_payments.router,
         admin_pay_links.router,
         admin_subscriptions.router,
+        admin_disputes.router,
         admin_access.router,
         admin_metrics.router,
     ):

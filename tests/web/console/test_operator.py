@@ -15,13 +15,14 @@ import io
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from paydesk.db.models import AuditEntry
+from paydesk.db.models import AuditEntry, Dispute, Payment, StripeEvent
 from tests.support.admins import make_admin, make_token
 from tests.support.stack import Stack
 
@@ -332,3 +333,187 @@ def test_payment_actions_refuse_bad_csrf_and_unknown_actions(
     assert huge.status_code < 500
     state = api.get(f"/api/admin/payments/{payment}").json()["status"]
     assert state == "requires_capture"
+
+
+def test_event_detail_pretty_payload_without_secrets_and_replay(
+    stack: Stack, console_as: Console
+) -> None:
+    payload = {
+        "id": "evt_detail_1",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_1", "client_secret": "pi_1_secret_abc", "amount": 500}},
+    }
+    with stack.sessions() as session:
+        for i, body in enumerate([json.dumps(payload), "not json"]):
+            session.add(
+                StripeEvent(
+                    event_id=f"evt_detail_{i + 1}",
+                    type="payment_intent.succeeded",
+                    created=1_790_000_000 + i,
+                    object_id="pi_1",
+                    payload=body,
+                    status="failed",
+                    attempts=3,
+                    last_error="KeyError: 'x'",
+                )
+            )
+        for i in range(60):
+            session.add(
+                StripeEvent(
+                    event_id=f"evt_old_{i:02d}",
+                    type="invoice.paid",
+                    created=1_700_000_000 + i,
+                    payload="{}",
+                    status="processed",
+                )
+            )
+        session.commit()
+    client, token = console_as("support")
+    page = client.get("/admin/events/evt_detail_1")
+    assert page.status_code == 200
+    assert "pi_1_secret_abc" not in page.text
+    assert "[redacted]" in page.text
+    assert "&#34;amount&#34;: 500" in page.text  # HTML-escaped JSON
+    assert 'id="event-attempts">3<' in page.text
+    assert "not valid JSON" in client.get("/admin/events/evt_detail_2").text
+    assert client.get("/admin/events/evt_nope").status_code == 404
+    assert client.get("/admin/events/%00").status_code < 500
+    # The list pages: 50 newest, then an "older" link to the rest.
+    first = client.get("/admin/events")
+    assert first.text.count('<tr id="event-') == 50
+    older = re.search(r'id="older" href="([^"]+)"', first.text)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&"))
+    assert second.text.count('<tr id="event-') == 12
+    assert 'id="older"' not in second.text
+    # Replay from the detail page comes back to it.
+    done = client.post(
+        "/admin/events/evt_detail_1/replay",
+        data={"csrf_token": token, "confirm": "yes", "from": "detail"},
+    )
+    assert done.status_code == 303
+    back = client.get(done.headers["location"]).text
+    assert "queued for replay" in back
+    assert 'id="event-status"><span class="status status-pending">' in back
+
+
+def test_dispute_detail_with_deadline_payment_and_timeline(
+    stack: Stack, console_as: Console
+) -> None:
+    now = datetime.now(UTC)
+    with stack.sessions() as session:
+        session.add(
+            Payment(
+                stripe_id="pi_disputed",
+                customer_id="cus_d",
+                amount=4200,
+                amount_received=4200,
+                currency="usd",
+                status="succeeded",
+                latest_charge_id="ch_disputed",
+                disputed=True,
+            )
+        )
+        session.add_all(
+            [
+                Dispute(
+                    stripe_id="dp_open",
+                    charge_id="ch_disputed",
+                    payment_intent_id="pi_disputed",
+                    amount=4200,
+                    currency="usd",
+                    status="needs_response",
+                    reason="fraudulent",
+                    evidence_due_by=now + timedelta(days=3, hours=5, minutes=1),
+                ),
+                Dispute(
+                    stripe_id="dp_late",
+                    amount=100,
+                    currency="usd",
+                    status="needs_response",
+                    reason="general",
+                    evidence_due_by=now - timedelta(hours=1),
+                ),
+                StripeEvent(
+                    event_id="evt_dispute_created",
+                    type="charge.dispute.created",
+                    created=1_790_000_000,
+                    object_id="dp_open",
+                    payload="{}",
+                    status="processed",
+                ),
+            ]
+        )
+        session.commit()
+    client, _ = console_as("viewer")
+    listed = client.get("/admin/disputes").text
+    assert 'href="/admin/disputes/dp_open"' in listed
+    page = client.get("/admin/disputes/dp_open").text
+    assert "fraudulent" in page
+    assert "3 days 5 h left" in page
+    assert 'href="/admin/payments/pi_disputed"' in page
+    assert "charge.dispute.created" in page
+    assert "overdue" in client.get("/admin/disputes/dp_late").text
+    assert client.get("/admin/disputes/dp_missing").status_code == 404
+    assert client.get("/admin/disputes/" + "x" * 10_000).status_code == 404
+    assert client.get("/admin/disputes/%00").status_code < 500
+    # The disputed payment offers no refund, and says why.
+    payment = client.get("/admin/payments/pi_disputed").text
+    assert 'id="refund-form"' not in payment
+    assert "respond to the dispute instead" in payment
+
+
+def test_answer_a_dispute_from_the_console(
+    stack: Stack, api: httpx.Client, customer: str, console_as: Console
+) -> None:
+    payment = pay(api, customer, pm="pm_card_createDispute")["payment"]["id"]
+    [dispute] = stack.sdk.v1.disputes.list({"payment_intent": payment}).data
+    support, support_token = console_as("support")
+    refused = support.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": support_token, "product_description": "x", "submit": "draft"},
+    )
+    assert refused.status_code == 403
+    client, token = console_as("finance")
+    draft = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": token, "product_description": "A year of Premium", "submit": "draft"},
+    )
+    assert draft.status_code == 303, draft.text
+    page = client.get(draft.headers["location"]).text
+    assert "Evidence saved as a draft" in page
+    assert 'id="evidence-form"' in page
+    review = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={"csrf_token": token, "uncategorized_text": "winning_evidence", "submit": "submit"},
+    )
+    assert review.status_code == 200
+    assert "Please confirm" in review.text
+    assert stack.sdk.v1.disputes.retrieve(dispute.id).status == "needs_response"
+    done = client.post(
+        f"/admin/disputes/{dispute.id}/evidence",
+        data={
+            "csrf_token": token,
+            "uncategorized_text": "winning_evidence",
+            "submit": "submit",
+            "confirm": "yes",
+        },
+    )
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "Evidence submitted to the bank." in page
+    assert 'status-won">won<' in page
+    assert 'id="evidence-form"' not in page
+    assert stack.sdk.v1.disputes.retrieve(dispute.id).status == "won"
+    closed_again = client.post(
+        f"/admin/disputes/{dispute.id}/close", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert closed_again.status_code == 409
+    assert (
+        client.post(f"/admin/disputes/{dispute.id}/explode", data={"csrf_token": token}).status_code
+        == 404
+    )
+    forged = client.post(
+        f"/admin/disputes/{dispute.id}/close", data={"csrf_token": "x", "confirm": "yes"}
+    )
+    assert forged.status_code == 403

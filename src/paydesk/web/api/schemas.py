@@ -133,6 +133,23 @@ class CaptureBody(Strict):
     amount: MinorUnits | None = None
 
 
+class DisputeOut(BaseModel):
+    """A dispute of a payment and how it stands."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(validation_alias="stripe_id")
+    payment_intent_id: str | None
+    charge_id: str | None
+    amount: int
+    currency: str
+    status: str
+    reason: str
+    evidence_due_by: datetime | None
+    closed_at: datetime | None
+    stripe_created: int
+
+
 class RefundOut(BaseModel):
     """A refund and who asked for it."""
 

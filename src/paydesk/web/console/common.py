@@ -59,6 +59,9 @@ FLASHES: dict[str, str] = {
     "canceled": "Subscription canceled.",
     "resumed": "Subscription resumed: it renews as before.",
     "replayed": "Event queued for replay; the worker applies it on its next pass.",
+    "evidence_saved": "Evidence saved as a draft; submit it before the deadline.",
+    "evidence_submitted": "Evidence submitted to the bank.",
+    "dispute_closed": "Dispute accepted: it is closed as lost.",
 }
 
 

@@ -1,18 +1,35 @@
-"""Console disputes: list and CSV export."""
+"""Console disputes: list, CSV export, one dispute with its deadline and timeline."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
-from paydesk.db.models import Dispute
+from paydesk.admin_actions import disputes as dispute_actions
+from paydesk.billing.disputes import CLOSED
+from paydesk.db.models import Dispute, Payment
+from paydesk.errors import NotFound
 from paydesk.queries import page
-from paydesk.web.api.deps import SessionDep
-from paydesk.web.console.common import PrincipalDep, csv_response, render
+from paydesk.web.api.deps import SessionDep, get_gateway
+from paydesk.web.console.common import (
+    PREFIX,
+    FormDep,
+    PrincipalDep,
+    action_context,
+    confirm,
+    csv_response,
+    form_field,
+    raw_field,
+    render,
+)
 
 router = APIRouter()
 
@@ -70,3 +87,111 @@ def disputes_csv(
             )
 
     return csv_response(request, session, "disputes", COLUMNS, rows)
+
+
+def due_in(due: datetime | None, now: datetime) -> str | None:
+    """How long until evidence is due ("3 days 4 h"), "overdue", or None without a deadline."""
+    if due is None:
+        return None
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    left = due - now
+    if left.total_seconds() <= 0:
+        return "overdue"
+    hours = int(left.total_seconds() // 3600)
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h" if days else f"{hours} h"
+
+
+@router.get("/disputes/{dispute_id}")
+def dispute_detail(
+    dispute_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    row = queries.dispute_by_id(session, dispute_id)
+    if row is None:
+        raise NotFound(f"No such dispute: '{dispute_id[:255]}'.", code="dispute_not_found")
+    payment = None
+    if row.payment_intent_id:
+        payment = session.scalars(
+            select(Payment).where(Payment.stripe_id == row.payment_intent_id)
+        ).first()
+    related = [row.stripe_id, row.charge_id or "", row.payment_intent_id or ""]
+    return render(
+        request,
+        "dispute.html",
+        {
+            "d": row,
+            "payment": payment,
+            "due_in": due_in(row.evidence_due_by, datetime.now(UTC))
+            if row.closed_at is None
+            else None,
+            "events": queries.timeline(session, related),
+            "open": row.status not in CLOSED,
+            "fields": EVIDENCE_LABELS,
+            "form_key": secrets.token_hex(16),
+        },
+    )
+
+
+EVIDENCE_LABELS = {
+    "product_description": "What was sold",
+    "customer_communication": "Communication with the customer",
+    "service_date": "Date of service",
+    "refund_policy_disclosure": "How the refund policy was shown",
+    "cancellation_rebuttal": "Why the cancellation claim does not hold",
+    "uncategorized_text": "Other evidence",
+}
+
+
+@router.post("/disputes/{dispute_id}/{action}")
+def dispute_action(
+    dispute_id: str,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    form: FormDep,
+) -> Response:
+    """Save or submit evidence, or accept the dispute."""
+    declared = {"evidence": dispute_actions.EVIDENCE, "close": dispute_actions.CLOSE}
+    if action not in declared:
+        raise StarletteHTTPException(404)
+    ctx = action_context(request, session, principal)
+    ctx.begin(declared[action], dispute_id)
+    url = f"{PREFIX}/disputes/{dispute_id}"
+    gateway = get_gateway(request)
+    if action == "close":
+        if form_field(form, "confirm") != "yes":
+            return confirm(
+                request,
+                title="Confirm accepting the dispute",
+                summary=[
+                    f"Accept {dispute_id}: it closes as lost, the customer keeps the money.",
+                    "This cannot be undone.",
+                ],
+                action=f"{url}/close",
+                fields={},
+                button="Accept dispute",
+            )
+        dispute_actions.close(ctx, gateway, dispute_id)
+        return RedirectResponse(f"{url}?done=dispute_closed", status_code=303)
+    evidence = {name: raw_field(form, name) for name in EVIDENCE_LABELS}
+    submit = form_field(form, "submit") == "submit"
+    if submit and form_field(form, "confirm") != "yes":
+        return confirm(
+            request,
+            title="Confirm submitting evidence",
+            summary=[
+                f"Submit the evidence of {dispute_id} to the bank.",
+                "Submitted evidence is final: it can no longer be edited.",
+            ],
+            action=f"{url}/evidence",
+            fields={**evidence, "submit": "submit", "form_key": form_field(form, "form_key")},
+            button="Submit evidence",
+        )
+    key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
+    dispute_actions.evidence(
+        ctx, gateway, dispute_id, evidence, submit=submit, request_key=f"console-{key}"
+    )
+    done = "evidence_submitted" if submit else "evidence_saved"
+    return RedirectResponse(f"{url}?done={done}", status_code=303)

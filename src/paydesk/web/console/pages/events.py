@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -82,6 +85,42 @@ def events_csv(
     return csv_response(request, session, "events", COLUMNS, rows)
 
 
+# Keys whose values are never shown, at any depth of a stored event: a PaymentIntent's
+# or SetupIntent's client_secret lets its holder confirm it.
+SECRET_KEYS = frozenset({"client_secret", "secret", "password", "api_key"})
+MAX_SHOWN = 200_000  # characters of a payload shown on the page
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with every secret-named key's value replaced."""
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if k in SECRET_KEYS and v is not None else redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def pretty_payload(raw: str) -> str:
+    """The stored payload, indented, secrets redacted (or a note if it is not JSON)."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "(the stored payload is not valid JSON)"
+    text = json.dumps(redacted(parsed), indent=2, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "\n… (cut)"
+
+
+@router.get("/events/{event_id}")
+def event_detail(
+    event_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    row = operations.get_event(session, event_id)
+    return render(request, "event.html", {"e": row, "payload": pretty_payload(row.payload)})
+
+
 @router.post("/events/{event_id}/replay")
 def replay(
     event_id: str,
@@ -102,8 +141,10 @@ def replay(
                 "The worker applies it again on its next pass.",
             ],
             action=f"{PREFIX}/events/{event_id}/replay",
-            fields={},
+            fields={"from": "detail"} if form_field(form, "from") == "detail" else {},
             button="Replay",
         )
     operations_actions.replay_event(ctx, event_id)
+    if form_field(form, "from") == "detail":
+        return RedirectResponse(f"{PREFIX}/events/{event_id}?done=replayed", status_code=303)
     return RedirectResponse(f"{PREFIX}/events?replayed={event_id}", status_code=303)
