@@ -1,7 +1,7 @@
 """customer portal: portal_sessions (links and sessions, digests only) and email_outbox
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 06:00:00.000000
 
 Portal links and the customer sessions they open keep only keyed digests of their
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
