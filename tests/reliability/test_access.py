@@ -252,6 +252,13 @@ def _targets(server: AccessServer) -> dict[str, str]:
             json={"customer": cus, "tier": "premium", "payment_method": "pm_card_visa"},
         )
         assert sub.status_code < 300, sub.text
+        payable = api.post(
+            "/api/admin/payments",
+            json={"customer": cus, "amount": 800, "currency": "usd", "confirm": False},
+        )
+        assert payable.json()["payment"]["status"] == "requires_payment_method", payable.text
+        unsubscribed = api.post("/api/admin/customers", json={"user_id": "csrf-unsubscribed"})
+        assert unsubscribed.status_code < 300, unsubscribed.text
         created = api.post("/api/admin/tokens", json={"name": "victim", "role": "viewer"})
         assert created.status_code < 300, created.text
     event = event_dict("payment_intent.succeeded", payment_intent())
@@ -261,6 +268,9 @@ def _targets(server: AccessServer) -> dict[str, str]:
     return {
         "payment_id": paid.json()["payment"]["id"],
         "capturable_id": authorised[0].json()["payment"]["id"],
+        "payable_id": payable.json()["payment"]["id"],
+        "customer_id": cus,
+        "unsubscribed_id": unsubscribed.json()["id"],
         "cancelable_id": authorised[1].json()["payment"]["id"],
         "dispute_id": str(dispute.id),
         "subscription_id": sub.json()["subscription"]["id"],
@@ -276,6 +286,18 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
     "/admin/payments/{payment_id}/refresh": {},
     "/admin/payments/{payment_id}/capture": {"confirm": "yes"},
     "/admin/payments/{payment_id}/cancel": {"confirm": "yes"},
+    "/admin/payments/{payment_id}/pay-link": {},
+    "/admin/customers/{customer_id}/payments": {
+        "amount": "5.00",
+        "currency": "usd",
+        "confirm": "yes",
+        "form_key": "k3",
+    },
+    "/admin/customers/{customer_id}/subscriptions": {
+        "tier": "free",
+        "confirm": "yes",
+        "form_key": "k4",
+    },
     "/admin/disputes/{dispute_id}/evidence": {"product_description": "csrf", "submit": "draft"},
     "/admin/disputes/{dispute_id}/close": {"confirm": "yes"},
     "/admin/subscriptions/{subscription_id}/tier": {
@@ -309,12 +331,17 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
 FORM_TARGETS: dict[str, dict[str, str]] = {
     "/admin/payments/{payment_id}/capture": {"payment_id": "capturable_id"},
     "/admin/payments/{payment_id}/cancel": {"payment_id": "cancelable_id"},
+    "/admin/payments/{payment_id}/pay-link": {"payment_id": "payable_id"},
+    "/admin/customers/{customer_id}/subscriptions": {"customer_id": "unsubscribed_id"},
 }
 FORM_ORDER = [
     "/admin/payments/{payment_id}/refund",
     "/admin/payments/{payment_id}/refresh",
     "/admin/payments/{payment_id}/capture",
     "/admin/payments/{payment_id}/cancel",
+    "/admin/payments/{payment_id}/pay-link",
+    "/admin/customers/{customer_id}/payments",
+    "/admin/customers/{customer_id}/subscriptions",
     "/admin/disputes/{dispute_id}/evidence",
     "/admin/disputes/{dispute_id}/close",
     "/admin/subscriptions/{subscription_id}/tier",

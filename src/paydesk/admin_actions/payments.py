@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from paydesk.admin_actions.core import Action, Context, Done, perform
 from paydesk.auth import portal_sessions
@@ -157,6 +158,18 @@ def payable(ctx: Context, target: str) -> tuple[str, str]:
             code="nothing_to_pay",
         )
     return target, payment.customer_id
+
+
+def awaits_customer(session: Session, payment: Payment) -> bool:
+    """Whether ``pay_link`` can make a link for ``payment`` (it or its open invoice awaits)."""
+    if payment.customer_id is None:
+        return False
+    if payment.invoice_id:
+        invoice = session.scalars(
+            select(Invoice).where(Invoice.stripe_id == payment.invoice_id)
+        ).one_or_none()
+        return invoice is not None and invoice.customer_id is not None and invoice.status == "open"
+    return payment.status in PAYABLE
 
 
 def pay_link(ctx: Context, target: str) -> tuple[portal_sessions.CreatedLink, str, str]:

@@ -1,6 +1,7 @@
 """Operator flows of the console in a real browser, and the pages at 390 px wide.
 
 Refund review errors next to the field (form kept) and the refund that follows;
+creating a payment on a customer's page and its pay link;
 capture of an authorised payment; cancel at period end then resume; the customer
 page and the refunds page; no page touched here scrolls sideways on a phone.
 """
@@ -146,4 +147,57 @@ def test_operator_flows_in_a_browser(browser: Any, stack: Stack) -> None:
             page.goto(base + path)
             no_sideways_scroll(page)
         shot(page, "events-390")
+        phone.close()
+
+
+def test_create_payment_and_pay_link_in_a_browser(browser: Any, stack: Stack) -> None:
+    finance = make_admin(stack.sessions, stack.settings, "finance")
+    with serve_in_thread(create_app(stack.settings, engine=stack.engine)) as base:
+        ids = seed(stack, base)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        sign_in(page, base, finance)
+
+        # The customer page: a bad amount comes back next to its field, then a payment.
+        page.goto(f"{base}/admin/customers/{ids['customer']}")
+        form = page.locator("#create-payment-form")
+        form.get_by_label("Amount").fill("abc")
+        form.get_by_label("Currency").select_option("eur")
+        form.get_by_label(re.compile("Description")).fill("Onboarding call")
+        form.get_by_role("button", name="Review payment…").click()
+        assert "expected a number" in page.locator("#pay-amount-error").inner_text()
+        form = page.locator("#create-payment-form")
+        assert form.get_by_label("Currency").input_value() == "eur"
+        assert form.get_by_label(re.compile("Description")).input_value() == "Onboarding call"
+        form.get_by_label("Amount").fill("25.00")
+        form.get_by_role("button", name="Review payment…").click()
+        assert "25.00 EUR" in page.locator(".confirm").inner_text()
+        page.get_by_role("button", name="Create payment").click()
+        assert "Payment created" in page.locator("#flash").inner_text()
+        assert "requires_payment_method" in page.locator(".facts").inner_text()
+
+        # Its page offers a pay link, shown once in a copyable field.
+        page.get_by_role("button", name="Create pay link").click()
+        url = page.locator("#pay-link-url").input_value()
+        assert url.startswith(f"{base}/portal/session/"), url
+        assert "Expires" in page.locator("#pay-link-expires").inner_text()
+        shot(page, "pay-link")
+        payment_url = page.url
+        context.close()
+
+        # A phone: the customer page with its forms and the pay link page fit.
+        other = make_admin(stack.sessions, stack.settings, "finance", email="f2@paydesk.test")
+        phone = browser.new_context(viewport={"width": 390, "height": 844})
+        page = phone.new_page()
+        sign_in(page, base, other)
+        page.goto(f"{base}/admin/customers/{ids['customer']}")
+        assert page.locator("#create-payment-form").count() == 1
+        no_sideways_scroll(page)
+        shot(page, "customer-forms-390")
+        payment = payment_url.split("/admin/payments/", 1)[1].split("/", 1)[0]
+        page.goto(f"{base}/admin/payments/{payment}")
+        page.get_by_role("button", name="Create pay link").click()
+        assert page.locator("#pay-link-url").input_value().startswith(f"{base}/portal/session/")
+        no_sideways_scroll(page)
+        shot(page, "pay-link-390")
         phone.close()

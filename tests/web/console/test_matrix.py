@@ -66,6 +66,9 @@ CONSOLE_ACTIONS: list[tuple[str, str, Permission]] = [
     ("POST", "/admin/payments/pi_missing/capture", Permission.PAYMENTS_WRITE),
     ("POST", "/admin/payments/pi_missing/cancel", Permission.PAYMENTS_WRITE),
     ("POST", "/admin/payments/pi_missing/refresh", Permission.PAYMENTS_REFRESH),
+    ("POST", "/admin/payments/pi_missing/pay-link", Permission.PAYMENTS_REFRESH),
+    ("POST", "/admin/customers/cus_missing/payments", Permission.PAYMENTS_WRITE),
+    ("POST", "/admin/customers/cus_missing/subscriptions", Permission.SUBSCRIPTIONS_CREATE),
 ]
 # Reached by everyone who is signed in, by design.
 SIGN_IN_ROUTES = {"/login", "/2fa", "/enrol", "/logout"}

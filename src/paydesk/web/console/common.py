@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from paydesk.admin_actions import Context
+from paydesk.admin_actions import Action, Context
 from paydesk.auth import audit, roles
 from paydesk.auth import sessions as admin_sessions
 from paydesk.auth.accounts import Principal
@@ -62,6 +62,9 @@ FLASHES: dict[str, str] = {
     "evidence_saved": "Evidence saved as a draft; submit it before the deadline.",
     "evidence_submitted": "Evidence submitted to the bank.",
     "dispute_closed": "Dispute accepted: it is closed as lost.",
+    "payment_created": "Payment created: it awaits the customer. Create a pay link for them here.",
+    "subscription_created": "Subscription created. A paid tier without a card on file stays"
+    " incomplete until the customer pays its first invoice (its payment offers a pay link).",
 }
 
 
@@ -215,6 +218,14 @@ def raw_field(form: FormData, name: str) -> str:
 def action_context(request: Request, session: SessionDep, principal: Principal) -> Context:
     """The context admin actions run in, for a console form."""
     return web_action_context(request, session, settings_of(request), principal, via="console")
+
+
+def may(request: Request, action: Action) -> bool:
+    """Whether the signed-in admin may perform ``action`` (to offer its form, or not)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal is not None and roles.can(
+        principal.role, action.permission, live=is_live(request)
+    )
 
 
 def need(request: Request, principal: Principal, permission: Permission) -> None:

@@ -1,4 +1,5 @@
-"""Console payments: list, search and CSV export, detail, refund, capture, cancel, refresh."""
+"""Console payments: list, search and CSV export, detail, refund, capture, cancel, refresh,
+and a pay link for a payment that awaits the customer."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
 from paydesk.admin_actions import payments as payment_actions
+from paydesk.auth import portal_sessions
 from paydesk.billing.payments import CANCELABLE, get_payment, next_action_url
 from paydesk.billing.refunds import REASONS, RefundRequest, check_refund, refund_block
 from paydesk.db.models import Payment
 from paydesk.errors import InvalidInput, PaydeskError
 from paydesk.queries import page
+from paydesk.web.api.billing import public_base
 from paydesk.web.api.deps import SessionDep, get_gateway
 from paydesk.web.console.common import (
     PREFIX,
@@ -27,6 +30,7 @@ from paydesk.web.console.common import (
     csv_response,
     form_field,
     format_money,
+    may,
     parse_amount,
     render,
 )
@@ -124,6 +128,8 @@ def _detail(
         "form_key": secrets.token_hex(16),
         "values": {},
         "cancelable": payment.status in CANCELABLE,
+        "pay_link_offered": payment_actions.awaits_customer(session, payment)
+        and may(request, payment_actions.PAY_LINK),
     }
     context.update(extra)
     return render(request, "payment.html", context, status=status)
@@ -211,6 +217,32 @@ def refund(
     )
     return RedirectResponse(
         f"{PREFIX}/payments/{payment_id}?refunded={row.stripe_id}", status_code=303
+    )
+
+
+@router.post("/payments/{payment_id}/pay-link")
+def pay_link(
+    payment_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    form: FormDep,
+) -> Response:
+    """A single-use pay link for a payment (or its open invoice) that awaits the customer.
+
+    Nothing changes in Stripe: no confirmation. The link is shown once, on the page this
+    answers with; a payment that awaits nothing is a ``Conflict`` (audited, error page).
+    """
+    ctx = action_context(request, session, principal)
+    link, target, _customer = payment_actions.pay_link(ctx, payment_id)
+    return _detail(
+        request,
+        session,
+        get_payment(session, payment_id),
+        flash="Pay link created: copy it now, it is not shown again.",
+        pay_link_url=portal_sessions.link_url(public_base(request, ctx.settings), link),
+        pay_link_expires=link.expires_at,
+        pay_link_target=target,
     )
 
 
