@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from paydesk.db.models import AuditEntry
+from paydesk.db.models import AuditEntry, Invoice, Payment
 from tests.support.admins import make_admin, make_token
 from tests.support.stack import Stack
 
@@ -378,3 +378,49 @@ def test_no_pay_link_for_a_payment_that_awaits_nothing(
     outcomes = [e.outcome for e in entries(stack, "payment.pay_link")]
     assert outcomes
     assert set(outcomes) == {"failure"}
+
+
+def test_pay_link_of_a_payment_with_an_open_invoice_pays_the_invoice(
+    stack: Stack, console_as: Console
+) -> None:
+    # The mirror as the worker leaves it for a subscription's unpaid first invoice.
+    with stack.sessions() as session:
+        session.add(
+            Invoice(
+                stripe_id="in_console_open",
+                customer_id="cus_inv",
+                subscription_id="sub_inv",
+                payment_intent_id="pi_of_invoice",
+                status="open",
+                amount_due=999,
+                currency="usd",
+            )
+        )
+        session.add(
+            Payment(
+                stripe_id="pi_of_invoice",
+                customer_id="cus_inv",
+                invoice_id="in_console_open",
+                amount=999,
+                currency="usd",
+                status="requires_payment_method",
+            )
+        )
+        session.commit()
+    client, token = console_as("support")
+    assert 'id="pay-link-form"' in client.get("/admin/payments/pi_of_invoice").text
+    created = client.post("/admin/payments/pi_of_invoice/pay-link", data={"csrf_token": token})
+    assert created.status_code == 200, created.text[-2000:]
+    assert 'id="pay-link-url"' in created.text
+    assert "to pay <code>in_console_open</code>" in created.text
+    [entry] = entries(stack, "payment.pay_link")
+    assert (entry.outcome, entry.target) == ("success", "in_console_open")
+    # Once the invoice is paid, nothing awaits the customer: no form, a 409.
+    with stack.sessions() as session:
+        invoice = session.scalars(select(Invoice)).one()
+        invoice.status = "paid"
+        session.commit()
+    assert 'id="pay-link-form"' not in client.get("/admin/payments/pi_of_invoice").text
+    refused = client.post("/admin/payments/pi_of_invoice/pay-link", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert "only an open invoice can be paid" in refused.text
