@@ -169,6 +169,7 @@ def test_create_payment_review_keeps_the_form_with_the_error_next_to_the_field(
     assert response.status_code == 422, response.text[-2000:]
     assert message in field_error(response.text, f"pay-{field}")
     assert 'id="create-payment-form"' in response.text
+    assert "\x00" not in response.text
     if field != "description":
         assert "kept text" in response.text
     assert stripe_payments(stack, customer) == []

@@ -146,10 +146,9 @@ def _payment_input(form_amount: str, form_currency: str, description: str) -> tu
     currency = form_currency.lower()
     if currency not in CURRENCIES:
         raise InvalidInput("Currency: choose one of the list.", field="currency")
-    if not form_amount:
-        raise InvalidInput("Amount: required, such as 12.50.", field="amount")
     amount = parse_amount(form_amount, currency)
-    assert amount is not None  # only a blank amount is None, refused above
+    if amount is None:  # blank (a refund's "everything"): a payment needs its amount
+        raise InvalidInput("Amount: required, such as 12.50.", field="amount")
     if amount > MAXIMUM_AMOUNT:
         raise InvalidInput(
             f"Amount: at most {format_money(MAXIMUM_AMOUNT, currency)}.", field="amount"
@@ -192,10 +191,13 @@ def create_payment(
             customer,
             status=status_for(exc),
             form_error=_form_error("payment", exc),
+            # Shown back as typed, less NUL characters (no page carries those).
             values={
-                "amount": raw_amount[:64],
-                "currency": raw_currency[:8],
-                "description": raw_field(form, "description")[: DESCRIPTION_MAX + 1],
+                "amount": raw_amount[:64].replace("\x00", ""),
+                "currency": raw_currency[:8].replace("\x00", ""),
+                "description": raw_field(form, "description")[: DESCRIPTION_MAX + 1].replace(
+                    "\x00", ""
+                ),
             },
         )
     form_key = form_field(form, "form_key")[:64]
@@ -271,7 +273,7 @@ def create_subscription(
             customer,
             status=status_for(exc),
             form_error=_form_error("subscription", exc),
-            values={"tier": tier_key[:32]},
+            values={"tier": tier_key[:32].replace("\x00", "")},
         )
     form_key = form_field(form, "form_key")[:64]
     if not confirmed:
