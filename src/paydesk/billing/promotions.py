@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from paydesk.db.models import Invoice
 from paydesk.errors import InvalidInput
+from paydesk.money import Money
 from paydesk.stripe_gateway import StripeGateway
 
 FIELD = "promotion_code"
@@ -41,6 +42,7 @@ class Promotion:
     amount_off: int | None
     currency: str | None
     duration: str
+    duration_in_months: int | None
     first_time_only: bool
 
     def discounted(self, amount: int, currency: str) -> int:
@@ -58,11 +60,13 @@ class Promotion:
         if self.percent_off is not None:
             what = f"{self.percent_off:g}% off"
         else:
-            what = f"{(self.amount_off or 0) / 100:.2f} {(self.currency or '').upper()} off"
-        when = {"once": "the first invoice", "forever": "every invoice"}.get(
-            self.duration, "the first months"
-        )
-        return f"{what} {when}"
+            what = f"{Money(self.amount_off or 0, self.currency or 'usd').format()} off"
+        if self.duration == "forever":
+            return f"{what} every invoice"
+        if self.duration == "repeating" and self.duration_in_months:
+            months = self.duration_in_months
+            return f"{what} for {months} month{'s' if months != 1 else ''}"
+        return f"{what} the first invoice"
 
 
 def _refuse(message: str) -> InvalidInput:
@@ -117,6 +121,7 @@ def find_promotion(
         amount_off=coupon.get("amount_off"),
         currency=coupon.get("currency"),
         duration=str(coupon.get("duration") or "once"),
+        duration_in_months=coupon.get("duration_in_months"),
         first_time_only=bool(restrictions.get("first_time_transaction")),
     )
 

@@ -136,3 +136,19 @@ def test_browser_subscribes_with_a_code(browser: Any, portal: Portal) -> None:
     assert (invoice.amount_due, invoice.amount_paid) == (749, 749)
     watch.assert_no_card_number()
     context.close()
+
+
+def test_repeating_and_forever_codes_are_described(portal: Portal) -> None:
+    promo(
+        portal, "THREEMONTHS", {"percent_off": 10, "duration": "repeating", "duration_in_months": 3}
+    )
+    promo(portal, "ALWAYS", {"amount_off": 100, "currency": "usd", "duration": "forever"})
+    client = portal.open("pad")
+    repeating = client.get("/portal/plans", params={"promotion_code": "THREEMONTHS"}).text
+    assert "THREEMONTHS: 10% off for 3 months" in repeating
+    assert "8.99 USD" in repeating  # 9.99 less 1.00 (0.999 rounded half up)
+    forever = client.get("/portal/checkout/enterprise", params={"promotion_code": "ALWAYS"}).text
+    assert "ALWAYS: 1.00 USD off every invoice" in forever
+    assert re.search(
+        r"<strong>28.99 USD</strong> today with ALWAYS.*then 28.99 USD per month", forever
+    )
