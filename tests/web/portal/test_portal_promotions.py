@@ -152,3 +152,36 @@ def test_repeating_and_forever_codes_are_described(portal: Portal) -> None:
     assert re.search(
         r"<strong>28.99 USD</strong> today with ALWAYS.*then 28.99 USD per month", forever
     )
+
+
+def test_retrying_an_unpaid_first_attempt_keeps_its_code(portal: Portal) -> None:
+    """The retry after a failed 3-D Secure sends the code again; the attempt already
+    redeemed it (its only redemption), so it is not looked at again."""
+    promo(portal, "ONCEONLY", {"percent_off": 25}, max_redemptions=1)
+    client = portal.open("par")
+    headers = {"X-CSRF-Token": csrf_of(client)}
+    body = {"tier": "premium", "promotion_code": "ONCEONLY"}
+    first = client.post(
+        "/portal/api/subscribe",
+        json={**body, "payment_method": "pm_card_authenticationRequired"},
+        headers=headers,
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "requires_action"
+    retry = client.post(
+        "/portal/api/subscribe", json={**body, "payment_method": "pm_card_visa"}, headers=headers
+    )
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["status"] == "confirm"
+    assert first_invoice(portal, "par").amount_due == 749
+    # Another plan is a new subscription: the used-up code is refused, nothing changes.
+    other = client.post(
+        "/portal/api/subscribe",
+        json={"tier": "enterprise", "promotion_code": "ONCEONLY", "payment_method": "pm_card_visa"},
+        headers=headers,
+    )
+    assert other.status_code == 422, other.text
+    assert other.json()["error"]["field"] == "promotion_code"
+    row = subscription_of(portal, "par")
+    assert row is not None
+    assert (row.tier, row.status) == ("premium", "incomplete")

@@ -650,19 +650,20 @@ def _payment_routes(app: FastAPI) -> None:
         gateway = _gateway(request)
         customer = _customer(session, row)
         pm = _stripe_id(body.payment_method, "pm_", "payment_method")
+        existing = live_subscription(session, customer)
+        if existing is not None and existing.status == "incomplete" and existing.tier == body.tier:
+            # A first payment that failed or awaits authentication: retry it with this card.
+            # Its subscription was created with the code it was given then (whose
+            # redemption is already counted), so the code is not looked at again.
+            outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
+            return _next_step(session, gateway, settings, customer, outcome_row, pm)
+        if existing is not None and existing.status != "incomplete":
+            raise Conflict("You already have a subscription.", code="subscription_exists")
         # Checked before anything is changed: a refused code is shown next to its field.
         promotion = _promotion(request, session, row, body.promotion_code)
-        existing = live_subscription(session, customer)
-        if existing is not None and existing.status == "incomplete":
-            if existing.tier == body.tier:
-                # A first payment that failed or awaits authentication: retry it with this card.
-                outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
-                return _next_step(session, gateway, settings, customer, outcome_row, pm)
+        if existing is not None:
             # Another plan now: the unpaid attempt at the first one is dropped.
             cancel_subscription(session, gateway, settings, existing.stripe_id, at_period_end=False)
-            existing = None
-        if existing is not None:
-            raise Conflict("You already have a subscription.", code="subscription_exists")
         # A card that is refused is refused when it is attached, before anything is created.
         outcome = create_subscription(
             session,
