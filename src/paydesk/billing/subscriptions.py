@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stripe.params import SubscriptionCreateParams, SubscriptionUpdateParams
 
+from paydesk.billing import promotions
 from paydesk.billing.mirror import apply_customer, apply_invoice, apply_subscription
 from paydesk.billing.tiers import TIER_BY_KEY, TIER_RANK, configured_price_ids, tier_resolver
 from paydesk.db.models import Customer, Subscription
@@ -114,6 +115,7 @@ def create_subscription(
     tier: str,
     request_key: str,
     payment_method: str | None = None,
+    promotion: promotions.Promotion | None = None,
 ) -> SubscriptionOutcome:
     """Subscribe ``customer`` to ``tier`` (one live subscription per customer).
 
@@ -121,6 +123,8 @@ def create_subscription(
     (3-D Secure leaves it ``incomplete`` with a ``client_secret`` to finish);
     without one it is created ``incomplete`` (``default_incomplete``) and the
     returned ``client_secret`` lets the front end confirm the first payment.
+    A ``promotion`` (from :func:`promotions.find_promotion`) discounts the
+    subscription's invoices while its coupon lasts; it applies to paid tiers only.
     """
     price = _price_for(settings, tier)
     if live_subscription(session, customer) is not None:
@@ -128,6 +132,14 @@ def create_subscription(
             "The customer already has a subscription; change its tier instead.",
             code="subscription_exists",
         )
+    if promotion is not None:
+        if TIER_BY_KEY[tier].unit_amount == 0:
+            raise InvalidInput(
+                "Promotion codes apply to paid plans only.",
+                code=promotions.CODE,
+                field=promotions.FIELD,
+            )
+        promotions.check_customer(session, promotion, customer.stripe_id)
     params: SubscriptionCreateParams = {
         "customer": customer.stripe_id,
         "items": [{"price": price}],
@@ -142,9 +154,19 @@ def create_subscription(
         else:
             params["payment_behavior"] = "default_incomplete"
             params["payment_settings"] = {"save_default_payment_method": "on_subscription"}
-    created = gateway.create_subscription(
-        params, key=operation_key("subscribe", customer.stripe_id, request_key)
-    )
+    if promotion is not None:
+        params["discounts"] = [{"promotion_code": promotion.id}]
+    # The code is part of the operation: the same request with another code is another.
+    parts = (request_key, promotion.id) if promotion is not None else (request_key,)
+    try:
+        created = gateway.create_subscription(
+            params, key=operation_key("subscribe", customer.stripe_id, *parts)
+        )
+    except InvalidInput as exc:
+        refused = promotions.refused_by_stripe(exc)
+        if refused is None:
+            raise
+        raise refused from exc
     return _mirror(session, settings, created)
 
 

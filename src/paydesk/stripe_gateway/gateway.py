@@ -28,6 +28,7 @@ from stripe.params import (
     PaymentIntentCreateParams,
     PriceCreateParams,
     ProductCreateParams,
+    PromotionCodeListParams,
     RefundCreateParams,
     SetupIntentCreateParams,
     SubscriptionCreateParams,
@@ -299,6 +300,23 @@ class StripeGateway:
         """Create a price."""
         try:
             return _plain(self._client.v1.prices.create(params, {"idempotency_key": key}))
+        except stripe.StripeError as exc:
+            _raise(exc)
+
+    # -- promotions ----------------------------------------------------------------
+    def find_promotion_codes(self, code: str) -> list[Json]:
+        """The active promotion codes whose customer-facing code is ``code``."""
+        params: PromotionCodeListParams = {"code": code, "active": True, "limit": 10}
+        try:
+            page = self._client.v1.promotion_codes.list(params)
+        except stripe.StripeError as exc:
+            _raise(exc)
+        return [_plain(promo) for promo in page.data]
+
+    def retrieve_coupon(self, coupon_id: str) -> Json:
+        """Retrieve a coupon."""
+        try:
+            return _plain(self._client.v1.coupons.retrieve(coupon_id))
         except stripe.StripeError as exc:
             _raise(exc)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from paydesk.auth import portal_sessions
 from paydesk.auth.app_users import AppTokenVerifier, AppUser
+from paydesk.billing import promotions
 from paydesk.billing.customers import customer_for_user, ensure_customer
 from paydesk.billing.payments import PaymentRequest, create_payment
 from paydesk.billing.subscriptions import (
@@ -79,6 +80,20 @@ class Subscribe(Strict):
 
     tier: TierKey
     payment_method: PaymentMethodId | None = None
+
+
+class SubscribeCreate(Subscribe):
+    """Subscribe to a tier, optionally with a customer-facing promotion code."""
+
+    promotion_code: Annotated[
+        str | None,
+        Field(
+            max_length=promotions.MAX_LENGTH,
+            description="A promotion code the customer typed (e.g. SPRING25); an unknown, "
+            "inactive, expired, used-up or restricted one is refused with "
+            "422 promotion_code_invalid.",
+        ),
+    ] = None
 
 
 class SelfCancel(Strict):
@@ -168,14 +183,24 @@ def my_subscription(session: SessionDep, user: UserDep) -> MySubscription:
 
 @router.post("/subscription", summary="Subscribe", responses=_ERRORS, status_code=201)
 def subscribe(
-    body: Subscribe,
+    body: SubscribeCreate,
     session: SessionDep,
     gateway: GatewayDep,
     settings: SettingsDep,
     user: UserDep,
     key: IdempotencyKeyDep,
 ) -> SubscriptionResult:
-    """Subscribe the signed-in user (their Stripe customer is created on first need)."""
+    """Subscribe the signed-in user (their Stripe customer is created on first need).
+
+    A ``promotion_code`` is checked before anything is created and discounts the
+    subscription's invoices (the first invoice's ``amount_due`` is the discounted one).
+    """
+    promotion = None
+    if body.promotion_code is not None:
+        known = customer_for_user(session, user.user_id)
+        promotion = promotions.find_promotion(
+            gateway, body.promotion_code, customer_id=known.stripe_id if known else None
+        )
     customer = ensure_customer(session, gateway, user_id=user.user_id, email=user.email)
     outcome = create_subscription(
         session,
@@ -185,6 +210,7 @@ def subscribe(
         tier=body.tier,
         request_key=key or uuid.uuid4().hex,
         payment_method=body.payment_method,
+        promotion=promotion,
     )
     return subscription_result(outcome)
 

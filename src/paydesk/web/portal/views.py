@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk.auth import portal_sessions
+from paydesk.billing import promotions
 from paydesk.billing.mirror import (
     apply_customer,
     apply_invoice,
@@ -272,6 +273,36 @@ def _tiers(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _promotion(
+    request: Request, session: SessionDep, row: PortalSession, raw: str | None
+) -> promotions.Promotion | None:
+    """The promotion code the customer typed (None when blank), or ``InvalidInput``
+    on ``promotion_code`` when it cannot be redeemed by them."""
+    if raw is None or not raw.strip():
+        return None
+    found = promotions.find_promotion(_gateway(request), raw, customer_id=row.customer_id)
+    promotions.check_customer(session, found, row.customer_id)
+    return found
+
+
+def _promotion_view(request: Request, session: SessionDep, row: PortalSession) -> dict[str, Any]:
+    """The ``?promotion_code=`` of a plans or checkout page: the code, or its error."""
+    raw = (request.query_params.get("promotion_code") or "")[: promotions.MAX_LENGTH + 1]
+    try:
+        found = _promotion(request, session, row, raw)
+    except InvalidInput as exc:
+        return {"code": raw.strip(), "promotion": None, "promo_error": exc.message}
+    return {"code": found.code if found else "", "promotion": found, "promo_error": None}
+
+
+def _discounted(tiers: list[dict[str, Any]], promotion: promotions.Promotion | None) -> None:
+    for tier in tiers:
+        paid = promotion is not None and tier["amount"] > 0
+        tier["discounted"] = (
+            promotion.discounted(tier["amount"], tier["currency"]) if promotion and paid else None
+        )
+
+
 def _intent_id(client_secret: str | None) -> str | None:
     if not client_secret or "_secret_" not in client_secret:
         return None
@@ -286,6 +317,7 @@ class SubscribeBody(BaseModel):
 
     tier: Annotated[str, Field(max_length=32)]
     payment_method: Annotated[str, Field(max_length=255)]
+    promotion_code: Annotated[str | None, Field(max_length=MAX_BODY)] = None
 
 
 class IntentBody(BaseModel):
@@ -423,10 +455,11 @@ def _page_routes(app: FastAPI) -> None:
     @app.get("/plans")
     def plans(request: Request, session: SessionDep, row: PortalDep) -> Response:
         subscription = _mine(session, row)
+        promo = _promotion_view(request, session, row)
+        tiers = _tiers(_settings(request))
+        _discounted(tiers, promo["promotion"])
         return render(
-            request,
-            "plans.html",
-            {"tiers": _tiers(_settings(request)), "subscription": subscription},
+            request, "plans.html", {"tiers": tiers, "subscription": subscription, **promo}
         )
 
     @app.get("/checkout/{tier}")
@@ -436,7 +469,11 @@ def _page_routes(app: FastAPI) -> None:
         subscription = _mine(session, row)
         if subscription is not None and subscription.status != "incomplete":
             return RedirectResponse(f"{PREFIX}/", status_code=303)
-        return render(request, "checkout.html", {"tier": TIER_BY_KEY[tier]})
+        promo = _promotion_view(request, session, row)
+        found: promotions.Promotion | None = promo["promotion"]
+        plan = TIER_BY_KEY[tier]
+        first = found.discounted(plan.unit_amount, plan.currency) if found else None
+        return render(request, "checkout.html", {"tier": plan, "first_amount": first, **promo})
 
     @app.get("/card")
     def card(request: Request, session: SessionDep, row: PortalDep) -> Response:
@@ -614,16 +651,19 @@ def _payment_routes(app: FastAPI) -> None:
         customer = _customer(session, row)
         pm = _stripe_id(body.payment_method, "pm_", "payment_method")
         existing = live_subscription(session, customer)
-        if existing is not None and existing.status == "incomplete":
-            if existing.tier == body.tier:
-                # A first payment that failed or awaits authentication: retry it with this card.
-                outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
-                return _next_step(session, gateway, settings, customer, outcome_row, pm)
+        if existing is not None and existing.status == "incomplete" and existing.tier == body.tier:
+            # A first payment that failed or awaits authentication: retry it with this card.
+            # Its subscription was created with the code it was given then (whose
+            # redemption is already counted), so the code is not looked at again.
+            outcome_row = refresh_subscription(session, gateway, settings, existing.stripe_id)
+            return _next_step(session, gateway, settings, customer, outcome_row, pm)
+        if existing is not None and existing.status != "incomplete":
+            raise Conflict("You already have a subscription.", code="subscription_exists")
+        # Checked before anything is changed: a refused code is shown next to its field.
+        promotion = _promotion(request, session, row, body.promotion_code)
+        if existing is not None:
             # Another plan now: the unpaid attempt at the first one is dropped.
             cancel_subscription(session, gateway, settings, existing.stripe_id, at_period_end=False)
-            existing = None
-        if existing is not None:
-            raise Conflict("You already have a subscription.", code="subscription_exists")
         # A card that is refused is refused when it is attached, before anything is created.
         outcome = create_subscription(
             session,
@@ -633,6 +673,7 @@ def _payment_routes(app: FastAPI) -> None:
             tier=body.tier,
             request_key=f"{row.id}-{pm}",
             payment_method=pm,
+            promotion=promotion,
         )
         return _next_step(session, gateway, settings, customer, outcome.subscription, None)
 

@@ -12,6 +12,8 @@
   var errors = document.getElementById("card-errors");
   var status = document.getElementById("pay-status");
   var button = document.getElementById("pay-button");
+  var promo = document.getElementById("promotion-code");
+  var promoErrors = document.getElementById("promotion-code-errors");
 
   card.on("change", function (event) {
     errors.textContent = event.error ? event.error.message : "";
@@ -66,9 +68,17 @@
       if (created.error) { return fail(created.error.message); }
       status.textContent = "Subscribing…";
       return post("/api/subscribe", {
-        tier: form.dataset.tier, payment_method: created.paymentMethod.id
+        tier: form.dataset.tier, payment_method: created.paymentMethod.id,
+        promotion_code: promo ? promo.value : ""
       }).then(function (result) {
         var data = result.data;
+        if (!result.ok && data.error && data.error.field === "promotion_code" && promoErrors) {
+          // Shown next to the code; nothing was charged or created.
+          promoErrors.textContent = data.error.message;
+          promo.setAttribute("aria-invalid", "true");
+          promo.focus();
+          return fail("");
+        }
         if (!result.ok) { return fail(data.error ? messageOf(data.error) : problem(result)); }
         if (data.status === "active") { return finishSubscription(); }
         if (data.status === "requires_action") {
@@ -132,6 +142,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     errors.textContent = "";
+    if (promoErrors) { promoErrors.textContent = ""; promo.removeAttribute("aria-invalid"); }
     button.disabled = true;
     status.textContent = "Working…";
     Promise.resolve().then(flows[form.dataset.flow]).catch(function () {
