@@ -226,6 +226,32 @@ def check_event_gap(
     return Check("PASS", "Webhook events", gap.summary)
 
 
+def check_sandbox_deliveries(gateway: StripeGateway) -> Check:
+    """Against the sandbox: its webhook deliveries that failed and are still owed.
+
+    Stripe shows failing deliveries only in its Dashboard; the sandbox lists them at
+    ``GET /_sandbox/deliveries``, so the doctor and the console's Settings & health
+    page can say which events are not arriving (and why) while the sandbox retries.
+    """
+    try:
+        listed = gateway.raw_request("get", "/_sandbox/deliveries", {})
+    except PaydeskError as exc:
+        return Check("WARN", "Sandbox deliveries", f"not read ({type(exc).__name__})")
+    failing = list((listed or {}).get("failing") or [])
+    owed = int((listed or {}).get("owed") or 0)
+    if not failing:
+        return Check("PASS", "Sandbox deliveries", f"none failing ({owed} in flight)")
+    oldest = failing[0]
+    return Check(
+        "WARN",
+        "Sandbox deliveries",
+        f"{len(failing)} failing, {owed} owed; oldest: {oldest.get('event')} after "
+        f"{oldest.get('attempts')} attempts ({oldest.get('last_error') or 'no answer'})",
+        "the sandbox keeps retrying; check that the webhook endpoint's URL reaches this "
+        "API (`paydesk webhooks setup URL` updates it)",
+    )
+
+
 def run_checks(
     settings: Settings, gateway_factory: Callable[[Settings], StripeGateway]
 ) -> list[Check]:
@@ -236,6 +262,8 @@ def run_checks(
     if settings.stripe_secret_key is not None:
         gateway = gateway_factory(settings)
         checks += list(check_stripe(settings, gateway))
+        if settings.stripe_api_base:
+            checks.append(check_sandbox_deliveries(gateway))
     database = check_database(settings)
     checks.append(database)
     if gateway is not None and database.status == "PASS":

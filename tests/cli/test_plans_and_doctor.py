@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,10 +73,36 @@ def test_doctor_passes_on_a_complete_setup(sandbox: RunningSandbox, tmp_path: Pa
     result = paydesk("doctor", env=env)
     assert result.returncode == 0, result.stdout
     assert "FAIL" not in result.stdout
-    assert "doctor: 12 checks, 0 failed" in result.stdout
+    assert "doctor: 13 checks, 0 failed" in result.stdout
     # The bootstrap's events predate the endpoint: younger than the grace period, so
     # not counted missing yet (the worker's reconciler would backfill them).
     assert "PASS  Webhook events: no events missing (6 checked)" in result.stdout
+
+
+def test_doctor_shows_the_sandboxs_failing_deliveries(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    env = stack_environment(sandbox.url, f"sqlite:///{tmp_path}/deliveries.db")
+    env.update(bootstrap(env))
+    upgrade_to_head(env["PAYDESK_DATABASE_URL"])
+    quiet = paydesk("doctor", env=env)
+    assert "PASS  Sandbox deliveries: none failing" in quiet.stdout
+    # An endpoint nobody listens on (port 9 refuses): every delivery to it fails.
+    setup = paydesk("webhooks", "setup", "http://127.0.0.1:9/api/webhooks/stripe", env=env)
+    assert setup.returncode == 0, setup.stderr
+    env["STRIPE_WEBHOOK_SECRET"] = re.findall(r"whsec_\w+", setup.stdout)[0]
+    triggered = paydesk("trigger", "customer.created", env=env)
+    assert triggered.returncode == 0, triggered.stderr
+    deadline = time.monotonic() + 60
+    while not sandbox.state.deliverer or not sandbox.state.deliverer.failing():
+        assert time.monotonic() < deadline, "no delivery failed"
+        time.sleep(0.1)
+    result = paydesk("doctor", env=env)
+    assert re.search(
+        r"WARN  Sandbox deliveries: [1-9]\d* failing, \d+ owed; oldest: evt_", result.stdout
+    )
+    assert "the sandbox keeps retrying" in result.stdout
+    assert env["STRIPE_SECRET_KEY"] not in result.stdout + result.stderr
 
 
 def test_doctor_names_a_wrong_price(sandbox: RunningSandbox, tmp_path: Path) -> None:
