@@ -71,8 +71,12 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
         assert wait_for(f"{base}/readyz").json()["status"] == "ready"
         # The Admin API needs an admin's token, as everywhere: the demo prints one.
         auth = {"Authorization": f"Bearer {printed_token(lines)}"}
+        # The demo seeds its history in the background meanwhile: on a loaded CI machine
+        # an answer can take longer than httpx's default 5 s.
+        slow = httpx.Timeout(60.0)
         created = httpx.post(
             f"{base}/api/admin/customers",
+            timeout=slow,
             json={"user_id": "demo-user", "email": "d@example.com"},
             headers=auth,
         )
@@ -80,6 +84,7 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
         customer = created.json()["id"]
         paid = httpx.post(
             f"{base}/api/admin/payments",
+            timeout=slow,
             json={
                 "customer": customer,
                 "amount": 2500,
@@ -90,11 +95,15 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
         ).json()["payment"]
         assert paid["status"] == "succeeded"
         refund = httpx.post(
-            f"{base}/api/admin/payments/{paid['id']}/refunds", json={"amount": 500}, headers=auth
+            f"{base}/api/admin/payments/{paid['id']}/refunds",
+            json={"amount": 500},
+            headers=auth,
+            timeout=slow,
         )
         assert refund.status_code == 201
         sub = httpx.post(
             f"{base}/api/admin/subscriptions",
+            timeout=slow,
             json={"customer": customer, "tier": "premium", "payment_method": "pm_card_visa"},
             headers=auth,
         )
@@ -115,12 +124,12 @@ def test_demo_serves_the_api_on_the_sandbox_with_webhooks(tmp_path: Path) -> Non
         # The printed portal link opens the demo customer's billing portal, once.
         portal = next(line for line in lines if "Portal:" in line).split()[1]
         assert portal.startswith(f"{base}/portal/session/")
-        with httpx.Client(base_url=base) as customer:
+        with httpx.Client(base_url=base, timeout=slow) as customer:
             assert customer.get(portal).status_code == 303
             assert "Plans" in customer.get("/portal/").text
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        process.wait(timeout=60)
         reader.join(timeout=10)
     output = "".join(lines)
     assert f"API:            {base}" in output
