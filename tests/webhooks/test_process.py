@@ -365,6 +365,47 @@ def test_same_second_events_in_one_batch_are_resolved_by_refetching(engine: Engi
     assert fetcher.fetched == 1
 
 
+def test_an_event_from_the_second_the_mirror_was_read_from_stripe_is_refetched(
+    engine: Engine,
+) -> None:
+    # The portal confirms a first payment by reading the subscription from Stripe; the
+    # ``created`` event of that same second carries the earlier ``incomplete`` state.
+    from paydesk.billing.mirror import apply_subscription
+    from paydesk.webhooks.handlers import Fetcher
+
+    subscription = {"id": "sub_sync", "object": "subscription", "customer": "cus_1"}
+    with Session(engine) as session:
+        apply_subscription(session, {**subscription, "status": "active"}, 700)
+        session.commit()
+    created = event_dict(
+        "customer.subscription.created", {**subscription, "status": "incomplete"}, created=700
+    )
+    store(engine, created)
+    fetcher = Fetcher({"subscription": lambda _id: {**subscription, "status": "active"}})
+    worker(engine, fetcher=fetcher).drain()
+    with Session(engine) as session:
+        assert session.scalars(select(Subscription.status)).one() == "active"
+    assert event_row(engine, created["id"]).outcome == "refetched"
+    assert fetcher.fetched == 1
+
+
+def test_without_stripe_a_same_second_event_never_moves_a_status_back(engine: Engine) -> None:
+    from paydesk.billing.mirror import apply_subscription
+
+    subscription = {"id": "sub_rank", "object": "subscription", "customer": "cus_1"}
+    with Session(engine) as session:
+        apply_subscription(session, {**subscription, "status": "active"}, 800)
+        session.commit()
+    created = event_dict(
+        "customer.subscription.created", {**subscription, "status": "incomplete"}, created=800
+    )
+    store(engine, created)
+    worker(engine).drain()
+    with Session(engine) as session:
+        assert session.scalars(select(Subscription.status)).one() == "active"
+    assert event_row(engine, created["id"]).outcome == "stale"
+
+
 # PostgreSQL only: SQLite sessions take the write lock at BEGIN, so no insert can
 # interleave with a batch there and the race cannot happen.
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

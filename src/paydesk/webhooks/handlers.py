@@ -357,18 +357,25 @@ def apply_stateful(ctx: Context, object_type: str, obj: Json, created: int) -> s
     if row is None or row.source_time < created:
         apply(ctx, obj, created)
         return "applied"
-    older = row.source_time > created
-    if not older and not _tied_with_another_event(ctx, object_id, created):
-        apply(ctx, obj, created)  # the same event again (a replay): same result
-        return "applied"
+    # Not newer than the mirror. A row from the same second was written by another
+    # event, by this one before (a replay) or by a read from Stripe in that second
+    # (the portal confirms a payment that way); only Stripe knows which state is last.
     if ctx.fetcher is not None and ctx.fetcher.can_fetch(object_type):
         fresh = ctx.fetcher.fetch(object_type, object_id)
         if fresh is None:
             return "gone"
         apply(ctx, fresh, max(int(time.time()), row.source_time))
         return "refetched"
-    if not older and _rank(object_type, obj.get("status")) > _rank(
-        object_type, getattr(row, "status", None)
+    if row.source_time > created:
+        return "stale"
+    # Without Stripe, a tie is broken by how far the status has progressed: a replay
+    # (same status) applies again; an earlier status never overwrites a later one.
+    rank, current = (
+        _rank(object_type, obj.get("status")),
+        _rank(object_type, getattr(row, "status", None)),
+    )
+    if rank > current or (
+        rank == current and not _tied_with_another_event(ctx, object_id, created)
     ):
         apply(ctx, obj, created)
         return "applied"
