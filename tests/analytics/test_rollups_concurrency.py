@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 
 from paydesk.db.engine import session_factory
 from paydesk.db.models import (
@@ -77,3 +77,39 @@ def test_concurrent_commits_on_one_day_keep_its_rollup_exact(engine: Engine) -> 
                 session.execute(delete(table))
             session.execute(delete(Payment))
             session.execute(delete(Subscription))
+
+
+def test_a_savepoint_leaves_the_rollups_and_their_locks_to_the_outer_commit(
+    engine: Engine,
+) -> None:
+    # The worker applies each event in a savepoint and goes on updating mirror rows;
+    # a rollup lock taken there would be held meanwhile, and a request holding one of
+    # those rows while waiting for that lock at its own commit deadlocks with it.
+    sessions = session_factory(engine)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        with sessions() as session, session.begin():
+            with session.begin_nested():
+                session.add(
+                    Payment(
+                        stripe_id="pi_savepoint", stripe_created=BASE, currency="usd",
+                        status="succeeded", amount=500, amount_received=500,
+                    )
+                )  # fmt: skip
+            assert session.get(DailyRollup, ("usd", BASE)) is None
+            if postgres:
+                held = session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND pid = pg_backend_pid()"
+                    )
+                )
+                assert held == 0
+        with sessions() as session:
+            row = session.get(DailyRollup, ("usd", BASE))
+            assert row is not None
+            assert (row.payments_succeeded, row.payments_volume) == (1, 500)
+    finally:
+        with sessions() as session, session.begin():
+            session.execute(delete(DailyRollup))
+            session.execute(delete(Payment))

@@ -154,7 +154,15 @@ def note_flush(session: Session, _context: Any) -> None:
 
 
 def refresh_before_commit(session: Session) -> None:
-    """``before_commit``: recompute what this transaction touched, in it."""
+    """``before_commit``: recompute what this transaction touched, in it.
+
+    SQLAlchemy fires ``before_commit`` for savepoints too. Only the outer commit
+    recomputes: advisory locks taken at a savepoint would be held while the rest of
+    the transaction updates mirror rows, and a request holding one of those rows
+    while it waits for the same lock at its own commit deadlocks with it.
+    """
+    if session.in_nested_transaction():
+        return
     refresh(session)
 
 
