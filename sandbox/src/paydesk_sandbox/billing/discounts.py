@@ -174,26 +174,73 @@ def apply(state: SandboxState, invoice: Json) -> int:
     """Set ``discount_amounts`` on the lines and ``total_discount_amounts`` on the
     invoice: first each line's own discounts (from its invoice item), then the
     invoice's ``discounts`` over all discountable lines; returns the total taken off."""
-    lines = invoice["lines"]["data"]
-    for line in lines:
-        line["discount_amounts"] = []
-    eligible = [line for line in lines if line.get("discountable", True) and line["amount"] > 0]
-    remaining = {line["id"]: line["amount"] for line in eligible}
-    taken: dict[str, int] = {}
-    for line in eligible:
-        for discount_id in line.get("discounts") or []:
-            _take(state, invoice["created"], discount_id, [line], remaining, taken)
-    for discount_id in invoice["discounts"]:
-        _take(state, invoice["created"], discount_id, eligible, remaining, taken)
+    taken = distribute(
+        state, invoice["created"], invoice["currency"], invoice["lines"]["data"],
+        invoice["discounts"],
+    )  # fmt: skip
     invoice["total_discount_amounts"] = [
         {"amount": amount, "discount": discount_id} for discount_id, amount in taken.items()
     ]
     return sum(taken.values())
 
 
+def distribute(
+    state: SandboxState, now: int, currency: str, lines: list[Json], invoice_discounts: list[str]
+) -> dict[str, int]:
+    """Fill each line's ``discount_amounts``; returns what each discount takes in all.
+
+    A line that is not discountable (a proration) lists its discounts at 0: their
+    effect is already in its amount (Stripe's default ``proration_discounts=included``).
+    """
+    for line in lines:
+        line["discount_amounts"] = []
+    eligible = [line for line in lines if line.get("discountable", True) and line["amount"] > 0]
+    remaining = {line["id"]: line["amount"] for line in eligible}
+    taken: dict[str, int] = {}
+    for line in lines:
+        if line["id"] not in remaining:
+            for discount_id in line.get("discounts") or []:
+                line["discount_amounts"].append({"amount": 0, "discount": discount_id})
+                taken.setdefault(discount_id, 0)
+            continue
+        for discount_id in line.get("discounts") or []:
+            _take(state, now, currency, discount_id, [line], remaining, taken)
+    for discount_id in invoice_discounts:
+        _take(state, now, currency, discount_id, eligible, remaining, taken)
+    return taken
+
+
+def period_discounts(
+    state: SandboxState, subscription: Json, items: list[Json], at: int
+) -> dict[str, list[tuple[str, int]]]:
+    """What each of ``items`` would get off a full period's charge at ``at``: its own
+    discounts, then the subscription's, shared as on an invoice. Keyed by
+    :func:`item_key`; prorations take these off before prorating by time."""
+    lines: list[Json] = [
+        {
+            "id": item_key(item),
+            "amount": item["price"]["unit_amount"] * item["quantity"],
+            "discounts": list(item.get("discounts") or []),
+            "pricing": {"price_details": {"product": item["price"]["product"]}},
+        }
+        for item in items
+    ]
+    distribute(state, at, subscription["currency"], lines, list(subscription["discounts"]))
+    return {
+        line["id"]: [(d["discount"], d["amount"]) for d in line["discount_amounts"] if d["amount"]]
+        for line in lines
+    }
+
+
+def item_key(item: Json) -> str:
+    """A subscription item's id, or (for a preview's not yet created item) its identity."""
+    return str(item["id"] or f"new_{id(item)}")
+
+
 def _take(
     state: SandboxState,
     now: int,
+    currency: str,
     discount_id: str,
     lines: list[Json],
     remaining: dict[str, int],
@@ -202,15 +249,39 @@ def _take(
     discount = state.store("discount").get(discount_id)
     if discount is None or (discount["end"] is not None and discount["end"] <= now):
         return
-    shares = _shares(coupon_of(state, discount), lines, remaining)
-    for line in lines:
+    coupon = coupon_of(state, discount)
+    products = (state.private_of(coupon["id"]).get("applies_to") or {}).get("products") or []
+    # applies_to[products]: only the lines of those products are discounted.
+    targets = [line for line in lines if not products or _product(line) in products]
+    shares = _shares(coupon, amount_off_in(state, coupon, currency), targets, remaining)
+    for line in targets:
         off = shares.get(line["id"], 0)
         remaining[line["id"]] -= off
         line["discount_amounts"].append({"amount": off, "discount": discount_id})
     taken[discount_id] = taken.get(discount_id, 0) + sum(shares.values())
 
 
-def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[str, int]:
+def _product(line: Json) -> str | None:
+    details = (line.get("pricing") or {}).get("price_details") or {}
+    product = details.get("product")
+    return str(product) if product else None
+
+
+def amount_off_in(state: SandboxState, coupon: Json, currency: str | None) -> int | None:
+    """An amount-off coupon's amount in ``currency``: its own, or its
+    ``currency_options`` one; None when it has none in that currency."""
+    if coupon["amount_off"] is None:
+        return None
+    if currency is None or currency == coupon["currency"]:
+        return int(coupon["amount_off"])
+    options = state.private_of(coupon["id"]).get("currency_options") or {}
+    option = options.get(currency)
+    return int(option["amount_off"]) if option else None
+
+
+def _shares(
+    coupon: Json, amount_off: int | None, lines: list[Json], remaining: dict[str, int]
+) -> dict[str, int]:
     if coupon["percent_off"] is not None:
         pct = coupon["percent_off"]
         # Half up, in integer arithmetic on hundredths of a percent.
@@ -218,8 +289,10 @@ def _shares(coupon: Json, lines: list[Json], remaining: dict[str, int]) -> dict[
             line["id"]: (remaining[line["id"]] * round(pct * 100) + 5_000) // 10_000
             for line in lines
         }
-    budget = min(int(coupon["amount_off"]), sum(remaining.values()))
-    base = sum(remaining.values())
+    if amount_off is None or not lines:
+        return {}
+    budget = min(amount_off, sum(remaining[line["id"]] for line in lines))
+    base = sum(remaining[line["id"]] for line in lines)
     shares: dict[str, int] = {}
     given = 0
     for i, line in enumerate(lines):

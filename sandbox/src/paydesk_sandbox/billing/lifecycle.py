@@ -8,7 +8,7 @@ for clock customers, real time otherwise. Status changes emit
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import invoicing, periods, proration, shapes
+from paydesk_sandbox.billing import discounts, invoicing, periods, proration, shapes
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.outbox import emit
 from paydesk_sandbox.billing.subscription_status import end_subscription, subscription_of
@@ -235,11 +235,18 @@ def cancel(
     """
     if prorate and subscription["status"] in ACTIVE_LIKE:
         start, end = current_period(subscription)
-        for item in subscription["items"]["data"]:
+        items = subscription["items"]["data"]
+        offs = discounts.period_discounts(state, subscription, items, now)
+        for item in items:
+            item_offs = offs.get(item["id"], [])
             amount = item["price"]["unit_amount"] * item["quantity"]
+            amount -= sum(off for _, off in item_offs)
             credit = -proration.remaining_share(amount, start, end, now)
             if credit:
-                add_proration_item(state, subscription, item, credit, now, end, "Unused time")
+                add_proration_item(
+                    state, subscription, item, credit, now, end, "Unused time",
+                    discount_ids=[d for d, _ in item_offs],
+                )  # fmt: skip
     if invoice_remaining:
         pending = [
             ii
@@ -292,8 +299,11 @@ def add_proration_item(
     period_end: int,
     label: str,
     price: Json | None = None,
+    *,
+    discount_ids: list[str] | None = None,
 ) -> Json:
-    """A pending proration invoice item (``invoiceitem.created``)."""
+    """A pending proration invoice item (``invoiceitem.created``); ``discounts`` are
+    those already taken off its amount."""
     price = price or item["price"]
     quantity = item["quantity"]
     description = (
@@ -317,6 +327,7 @@ def add_proration_item(
         metadata={},
         test_clock=customer.get("test_clock"),
     )
+    obj["discounts"] = list(discount_ids or [])
     state.add(obj)
     emit(state, "invoiceitem.created", obj)
     return obj

@@ -35,6 +35,8 @@ class _Line:
     subscription_item_id: str | None
     invoice_item_id: str | None
     proration: bool
+    discountable: bool = True
+    discounts: tuple[str, ...] = ()
 
 
 def no_upcoming(customer_id: str) -> StripeError:
@@ -68,6 +70,8 @@ def _pending_lines(
                 subscription_item_id=None,
                 invoice_item_id=item["id"],
                 proration=item["proration"],
+                discountable=item["discountable"],
+                discounts=tuple(item["discounts"]),
             )
         )
     return lines
@@ -80,7 +84,8 @@ def _apply_changes(
     items = [clone(item) for item in subscription["items"]["data"]]
     by_id = {item["id"]: item for item in items}
     start, end = lifecycle.current_period(subscription)
-    lines: list[_Line] = []
+    before = discounts.period_discounts(state, subscription, items, at)
+    changes: list[tuple[Json | None, Json | None]] = []
     for index, raw in enumerate(details.array("items") or []):
         if not isinstance(raw, dict):
             raise invalid_request("Invalid object", param=f"{details.name('items')}[{index}]")
@@ -109,21 +114,34 @@ def _apply_changes(
             if "quantity" in spec:
                 item["quantity"] = spec.integer("quantity", minimum=0) or 0
             new = item
-        if behavior == "none" or subscription["status"] == "trialing":
-            continue
+        changes.append((old, new))
+    lines: list[_Line] = []
+    if behavior == "none" or subscription["status"] == "trialing":
+        return items, lines
+    after = discounts.period_discounts(state, subscription, items, at)
+    for old, new in changes:
+        old_offs = before.get(discounts.item_key(old), []) if old else []
+        new_offs = after.get(discounts.item_key(new), []) if new else []
         old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
         new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-        change = proration.price_change(old_amount, new_amount, start, end, at)
+        change = proration.price_change(
+            old_amount - sum(a for _, a in old_offs),
+            new_amount - sum(a for _, a in new_offs),
+            start,
+            end,
+            at,
+        )
         day = invoicing.day_label(at)
-        for amount, who, label in (
-            (change.credit, old, "Unused"),
-            (change.debit, new, "Remaining"),
+        for amount, who, label, offs in (
+            (change.credit, old, "Unused", old_offs),
+            (change.debit, new, "Remaining", new_offs),
         ):
             if amount and who is not None:
                 name = invoicing.price_label(state, who["price"]).split(" (at")[0]
                 lines.append(
                     _Line(amount, f"{label} time on {who['quantity']} × {name} after {day}",
-                          (at, end), who["quantity"], who["price"]["id"], who["id"], None, True)
+                          (at, end), who["quantity"], who["price"]["id"], who["id"], None, True,
+                          False, tuple(d for d, _ in offs))
                 )  # fmt: skip
     return items, lines
 
@@ -171,6 +189,7 @@ def build(state: SandboxState, customer_id: str, subscription: Json | None, p: P
             subscription_item_id=item["id"],
             invoice_item_id=None,
             proration=False,
+            discounts=tuple(item.get("discounts") or []),
         )
         for item in items
     ]
@@ -225,6 +244,8 @@ def _invoice(
                 metadata={},
             )
         )
+        invoice["lines"]["data"][-1]["discountable"] = line.discountable
+        invoice["lines"]["data"][-1]["discounts"] = list(line.discounts)
     if subscription is not None:
         # The discounts the next invoice would carry (read only: nothing ends here).
         invoice["discounts"] = [

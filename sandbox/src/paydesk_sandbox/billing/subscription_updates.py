@@ -279,6 +279,8 @@ def _change_items(
     state = ctx.state
     start, end = lifecycle.current_period(subscription)
     old_interval = lifecycle.billing_interval(subscription)
+    # What each item got off a full period before the change (credits use it).
+    offs = discounts.period_discounts(state, subscription, subscription["items"]["data"], at)
     existing = {item["id"]: item for item in subscription["items"]["data"]}
     kept: list[Json] = list(subscription["items"]["data"])
     changes: list[tuple[Json | None, Json | None]] = []  # (old item snapshot, new item)
@@ -315,6 +317,8 @@ def _change_items(
     subscription["items"]["data"] = kept
     if not changes:
         return None
+    # ... and after it (debits use it).
+    new_offs = discounts.period_discounts(state, subscription, kept, at)
     new_interval = lifecycle.billing_interval(subscription)
     prorate = proration_behavior != "none" and subscription["status"] != "trialing"
     if new_interval != old_interval:
@@ -323,12 +327,14 @@ def _change_items(
         if prorate:
             for previous, _current in changes:
                 if previous is not None:
-                    _prorate(state, subscription, previous, None, start, end, now, at)
+                    _prorate(
+                        state, subscription, (previous, None), (offs, new_offs), (start, end), at
+                    )
         lifecycle.anchor_at(state, subscription, now)
         return "cycle"
     if prorate:
         for previous, current in changes:
-            _prorate(state, subscription, previous, current, start, end, now, at)
+            _prorate(state, subscription, (previous, current), (offs, new_offs), (start, end), at)
     if proration_behavior == "always_invoice" and prorate:
         return "prorations"
     return None
@@ -337,26 +343,39 @@ def _change_items(
 def _prorate(
     state: SandboxState,
     subscription: Json,
-    old: Json | None,
-    new: Json | None,
-    start: int,
-    end: int,
-    now: int,
+    change: tuple[Json | None, Json | None],
+    offs: tuple[dict[str, list[tuple[str, int]]], dict[str, list[tuple[str, int]]]],
+    period: tuple[int, int],
     at: int,
 ) -> None:
+    """The credit and debit invoice items of one item's change. The subscription's
+    discounts are in their amounts (Stripe's ``proration_discounts=included``): each
+    side prorates the full period's charge less what the discounts took off it, and
+    lists those discounts."""
+    old, new = change
+    old_offs = offs[0].get(old["id"], []) if old else []
+    new_offs = offs[1].get(new["id"], []) if new else []
     old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
     new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-    result = proration.price_change(old_amount, new_amount, start, end, at)
+    result = proration.price_change(
+        old_amount - sum(a for _, a in old_offs),
+        new_amount - sum(a for _, a in new_offs),
+        *period,
+        at,
+    )
     data = state.private_of(subscription["id"])
+    end = period[1]
     if old is not None and result.credit:
         ii = lifecycle.add_proration_item(
-            state, subscription, old, result.credit, at, end, "Unused time", old["price"]
-        )
+            state, subscription, old, result.credit, at, end, "Unused time", old["price"],
+            discount_ids=[d for d, _ in old_offs],
+        )  # fmt: skip
         data["new_items"].append(ii["id"])
     if new is not None and result.debit:
         ii = lifecycle.add_proration_item(
-            state, subscription, new, result.debit, at, end, "Remaining time", new["price"]
-        )
+            state, subscription, new, result.debit, at, end, "Remaining time", new["price"],
+            discount_ids=[d for d, _ in new_offs],
+        )  # fmt: skip
         data["new_items"].append(ii["id"])
 
 

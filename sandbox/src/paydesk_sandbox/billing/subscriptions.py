@@ -167,13 +167,18 @@ def _start(
         # Stub period until the anchor is charged pro rata.
         end = lifecycle.current_period(subscription)[1]
         interval, count = lifecycle.billing_interval(subscription)
-        for item in subscription["items"]["data"]:
+        items = subscription["items"]["data"]
+        offs = discounts.period_discounts(state, subscription, items, now)
+        for item in items:
+            item_offs = offs.get(item["id"], [])
             item_amount = item["price"]["unit_amount"] * item["quantity"]
+            item_amount -= sum(off for _, off in item_offs)
             full_start = periods.boundary(anchor, interval, count, -1)
             share = proration.remaining_share(item_amount, full_start, anchor, now)
             lifecycle.add_proration_item(
-                state, subscription, item, share, now, end, "Remaining time"
-            )
+                state, subscription, item, share, now, end, "Remaining time",
+                discount_ids=[d for d, _ in item_offs],
+            )  # fmt: skip
         invoice = lifecycle.invoice_now(
             state, subscription, now, billing_reason="subscription_create", with_cycle=False
         )
