@@ -4,19 +4,26 @@ or an invoice, and what it takes off an invoice.
 - ``discounts[i][coupon|promotion_code|discount]`` on subscriptions and invoices is
   checked (limits, restrictions) before anything is stored, then each becomes a
   ``discount`` object (``di_…``; ``customer.discount.created``) and counts a
-  redemption.
+  redemption. ``discount`` reuses one already on the subscription (or, for an
+  invoice, on it or its subscription): no new object, no redemption.
 - A subscription's discounts apply to each of its invoices while they last: ``once``
   to the first only (then the discount ends: ``customer.discount.deleted``),
   ``repeating`` until ``end`` (``duration_in_months`` after ``start``), ``forever``.
 - Amounts: each discount takes its share of every discountable positive line
   in order, each on what earlier discounts left (``percent_off`` rounded half up per
-  line; ``amount_off`` spread in proportion, the remainder on the last line), never
-  more than the lines are worth. The
-  invoice gets ``total_discount_amounts`` and each line ``discount_amounts``;
-  ``total = subtotal - discounts``.
+  line; ``amount_off`` — in the invoice's currency, from ``currency_options`` if it
+  is not the coupon's — spread in proportion, the remainder on the last line), never
+  more than the lines are worth, and only lines of ``applies_to[products]`` when the
+  coupon names some. The invoice gets ``total_discount_amounts`` and each line
+  ``discount_amounts``; ``total = subtotal - discounts``.
+- Prorations (Stripe's default ``proration_discounts=included``): a price change
+  prorates what :func:`period_discounts` leaves of a full period's charge; the
+  proration lines list those discounts at 0 and are not discounted again.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from paydesk_sandbox.billing import coupons, periods
 from paydesk_sandbox.billing.common import changed, snapshot
@@ -27,7 +34,8 @@ from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import Json, SandboxState
 
 router = Router()
-Spec = tuple[Json, Json | None]  # (coupon, promotion code)
+# (coupon, promotion code, existing discount id to reuse or None)
+Spec = tuple[Json, Json | None, str | None]
 
 
 def parse(
@@ -38,9 +46,16 @@ def parse(
     currency: str | None,
     amount_due: int | None,
     now: int,
+    owner: str = "subscription",
+    reusable: Collection[str] = (),
 ) -> list[Spec] | None:
     """The coupons (and promotion codes) of ``discounts[]``, validated, or None when the
-    parameter is absent (``discounts=""`` clears: an empty list)."""
+    parameter is absent (``discounts=""`` clears: an empty list).
+
+    ``discounts[i][discount]`` reuses an existing discount: only one already on the
+    ``owner`` (``reusable``: the subscription's, or the invoice's and its
+    subscription's); customers hold none at this API version.
+    """
     if "discounts" not in params:
         return None
     raw = params.array("discounts") or []
@@ -53,27 +68,47 @@ def parse(
                 "Each discount must have exactly one of coupon, promotion_code or discount.",
                 param=f"discounts[{i}]",
             )
+        param = f"discounts[{i}][{given[0]}]"
         if given[0] == "discount":
-            raise invalid_request(
-                "Reusing an existing discount is not supported by the sandbox.",
-                param=f"discounts[{i}][discount]",
-            )
-        specs.append(
-            coupons.redeemable(
-                state,
-                coupon_id=sub.string("coupon"),
-                promotion_code_id=sub.string("promotion_code"),
-                customer_id=customer_id,
-                amount_due=amount_due,
-                currency_code=currency,
-                now=now,
-                param=f"discounts[{i}][{given[0]}]",
-            )
+            specs.append(_reused(state, sub.string("discount") or "", customer_id, owner,
+                                 reusable, param))  # fmt: skip
+            continue
+        coupon, promo = coupons.redeemable(
+            state,
+            coupon_id=sub.string("coupon"),
+            promotion_code_id=sub.string("promotion_code"),
+            customer_id=customer_id,
+            amount_due=amount_due,
+            currency_code=currency,
+            now=now,
+            param=param,
         )
-    coupon_ids = [c["id"] for c, _ in specs]
+        specs.append((coupon, promo, None))
+    coupon_ids = [c["id"] for c, _, _ in specs]
     if len(set(coupon_ids)) != len(coupon_ids):
         raise invalid_request("The same coupon cannot be applied twice.", param="discounts")
     return specs
+
+
+def _reused(
+    state: SandboxState,
+    discount_id: str,
+    customer_id: str,
+    owner: str,
+    reusable: Collection[str],
+    param: str,
+) -> Spec:
+    """An existing discount given again: Stripe's refusal names the owner's customer."""
+    discount = state.get("discount", discount_id, label="discount", param=param)
+    if discount_id not in reusable or discount["customer"] != customer_id:
+        article = "an" if owner[0] in "aeiou" else "a"
+        raise invalid_request(
+            f"The discount {discount_id} is not the current discount on the {owner}'s "
+            f"customer {customer_id}. Discounts can only be applied to {article} {owner} when "
+            f"they are the current customer discount or already exist on the {owner}.",
+            param=param,
+        )
+    return (coupon_of(state, discount), None, discount_id)
 
 
 def create(
@@ -87,8 +122,11 @@ def create(
     invoice_item_id: str | None = None,
     subscription_item_id: str | None = None,
 ) -> Json:
-    """Store a discount for ``spec``, count the redemption, emit ``customer.discount.created``."""
-    coupon, promo = spec
+    """Store a discount for ``spec``, count the redemption, emit
+    ``customer.discount.created``; a reused discount is returned as it is."""
+    coupon, promo, reused = spec
+    if reused is not None:
+        return dict(state.store("discount")[reused])
     end = None
     if coupon["duration"] == "repeating":
         end = periods.boundary(now, "month", 1, int(coupon["duration_in_months"]))

@@ -55,6 +55,7 @@ def update_subscription(ctx: Ctx) -> Json:
         currency=subscription["currency"],
         amount_due=None,
         now=now,
+        reusable=subscription["discounts"],
     )
     before = snapshot(subscription)
     reported: Json | None = None
@@ -77,11 +78,12 @@ def update_subscription(ctx: Ctx) -> Json:
 def _replace_discounts(
     state: SandboxState, subscription: Json, specs: list[discounts.Spec], now: int
 ) -> None:
-    """``discounts`` given on update replace the subscription's: the old ones end
-    (``customer.discount.deleted``), the new ones start with the next invoice."""
+    """``discounts`` given on update replace the subscription's: the old ones not given
+    again end (``customer.discount.deleted``), the new ones start with the next invoice."""
+    kept = {reused for _, _, reused in specs}
     for discount_id in subscription["discounts"]:
         discount = state.store("discount").get(discount_id)
-        if discount is not None:
+        if discount is not None and discount_id not in kept:
             emit(state, "customer.discount.deleted", discount)
     subscription["discounts"] = [
         discounts.create(
