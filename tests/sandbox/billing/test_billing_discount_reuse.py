@@ -113,3 +113,20 @@ def test_an_invoice_reuses_its_subscription_discount(client: stripe.StripeClient
     # The draft keeps it on update too.
     again = client.v1.invoices.update(invoice.id, {"discounts": [{"discount": discount}]})  # type: ignore[list-item]
     assert (list(again.discounts), again.total) == ([discount], 750)
+
+
+def test_a_new_invoice_item_reuses_no_discount(client: stripe.StripeClient) -> None:
+    coupon = client.v1.coupons.create({"percent_off": 25, "duration": "forever"})
+    _, customer, sub = _subscribed(client, coupon.id)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.invoice_items.create(
+            {
+                "customer": customer.id,
+                "amount": 100,
+                "currency": "usd",
+                "discounts": [{"discount": sub.discounts[0]}],  # type: ignore[list-item]
+            }
+        )
+    assert err.value.param == "discounts[0][discount]"
+    assert "can only be applied to an invoice item when" in str(err.value.user_message)
+    assert client.v1.invoice_items.list({"customer": customer.id, "pending": True}).data == []
