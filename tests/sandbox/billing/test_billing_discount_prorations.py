@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import stripe
 from helpers import advance, at, customer_with_card, monthly_price
 
@@ -150,3 +151,83 @@ def test_cancel_with_prorate_credits_the_discounted_unused_time(
     credits = client.v1.invoice_items.list({"customer": customer.id, "pending": True}).data
     # 3100 less 40 % = 1860 a month -> 1860 x 21/31 = 1260 back.
     assert [(i.amount, list(i.discounts or [])) for i in credits] == [(-1260, [sub.discounts[0]])]
+
+
+def test_itemized_proration_discounts_show_gross_amounts_and_the_discounts(
+    client: stripe.StripeClient,
+) -> None:
+    """``billing_mode[flexible][proration_discounts]=itemized``: the same money, shown
+    as gross proration amounts with their discount amounts (negative on a credit)."""
+    coupon = client.v1.coupons.create({"percent_off": 50, "duration": "forever"})
+    cheap, dear = monthly_price(client, 1000), monthly_price(client, 2000, "Enterprise")
+    clock = client.v1.test_helpers.test_clocks.create({"frozen_time": at(2026, 1, 1)})
+    customer = customer_with_card(client, clock=clock.id)
+    sub = client.v1.subscriptions.create(
+        {
+            "customer": customer.id,
+            "items": [{"price": cheap.id}],
+            "discounts": [{"coupon": coupon.id}],
+            "billing_mode": {"type": "flexible", "flexible": {"proration_discounts": "itemized"}},
+        }
+    )
+    assert sub.billing_mode.to_dict() == {
+        "type": "flexible",
+        "flexible": {"proration_discounts": "itemized"},
+    }
+    discount = sub.discounts[0]
+    advance(client, clock.id, at(2026, 1, 17))
+    change = {"items": [{"id": sub["items"].data[0].id, "price": dear.id}]}
+    preview = client.v1.invoices.create_preview(
+        {
+            "customer": customer.id,
+            "subscription": sub.id,
+            "subscription_details": {**change, "proration_behavior": "always_invoice"},  # type: ignore[typeddict-item]
+        }
+    )
+    client.v1.subscriptions.update(sub.id, {**change, "proration_behavior": "always_invoice"})  # type: ignore[arg-type]
+    invoice = client.v1.invoices.retrieve(
+        client.v1.subscriptions.retrieve(sub.id).latest_invoice  # type: ignore[arg-type]
+    )
+    # Unused: 1000 x 15/31 = 483.9 -> -484 gross, 500 x 15/31 -> -242 net, so -242 off;
+    # remaining: 2000 x 15/31 = 967.7 -> 968 gross, 484 net, 484 off.
+    expected = [
+        (-484, False, [discount], [(-242, discount)]),
+        (968, False, [discount], [(484, discount)]),
+    ]
+    for bill in (preview, invoice):
+        assert _prorations(bill) == expected
+        assert (bill.subtotal, bill.total, bill.amount_due) == (484, 242, 242)
+        assert [(a.amount, a.discount) for a in bill.total_discount_amounts or []] == [
+            (242, discount)
+        ]
+    items = client.v1.invoice_items.list({"invoice": invoice.id}).data
+    assert sorted(
+        (
+            i.amount,
+            i.net_amount,
+            [(a.amount, a.discount) for a in i.proration_details.discount_amounts],
+        )  # type: ignore[union-attr]
+        for i in items
+    ) == [(-484, -242, [(-242, discount)]), (968, 484, [(484, discount)])]
+
+
+def test_billing_mode_validation(client: stripe.StripeClient) -> None:
+    customer = customer_with_card(client)
+    price = monthly_price(client, 1000)
+    for mode, param in (
+        (
+            {"type": "classic", "flexible": {"proration_discounts": "itemized"}},
+            "billing_mode[flexible]",
+        ),
+        (
+            {"type": "flexible", "flexible": {"proration_discounts": "gross"}},
+            "billing_mode[flexible][proration_discounts]",
+        ),
+        ({"type": "modern"}, "billing_mode[type]"),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            client.v1.subscriptions.create(
+                {"customer": customer.id, "items": [{"price": price.id}], "billing_mode": mode}  # type: ignore[typeddict-item]
+            )
+        assert (err.value.http_status, err.value.param) == (400, param)
+    assert client.v1.subscriptions.list({"customer": customer.id}).data == []

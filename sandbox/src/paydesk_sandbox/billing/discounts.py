@@ -16,9 +16,11 @@ or an invoice, and what it takes off an invoice.
   more than the lines are worth, and only lines of ``applies_to[products]`` when the
   coupon names some. The invoice gets ``total_discount_amounts`` and each line
   ``discount_amounts``; ``total = subtotal - discounts``.
-- Prorations (Stripe's default ``proration_discounts=included``): a price change
-  prorates what :func:`period_discounts` leaves of a full period's charge; the
-  proration lines list those discounts at 0 and are not discounted again.
+- Prorations: a price change prorates what :func:`period_discounts` leaves of a full
+  period's charge. Under Stripe's default ``proration_discounts=included`` the
+  proration lines list those discounts at 0 and are not discounted again; under
+  ``itemized`` (flexible billing mode) they show the gross amount and the discounts'
+  prorated amounts (:func:`apply`'s ``itemized``).
 """
 
 from __future__ import annotations
@@ -208,13 +210,25 @@ def after_finalize(state: SandboxState, invoice: Json, now: int) -> None:
             end(state, discount_id, now)
 
 
-def apply(state: SandboxState, invoice: Json) -> int:
+def apply(state: SandboxState, invoice: Json, itemized: dict[str, list[Json]] | None = None) -> int:
     """Set ``discount_amounts`` on the lines and ``total_discount_amounts`` on the
     invoice: first each line's own discounts (from its invoice item), then the
-    invoice's ``discounts`` over all discountable lines; returns the total taken off."""
+    invoice's ``discounts`` over all discountable lines; returns the total taken off.
+
+    ``itemized`` (line id → discount amounts) are prorations whose discounts were
+    worked out when they were created (``proration_discounts=itemized``); lines of
+    such invoice items find theirs without it.
+    """
+    fixed = dict(itemized or {})
+    for line in invoice["lines"]["data"]:
+        details = (line.get("parent") or {}).get("invoice_item_details") or {}
+        item_id = details.get("invoice_item")
+        parts = state.private_of(item_id).get("itemized_discounts") if item_id else None
+        if parts:
+            fixed[line["id"]] = parts
     taken = distribute(
         state, invoice["created"], invoice["currency"], invoice["lines"]["data"],
-        invoice["discounts"],
+        invoice["discounts"], fixed,
     )  # fmt: skip
     invoice["total_discount_amounts"] = [
         {"amount": amount, "discount": discount_id} for discount_id, amount in taken.items()
@@ -223,12 +237,18 @@ def apply(state: SandboxState, invoice: Json) -> int:
 
 
 def distribute(
-    state: SandboxState, now: int, currency: str, lines: list[Json], invoice_discounts: list[str]
+    state: SandboxState,
+    now: int,
+    currency: str,
+    lines: list[Json],
+    invoice_discounts: list[str],
+    fixed: dict[str, list[Json]] | None = None,
 ) -> dict[str, int]:
     """Fill each line's ``discount_amounts``; returns what each discount takes in all.
 
     A line that is not discountable (a proration) lists its discounts at 0: their
-    effect is already in its amount (Stripe's default ``proration_discounts=included``).
+    effect is already in its amount (Stripe's default ``proration_discounts=included``)
+    — or at the ``fixed`` amounts given for it (``itemized``).
     """
     for line in lines:
         line["discount_amounts"] = []
@@ -237,9 +257,12 @@ def distribute(
     taken: dict[str, int] = {}
     for line in lines:
         if line["id"] not in remaining:
-            for discount_id in line.get("discounts") or []:
-                line["discount_amounts"].append({"amount": 0, "discount": discount_id})
-                taken.setdefault(discount_id, 0)
+            parts = (fixed or {}).get(line["id"])
+            if parts is None:
+                parts = [{"amount": 0, "discount": d} for d in line.get("discounts") or []]
+            for part in parts:
+                line["discount_amounts"].append(dict(part))
+                taken[part["discount"]] = taken.get(part["discount"], 0) + part["amount"]
             continue
         for discount_id in line.get("discounts") or []:
             _take(state, now, currency, discount_id, [line], remaining, taken)

@@ -238,14 +238,12 @@ def cancel(
         items = subscription["items"]["data"]
         offs = discounts.period_discounts(state, subscription, items, now)
         for item in items:
-            item_offs = offs.get(item["id"], [])
-            amount = item["price"]["unit_amount"] * item["quantity"]
-            amount -= sum(off for _, off in item_offs)
-            credit = -proration.remaining_share(amount, start, end, now)
-            if credit:
+            full = item["price"]["unit_amount"] * item["quantity"]
+            share = proration.discounted_share(full, offs.get(item["id"], []), start, end, now)
+            if proration_amount(subscription, share):
                 add_proration_item(
-                    state, subscription, item, credit, now, end, "Unused time",
-                    discount_ids=[d for d, _ in item_offs],
+                    state, subscription, item, 0, now, end, "Unused time",
+                    share=share, credit=True,
                 )  # fmt: skip
     if invoice_remaining:
         pending = [
@@ -300,16 +298,27 @@ def add_proration_item(
     label: str,
     price: Json | None = None,
     *,
-    discount_ids: list[str] | None = None,
+    share: proration.DiscountedShare | None = None,
+    credit: bool = False,
 ) -> Json:
-    """A pending proration invoice item (``invoiceitem.created``); ``discounts`` are
-    those already taken off its amount."""
+    """A pending proration invoice item (``invoiceitem.created``).
+
+    With ``share`` (a discounted item) ``amount`` is ignored: it is the net share
+    under Stripe's default ``proration_discounts=included``, the gross one under
+    ``itemized`` (the line then shows the discount amounts), and the item lists the
+    discounts either way; flexible billing mode records them in ``proration_details``.
+    """
     price = price or item["price"]
     quantity = item["quantity"]
     description = (
         f"{label} on {quantity} × {invoicing.price_label(state, price).split(' (at')[0]} "
         f"after {invoicing.day_label(now)}"
     )
+    sign = -1 if credit else 1
+    mode = subscription["billing_mode"]
+    itemized = (mode.get("flexible") or {}).get("proration_discounts") == "itemized"
+    if share is not None:
+        amount = sign * (share.gross if itemized else share.net)
     customer = state.store("customer").get(subscription["customer"]) or {}
     obj = shapes.invoice_item(
         id=state.new_id("ii"),
@@ -327,7 +336,21 @@ def add_proration_item(
         metadata={},
         test_clock=customer.get("test_clock"),
     )
-    obj["discounts"] = list(discount_ids or [])
+    if share is not None:
+        obj["discounts"] = [d for d, _ in share.discounts]
+        obj["net_amount"] = sign * share.net
+        parts = [{"amount": sign * a, "discount": d} for d, a in share.discounts]
+        if mode["type"] == "flexible":
+            obj["proration_details"] = {"credited_items": None, "discount_amounts": parts}
+        if itemized:
+            state.private_of(obj["id"])["itemized_discounts"] = parts
     state.add(obj)
     emit(state, "invoiceitem.created", obj)
     return obj
+
+
+def proration_amount(subscription: Json, share: proration.DiscountedShare) -> int:
+    """What a proration item of ``share`` will carry (0: none is created)."""
+    mode = subscription["billing_mode"]
+    itemized = (mode.get("flexible") or {}).get("proration_discounts") == "itemized"
+    return share.gross if itemized else share.net

@@ -37,6 +37,7 @@ class _Line:
     proration: bool
     discountable: bool = True
     discounts: tuple[str, ...] = ()
+    itemized: tuple[tuple[str, int], ...] | None = None  # proration_discounts=itemized
 
 
 def no_upcoming(customer_id: str) -> StripeError:
@@ -119,30 +120,30 @@ def _apply_changes(
     if behavior == "none" or subscription["status"] == "trialing":
         return items, lines
     after = discounts.period_discounts(state, subscription, items, at)
+    flexible = subscription["billing_mode"].get("flexible") or {}
+    itemized = flexible.get("proration_discounts") == "itemized"
+    day = invoicing.day_label(at)
     for old, new in changes:
-        old_offs = before.get(discounts.item_key(old), []) if old else []
-        new_offs = after.get(discounts.item_key(new), []) if new else []
-        old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
-        new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-        change = proration.price_change(
-            old_amount - sum(a for _, a in old_offs),
-            new_amount - sum(a for _, a in new_offs),
-            start,
-            end,
-            at,
-        )
-        day = invoicing.day_label(at)
-        for amount, who, label, offs in (
-            (change.credit, old, "Unused", old_offs),
-            (change.debit, new, "Remaining", new_offs),
+        for who, offs, label, sign in (
+            (old, before, "Unused", -1),
+            (new, after, "Remaining", 1),
         ):
-            if amount and who is not None:
-                name = invoicing.price_label(state, who["price"]).split(" (at")[0]
-                lines.append(
-                    _Line(amount, f"{label} time on {who['quantity']} × {name} after {day}",
-                          (at, end), who["quantity"], who["price"]["id"], who["id"], None, True,
-                          False, tuple(d for d, _ in offs))
-                )  # fmt: skip
+            if who is None:
+                continue
+            full = who["price"]["unit_amount"] * who["quantity"]
+            share = proration.discounted_share(
+                full, offs.get(discounts.item_key(who), []), start, end, at
+            )
+            amount = sign * lifecycle.proration_amount(subscription, share)
+            if not amount:
+                continue
+            name = invoicing.price_label(state, who["price"]).split(" (at")[0]
+            parts = tuple((d, sign * a) for d, a in share.discounts)
+            lines.append(
+                _Line(amount, f"{label} time on {who['quantity']} × {name} after {day}",
+                      (at, end), who["quantity"], who["price"]["id"], who["id"], None, True,
+                      False, tuple(d for d, _ in parts), parts if itemized else None)
+            )  # fmt: skip
     return items, lines
 
 
@@ -225,6 +226,7 @@ def _invoice(
         params={},
         test_clock=customer.get("test_clock"),
     )
+    itemized: dict[str, list[Json]] = {}
     for line in lines:
         invoice["lines"]["data"].append(
             shapes.line_item(
@@ -244,8 +246,11 @@ def _invoice(
                 metadata={},
             )
         )
-        invoice["lines"]["data"][-1]["discountable"] = line.discountable
-        invoice["lines"]["data"][-1]["discounts"] = list(line.discounts)
+        built = invoice["lines"]["data"][-1]
+        built["discountable"] = line.discountable
+        built["discounts"] = list(line.discounts)
+        if line.itemized is not None:
+            itemized[built["id"]] = [{"amount": a, "discount": d} for d, a in line.itemized]
     if subscription is not None:
         # The discounts the next invoice would carry (read only: nothing ends here).
         invoice["discounts"] = [
@@ -253,7 +258,7 @@ def _invoice(
             for d in (state.store("discount").get(i) for i in subscription["discounts"])
             if d is not None and (d["end"] is None or d["end"] > created)
         ]
-    off = discounts.apply(state, invoice)
+    off = discounts.apply(state, invoice, itemized)
     balance = int(customer.get("balance") or 0)
     result = totals.compute((line.amount for line in lines), balance, off)
     invoice.update(

@@ -350,35 +350,25 @@ def _prorate(
     period: tuple[int, int],
     at: int,
 ) -> None:
-    """The credit and debit invoice items of one item's change. The subscription's
-    discounts are in their amounts (Stripe's ``proration_discounts=included``): each
-    side prorates the full period's charge less what the discounts took off it, and
-    lists those discounts."""
+    """The credit and debit invoice items of one item's change. Each side prorates the
+    full period's charge less what the subscription's discounts take off it (see
+    :func:`lifecycle.add_proration_item` for how the discounts show)."""
     old, new = change
-    old_offs = offs[0].get(old["id"], []) if old else []
-    new_offs = offs[1].get(new["id"], []) if new else []
-    old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
-    new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-    result = proration.price_change(
-        old_amount - sum(a for _, a in old_offs),
-        new_amount - sum(a for _, a in new_offs),
-        *period,
-        at,
-    )
     data = state.private_of(subscription["id"])
-    end = period[1]
-    if old is not None and result.credit:
-        ii = lifecycle.add_proration_item(
-            state, subscription, old, result.credit, at, end, "Unused time", old["price"],
-            discount_ids=[d for d, _ in old_offs],
-        )  # fmt: skip
-        data["new_items"].append(ii["id"])
-    if new is not None and result.debit:
-        ii = lifecycle.add_proration_item(
-            state, subscription, new, result.debit, at, end, "Remaining time", new["price"],
-            discount_ids=[d for d, _ in new_offs],
-        )  # fmt: skip
-        data["new_items"].append(ii["id"])
+    for who, side_offs, label, credit in (
+        (old, offs[0], "Unused time", True),
+        (new, offs[1], "Remaining time", False),
+    ):
+        if who is None:
+            continue
+        full = who["price"]["unit_amount"] * who["quantity"]
+        share = proration.discounted_share(full, side_offs.get(who["id"], []), *period, at)
+        if lifecycle.proration_amount(subscription, share):
+            ii = lifecycle.add_proration_item(
+                state, subscription, who, 0, at, period[1], label, who["price"],
+                share=share, credit=credit,
+            )  # fmt: skip
+            data["new_items"].append(ii["id"])
 
 
 # ---- cancel / pause / resume ----------------------------------------------------
