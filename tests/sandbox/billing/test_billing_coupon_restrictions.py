@@ -175,3 +175,48 @@ def test_product_restricted_coupon_on_a_prorating_change(client: stripe.StripeCl
         (-2100, []),
         (4200, []),
     ]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"amount_off": 10, "currency": "usd", "currency_options": "eur"},
+        {"amount_off": 10, "currency": "usd", "currency_options": {"eur": "450"}},
+        {"amount_off": 10, "currency": "usd", "currency_options": {"eur": {"amount_off": "x"}}},
+        {"amount_off": 10, "currency": "usd", "currency_options": {"€ur": {"amount_off": 1}}},
+        {"amount_off": 10, "currency": "usd", "currency_options": {"eur": {"amount_off": 10**12}}},
+        {"percent_off": 10, "applies_to": "prod_x"},
+        {"percent_off": 10, "applies_to": {"products": [{"id": "prod_x"}]}},
+    ],
+)
+def test_poison_coupon_restrictions_are_refused_not_crashing(
+    client: stripe.StripeClient, params: dict[str, object]
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.coupons.create(params)  # type: ignore[arg-type]
+    assert err.value.http_status in (400, 404)
+    assert err.value.param is not None
+    assert client.v1.coupons.list().data == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"billing_mode": "flexible"},
+        {"billing_mode": {"type": "flexible", "flexible": "itemized"}},
+        {"discounts": [{"discount": ""}]},
+        {"discounts": [{"discount": {"id": "di_x"}}]},
+        {"discounts": [{"discount": "di_" + "x" * 5000}]},
+    ],
+)
+def test_poison_subscription_discount_parameters(
+    client: stripe.StripeClient, extra: dict[str, object]
+) -> None:
+    customer = customer_with_card(client)
+    price = monthly_price(client, 1000)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.subscriptions.create(
+            {"customer": customer.id, "items": [{"price": price.id}], **extra}  # type: ignore[typeddict-item]
+        )
+    assert err.value.http_status in (400, 404)
+    assert client.v1.subscriptions.list({"customer": customer.id}).data == []
