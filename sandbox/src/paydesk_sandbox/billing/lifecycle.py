@@ -315,10 +315,8 @@ def add_proration_item(
         f"after {invoicing.day_label(now)}"
     )
     sign = -1 if credit else 1
-    mode = subscription["billing_mode"]
-    itemized = (mode.get("flexible") or {}).get("proration_discounts") == "itemized"
     if share is not None:
-        amount = sign * (share.gross if itemized else share.net)
+        amount = sign * proration_amount(subscription, share)
     customer = state.store("customer").get(subscription["customer"]) or {}
     obj = shapes.invoice_item(
         id=state.new_id("ii"),
@@ -340,17 +338,21 @@ def add_proration_item(
         obj["discounts"] = [d for d, _ in share.discounts]
         obj["net_amount"] = sign * share.net
         parts = [{"amount": sign * a, "discount": d} for d, a in share.discounts]
-        if mode["type"] == "flexible":
+        if subscription["billing_mode"]["type"] == "flexible":
             obj["proration_details"] = {"credited_items": None, "discount_amounts": parts}
-        if itemized:
+        if itemized(subscription):
             state.private_of(obj["id"])["itemized_discounts"] = parts
     state.add(obj)
     emit(state, "invoiceitem.created", obj)
     return obj
 
 
+def itemized(subscription: Json) -> bool:
+    """Whether the subscription shows proration discounts itemized (flexible mode)."""
+    flexible = subscription["billing_mode"].get("flexible") or {}
+    return bool(flexible.get("proration_discounts") == "itemized")
+
+
 def proration_amount(subscription: Json, share: proration.DiscountedShare) -> int:
     """What a proration item of ``share`` will carry (0: none is created)."""
-    mode = subscription["billing_mode"]
-    itemized = (mode.get("flexible") or {}).get("proration_discounts") == "itemized"
-    return share.gross if itemized else share.net
+    return share.gross if itemized(subscription) else share.net

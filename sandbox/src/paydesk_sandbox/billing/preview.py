@@ -120,8 +120,7 @@ def _apply_changes(
     if behavior == "none" or subscription["status"] == "trialing":
         return items, lines
     after = discounts.period_discounts(state, subscription, items, at)
-    flexible = subscription["billing_mode"].get("flexible") or {}
-    itemized = flexible.get("proration_discounts") == "itemized"
+    itemized = lifecycle.itemized(subscription)
     day = invoicing.day_label(at)
     for old, new in changes:
         for who, offs, label, sign in (
