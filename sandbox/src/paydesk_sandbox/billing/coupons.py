@@ -101,6 +101,10 @@ def create_coupon(ctx: Ctx) -> Json:
     if redeem_by is not None and redeem_by <= ctx.now:
         raise invalid_request("Invalid redeem_by: must be in the future.", param="redeem_by")
     applies_to = p.sub("applies_to")
+    products = (applies_to.strings("products") or []) if applies_to else []
+    for index, product_id in enumerate(products):
+        _check_product(ctx.state, product_id, f"applies_to[products][{index}]")
+    options = _currency_options(p, off, cur)
     coupon: Json = {
         "id": coupon_id,
         "object": "coupon",
@@ -119,9 +123,8 @@ def create_coupon(ctx: Ctx) -> Json:
         "valid": True,
     }
     ctx.state.add(coupon)
-    ctx.state.private_of(coupon_id)["applies_to"] = {
-        "products": (applies_to.strings("products") or []) if applies_to else []
-    }
+    ctx.state.private_of(coupon_id)["applies_to"] = {"products": products}
+    ctx.state.private_of(coupon_id)["currency_options"] = options
     ctx.state.emit("coupon.created", coupon)
     return coupon
 
@@ -129,6 +132,48 @@ def create_coupon(ctx: Ctx) -> Json:
 @router.expandable("coupon", "applies_to")
 def _applies_to(state: SandboxState, coupon: Json) -> Json:
     return dict(state.private_of(coupon["id"]).get("applies_to") or {"products": []})
+
+
+def _check_product(state: SandboxState, product_id: str, param: str) -> None:
+    """A coupon can only be restricted to products that exist."""
+    state.get("product", product_id, label="product", param=param)
+
+
+def _currency_options(p: Params, amount_off: int | None, own: str | None) -> dict[str, Json]:
+    """``currency_options[<cur>][amount_off]``: the amount off in other currencies
+    (amount-off coupons only)."""
+    raw = p.sub("currency_options")
+    if raw is None:
+        return {}
+    if amount_off is None:
+        raise invalid_request(
+            "currency_options can only be set on coupons with amount_off.",
+            param="currency_options",
+        )
+    options: dict[str, Json] = {}
+    for code in raw.data:
+        sub = raw.sub(code)
+        name = f"currency_options[{code}][amount_off]"
+        if sub is None or not re.fullmatch(r"[a-zA-Z]{3}", code):
+            raise invalid_request(f"Invalid currency: {code[:20]}.", param="currency_options")
+        value = amount(sub, "amount_off")
+        if value is None:
+            raise parameter_missing(name)
+        if value < 1:
+            raise invalid_request(f"Invalid {name}: must be at least 1.", param=name)
+        if code.lower() != own:
+            options[code.lower()] = {"amount_off": value}
+    return options
+
+
+@router.expandable("coupon", "currency_options")
+def _coupon_currency_options(state: SandboxState, coupon: Json) -> Json | None:
+    """Includable: the amount off in each currency, the coupon's own first."""
+    if coupon["amount_off"] is None:
+        return None
+    options = {coupon["currency"]: {"amount_off": coupon["amount_off"]}}
+    options.update(state.private_of(coupon["id"]).get("currency_options") or {})
+    return options
 
 
 @router.get("/v1/coupons/{id}")
@@ -142,6 +187,9 @@ def update_coupon(ctx: Ctx) -> Json:
     before = snapshot(coupon)
     if "name" in ctx.params:
         coupon["name"] = ctx.params.string("name")
+    if "currency_options" in ctx.params:
+        added = _currency_options(ctx.params, coupon["amount_off"], coupon["currency"])
+        ctx.state.private_of(coupon["id"]).setdefault("currency_options", {}).update(added)
     coupon["metadata"] = ctx.params.metadata(coupon["metadata"])
     diff = changed(before, coupon)
     if diff:
@@ -334,11 +382,14 @@ def redeemable(
     if not coupon["valid"]:
         raise invalid_request(f"Coupon {coupon['id']} is no longer valid.", param=param)
     if coupon["currency"] is not None and currency_code not in (None, coupon["currency"]):
-        raise invalid_request(
-            f"The coupon {coupon['id']} is in {coupon['currency']} and cannot be applied "
-            f"to a {currency_code} amount.",
-            param=param,
-        )
+        options = state.private_of(coupon["id"]).get("currency_options") or {}
+        if currency_code not in options:
+            raise invalid_request(
+                f"The coupon {coupon['id']} is in {coupon['currency']} and has no "
+                f"currency_options for {currency_code}, so it cannot be applied to a "
+                f"{currency_code} amount.",
+                param=param,
+            )
     return coupon, promo
 
 

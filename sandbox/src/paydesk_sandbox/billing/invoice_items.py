@@ -84,9 +84,11 @@ def create_item(ctx: Ctx) -> Json:
     )
     if "discountable" in p:
         obj["discountable"] = bool(p.boolean("discountable"))
+    # A new invoice item has no discount of its own yet, so none can be reused.
     specs = discounts.parse(
-        state, p, customer_id=customer_id, currency=cur, amount_due=total, now=now
-    )
+        state, p, customer_id=customer_id, currency=cur, amount_due=total, now=now,
+        owner="invoice item",
+    )  # fmt: skip
     obj["discounts"] = [
         discounts.create(state, spec, customer_id=customer_id, now=now, invoice_item_id=obj["id"])[
             "id"

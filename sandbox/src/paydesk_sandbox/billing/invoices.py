@@ -10,6 +10,7 @@ from __future__ import annotations
 from paydesk_sandbox.billing import discounts, invoicing, payments, poller, preview
 from paydesk_sandbox.billing.common import changed, currency, matches, snapshot
 from paydesk_sandbox.billing.outbox import emit
+from paydesk_sandbox.billing.subscription_status import subscription_of
 from paydesk_sandbox.errors import invalid_request, parameter_missing
 from paydesk_sandbox.listing import created_filter, paginate
 from paydesk_sandbox.routing import Ctx, Router
@@ -143,8 +144,9 @@ def create(ctx: Ctx) -> Json:
         ]
         cur = pending[0] if pending else (customer.get("currency") or "usd")
     specs = discounts.parse(
-        state, p, customer_id=customer_id, currency=cur, amount_due=None, now=now
-    )
+        state, p, customer_id=customer_id, currency=cur, amount_due=None, now=now,
+        owner="invoice", reusable=subscription["discounts"] if subscription else (),
+    )  # fmt: skip
     invoice = invoicing.create_draft(
         state,
         customer_id=customer_id,
@@ -267,6 +269,8 @@ def update(ctx: Ctx) -> Json:
             currency=invoice["currency"],
             amount_due=None,
             now=now,
+            owner="invoice",
+            reusable=[*invoice["discounts"], *_subscription_discounts(state, invoice)],
         )
         _set_discounts(state, invoice, specs or [], now)
     invoice["metadata"] = p.metadata(invoice["metadata"])
@@ -274,6 +278,13 @@ def update(ctx: Ctx) -> Json:
     if diff:
         emit(state, "invoice.updated", invoice, diff)
     return invoice
+
+
+def _subscription_discounts(state: SandboxState, invoice: Json) -> list[str]:
+    """The discounts of the invoice's subscription (an ancestor whose discounts the
+    invoice may reuse)."""
+    subscription = subscription_of(state, invoice)
+    return list(subscription["discounts"]) if subscription else []
 
 
 def _set_discounts(

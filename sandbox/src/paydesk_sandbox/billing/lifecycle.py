@@ -8,7 +8,7 @@ for clock customers, real time otherwise. Status changes emit
 
 from __future__ import annotations
 
-from paydesk_sandbox.billing import invoicing, periods, proration, shapes
+from paydesk_sandbox.billing import discounts, invoicing, periods, proration, shapes
 from paydesk_sandbox.billing.common import changed, snapshot
 from paydesk_sandbox.billing.outbox import emit
 from paydesk_sandbox.billing.subscription_status import end_subscription, subscription_of
@@ -235,11 +235,16 @@ def cancel(
     """
     if prorate and subscription["status"] in ACTIVE_LIKE:
         start, end = current_period(subscription)
-        for item in subscription["items"]["data"]:
-            amount = item["price"]["unit_amount"] * item["quantity"]
-            credit = -proration.remaining_share(amount, start, end, now)
-            if credit:
-                add_proration_item(state, subscription, item, credit, now, end, "Unused time")
+        items = subscription["items"]["data"]
+        offs = discounts.period_discounts(state, subscription, items, now)
+        for item in items:
+            full = item["price"]["unit_amount"] * item["quantity"]
+            share = proration.discounted_share(full, offs.get(item["id"], []), start, end, now)
+            if proration_amount(subscription, share):
+                add_proration_item(
+                    state, subscription, item, 0, now, end, "Unused time",
+                    share=share, credit=True,
+                )  # fmt: skip
     if invoice_remaining:
         pending = [
             ii
@@ -292,14 +297,26 @@ def add_proration_item(
     period_end: int,
     label: str,
     price: Json | None = None,
+    *,
+    share: proration.DiscountedShare | None = None,
+    credit: bool = False,
 ) -> Json:
-    """A pending proration invoice item (``invoiceitem.created``)."""
+    """A pending proration invoice item (``invoiceitem.created``).
+
+    With ``share`` (a discounted item) ``amount`` is ignored: it is the net share
+    under Stripe's default ``proration_discounts=included``, the gross one under
+    ``itemized`` (the line then shows the discount amounts), and the item lists the
+    discounts either way; flexible billing mode records them in ``proration_details``.
+    """
     price = price or item["price"]
     quantity = item["quantity"]
     description = (
         f"{label} on {quantity} × {invoicing.price_label(state, price).split(' (at')[0]} "
         f"after {invoicing.day_label(now)}"
     )
+    sign = -1 if credit else 1
+    if share is not None:
+        amount = sign * proration_amount(subscription, share)
     customer = state.store("customer").get(subscription["customer"]) or {}
     obj = shapes.invoice_item(
         id=state.new_id("ii"),
@@ -317,6 +334,25 @@ def add_proration_item(
         metadata={},
         test_clock=customer.get("test_clock"),
     )
+    if share is not None:
+        obj["discounts"] = [d for d, _ in share.discounts]
+        obj["net_amount"] = sign * share.net
+        parts = [{"amount": sign * a, "discount": d} for d, a in share.discounts]
+        if subscription["billing_mode"]["type"] == "flexible":
+            obj["proration_details"] = {"credited_items": None, "discount_amounts": parts}
+        if itemized(subscription):
+            state.private_of(obj["id"])["itemized_discounts"] = parts
     state.add(obj)
     emit(state, "invoiceitem.created", obj)
     return obj
+
+
+def itemized(subscription: Json) -> bool:
+    """Whether the subscription shows proration discounts itemized (flexible mode)."""
+    flexible = subscription["billing_mode"].get("flexible") or {}
+    return bool(flexible.get("proration_discounts") == "itemized")
+
+
+def proration_amount(subscription: Json, share: proration.DiscountedShare) -> int:
+    """What a proration item of ``share`` will carry (0: none is created)."""
+    return share.gross if itemized(subscription) else share.net

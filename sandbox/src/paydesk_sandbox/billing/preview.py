@@ -35,6 +35,9 @@ class _Line:
     subscription_item_id: str | None
     invoice_item_id: str | None
     proration: bool
+    discountable: bool = True
+    discounts: tuple[str, ...] = ()
+    itemized: tuple[tuple[str, int], ...] | None = None  # proration_discounts=itemized
 
 
 def no_upcoming(customer_id: str) -> StripeError:
@@ -68,6 +71,8 @@ def _pending_lines(
                 subscription_item_id=None,
                 invoice_item_id=item["id"],
                 proration=item["proration"],
+                discountable=item["discountable"],
+                discounts=tuple(item["discounts"]),
             )
         )
     return lines
@@ -80,7 +85,8 @@ def _apply_changes(
     items = [clone(item) for item in subscription["items"]["data"]]
     by_id = {item["id"]: item for item in items}
     start, end = lifecycle.current_period(subscription)
-    lines: list[_Line] = []
+    before = discounts.period_discounts(state, subscription, items, at)
+    changes: list[tuple[Json | None, Json | None]] = []
     for index, raw in enumerate(details.array("items") or []):
         if not isinstance(raw, dict):
             raise invalid_request("Invalid object", param=f"{details.name('items')}[{index}]")
@@ -109,22 +115,34 @@ def _apply_changes(
             if "quantity" in spec:
                 item["quantity"] = spec.integer("quantity", minimum=0) or 0
             new = item
-        if behavior == "none" or subscription["status"] == "trialing":
-            continue
-        old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
-        new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-        change = proration.price_change(old_amount, new_amount, start, end, at)
-        day = invoicing.day_label(at)
-        for amount, who, label in (
-            (change.credit, old, "Unused"),
-            (change.debit, new, "Remaining"),
+        changes.append((old, new))
+    lines: list[_Line] = []
+    if behavior == "none" or subscription["status"] == "trialing":
+        return items, lines
+    after = discounts.period_discounts(state, subscription, items, at)
+    itemized = lifecycle.itemized(subscription)
+    day = invoicing.day_label(at)
+    for old, new in changes:
+        for who, offs, label, sign in (
+            (old, before, "Unused", -1),
+            (new, after, "Remaining", 1),
         ):
-            if amount and who is not None:
-                name = invoicing.price_label(state, who["price"]).split(" (at")[0]
-                lines.append(
-                    _Line(amount, f"{label} time on {who['quantity']} × {name} after {day}",
-                          (at, end), who["quantity"], who["price"]["id"], who["id"], None, True)
-                )  # fmt: skip
+            if who is None:
+                continue
+            full = who["price"]["unit_amount"] * who["quantity"]
+            share = proration.discounted_share(
+                full, offs.get(discounts.item_key(who), []), start, end, at
+            )
+            amount = sign * lifecycle.proration_amount(subscription, share)
+            if not amount:
+                continue
+            name = invoicing.price_label(state, who["price"]).split(" (at")[0]
+            parts = tuple((d, sign * a) for d, a in share.discounts)
+            lines.append(
+                _Line(amount, f"{label} time on {who['quantity']} × {name} after {day}",
+                      (at, end), who["quantity"], who["price"]["id"], who["id"], None, True,
+                      False, tuple(d for d, _ in parts), parts if itemized else None)
+            )  # fmt: skip
     return items, lines
 
 
@@ -171,6 +189,7 @@ def build(state: SandboxState, customer_id: str, subscription: Json | None, p: P
             subscription_item_id=item["id"],
             invoice_item_id=None,
             proration=False,
+            discounts=tuple(item.get("discounts") or []),
         )
         for item in items
     ]
@@ -206,6 +225,7 @@ def _invoice(
         params={},
         test_clock=customer.get("test_clock"),
     )
+    itemized: dict[str, list[Json]] = {}
     for line in lines:
         invoice["lines"]["data"].append(
             shapes.line_item(
@@ -225,6 +245,11 @@ def _invoice(
                 metadata={},
             )
         )
+        built = invoice["lines"]["data"][-1]
+        built["discountable"] = line.discountable
+        built["discounts"] = list(line.discounts)
+        if line.itemized is not None:
+            itemized[built["id"]] = [{"amount": a, "discount": d} for d, a in line.itemized]
     if subscription is not None:
         # The discounts the next invoice would carry (read only: nothing ends here).
         invoice["discounts"] = [
@@ -232,7 +257,7 @@ def _invoice(
             for d in (state.store("discount").get(i) for i in subscription["discounts"])
             if d is not None and (d["end"] is None or d["end"] > created)
         ]
-    off = discounts.apply(state, invoice)
+    off = discounts.apply(state, invoice, itemized)
     balance = int(customer.get("balance") or 0)
     result = totals.compute((line.amount for line in lines), balance, off)
     invoice.update(

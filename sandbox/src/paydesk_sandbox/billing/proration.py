@@ -48,3 +48,32 @@ def price_change(
         credit=-remaining_share(old_amount, period_start, period_end, at),
         debit=remaining_share(new_amount, period_start, period_end, at),
     )
+
+
+@dataclass(frozen=True)
+class DiscountedShare:
+    """One proration of a discounted item: ``gross`` before discounts, ``net`` after,
+    and each discount's part of the difference (all ≥ 0; a credit negates them)."""
+
+    gross: int
+    net: int
+    discounts: list[tuple[str, int]]
+
+
+def discounted_share(
+    full: int, offs: list[tuple[str, int]], period_start: int, period_end: int, at: int
+) -> DiscountedShare:
+    """Prorate a full period's charge ``full`` of which the discounts ``offs`` take
+    their amounts: the net is the discounted charge prorated (so it matches what the
+    customer pays per period), each discount's part its own amount prorated, the last
+    one taking the rounding so that gross − parts = net exactly."""
+    gross = remaining_share(full, period_start, period_end, at)
+    net = remaining_share(full - sum(off for _, off in offs), period_start, period_end, at)
+    parts: list[tuple[str, int]] = []
+    left = gross - net
+    for index, (discount_id, off) in enumerate(offs):
+        last = index == len(offs) - 1
+        part = left if last else min(left, remaining_share(off, period_start, period_end, at))
+        parts.append((discount_id, part))
+        left -= part
+    return DiscountedShare(gross=gross, net=net, discounts=parts)

@@ -16,6 +16,7 @@ MISSING_PM = ("cancel", "create_invoice", "pause")
 IGNORED = ("automatic_tax", "default_tax_rates", "on_behalf_of")
 CREATE_PARAMS = (
     "customer",
+    "billing_mode",
     "discounts",
     "items",
     "add_invoice_items",
@@ -199,3 +200,22 @@ def apply_payment_settings(subscription: Json, p: Params) -> None:
     choice = settings.enum("save_default_payment_method", ("off", "on_subscription"))
     if choice is not None:
         subscription["payment_settings"]["save_default_payment_method"] = choice
+
+
+def billing_mode(p: Params) -> Json:
+    """``billing_mode[type]`` (``classic`` or ``flexible``) and, for flexible,
+    ``billing_mode[flexible][proration_discounts]`` (``included`` or ``itemized``)."""
+    raw = p.sub("billing_mode")
+    if raw is None:
+        return {"type": "classic", "flexible": None}
+    kind = raw.enum("type", ("classic", "flexible"), required=True)
+    flexible = raw.sub("flexible")
+    if kind != "flexible":
+        if flexible is not None:
+            raise invalid_request(
+                "billing_mode[flexible] can only be set when billing_mode[type] is flexible.",
+                param="billing_mode[flexible]",
+            )
+        return {"type": "classic", "flexible": None}
+    choice = flexible.enum("proration_discounts", ("included", "itemized")) if flexible else None
+    return {"type": "flexible", "flexible": {"proration_discounts": choice or "included"}}

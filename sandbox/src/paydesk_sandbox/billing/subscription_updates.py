@@ -55,6 +55,7 @@ def update_subscription(ctx: Ctx) -> Json:
         currency=subscription["currency"],
         amount_due=None,
         now=now,
+        reusable=subscription["discounts"],
     )
     before = snapshot(subscription)
     reported: Json | None = None
@@ -77,11 +78,12 @@ def update_subscription(ctx: Ctx) -> Json:
 def _replace_discounts(
     state: SandboxState, subscription: Json, specs: list[discounts.Spec], now: int
 ) -> None:
-    """``discounts`` given on update replace the subscription's: the old ones end
-    (``customer.discount.deleted``), the new ones start with the next invoice."""
+    """``discounts`` given on update replace the subscription's: the old ones not given
+    again end (``customer.discount.deleted``), the new ones start with the next invoice."""
+    kept = {reused for _, _, reused in specs}
     for discount_id in subscription["discounts"]:
         discount = state.store("discount").get(discount_id)
-        if discount is not None:
+        if discount is not None and discount_id not in kept:
             emit(state, "customer.discount.deleted", discount)
     subscription["discounts"] = [
         discounts.create(
@@ -279,6 +281,8 @@ def _change_items(
     state = ctx.state
     start, end = lifecycle.current_period(subscription)
     old_interval = lifecycle.billing_interval(subscription)
+    # What each item got off a full period before the change (credits use it).
+    offs = discounts.period_discounts(state, subscription, subscription["items"]["data"], at)
     existing = {item["id"]: item for item in subscription["items"]["data"]}
     kept: list[Json] = list(subscription["items"]["data"])
     changes: list[tuple[Json | None, Json | None]] = []  # (old item snapshot, new item)
@@ -315,6 +319,8 @@ def _change_items(
     subscription["items"]["data"] = kept
     if not changes:
         return None
+    # ... and after it (debits use it).
+    new_offs = discounts.period_discounts(state, subscription, kept, at)
     new_interval = lifecycle.billing_interval(subscription)
     prorate = proration_behavior != "none" and subscription["status"] != "trialing"
     if new_interval != old_interval:
@@ -323,12 +329,14 @@ def _change_items(
         if prorate:
             for previous, _current in changes:
                 if previous is not None:
-                    _prorate(state, subscription, previous, None, start, end, now, at)
+                    _prorate(
+                        state, subscription, (previous, None), (offs, new_offs), (start, end), at
+                    )
         lifecycle.anchor_at(state, subscription, now)
         return "cycle"
     if prorate:
         for previous, current in changes:
-            _prorate(state, subscription, previous, current, start, end, now, at)
+            _prorate(state, subscription, (previous, current), (offs, new_offs), (start, end), at)
     if proration_behavior == "always_invoice" and prorate:
         return "prorations"
     return None
@@ -337,27 +345,30 @@ def _change_items(
 def _prorate(
     state: SandboxState,
     subscription: Json,
-    old: Json | None,
-    new: Json | None,
-    start: int,
-    end: int,
-    now: int,
+    change: tuple[Json | None, Json | None],
+    offs: tuple[dict[str, list[tuple[str, int]]], dict[str, list[tuple[str, int]]]],
+    period: tuple[int, int],
     at: int,
 ) -> None:
-    old_amount = old["price"]["unit_amount"] * old["quantity"] if old else 0
-    new_amount = new["price"]["unit_amount"] * new["quantity"] if new else 0
-    result = proration.price_change(old_amount, new_amount, start, end, at)
+    """The credit and debit invoice items of one item's change. Each side prorates the
+    full period's charge less what the subscription's discounts take off it (see
+    :func:`lifecycle.add_proration_item` for how the discounts show)."""
+    old, new = change
     data = state.private_of(subscription["id"])
-    if old is not None and result.credit:
-        ii = lifecycle.add_proration_item(
-            state, subscription, old, result.credit, at, end, "Unused time", old["price"]
-        )
-        data["new_items"].append(ii["id"])
-    if new is not None and result.debit:
-        ii = lifecycle.add_proration_item(
-            state, subscription, new, result.debit, at, end, "Remaining time", new["price"]
-        )
-        data["new_items"].append(ii["id"])
+    for who, side_offs, label, credit in (
+        (old, offs[0], "Unused time", True),
+        (new, offs[1], "Remaining time", False),
+    ):
+        if who is None:
+            continue
+        full = who["price"]["unit_amount"] * who["quantity"]
+        share = proration.discounted_share(full, side_offs.get(who["id"], []), *period, at)
+        if lifecycle.proration_amount(subscription, share):
+            ii = lifecycle.add_proration_item(
+                state, subscription, who, 0, at, period[1], label, who["price"],
+                share=share, credit=credit,
+            )  # fmt: skip
+            data["new_items"].append(ii["id"])
 
 
 # ---- cancel / pause / resume ----------------------------------------------------

@@ -98,6 +98,7 @@ def create(ctx: Ctx) -> Json:
     )
     if params["collection_method"] == "send_invoice" and params["days_until_due"] is None:
         raise parameter_missing("days_until_due")
+    subscription["billing_mode"] = sp.billing_mode(p)
     sp.apply_trial_settings(subscription, p)
     sp.apply_payment_settings(subscription, p)
     anchor = p.integer("billing_cycle_anchor")
@@ -167,12 +168,16 @@ def _start(
         # Stub period until the anchor is charged pro rata.
         end = lifecycle.current_period(subscription)[1]
         interval, count = lifecycle.billing_interval(subscription)
-        for item in subscription["items"]["data"]:
-            item_amount = item["price"]["unit_amount"] * item["quantity"]
+        items = subscription["items"]["data"]
+        offs = discounts.period_discounts(state, subscription, items, now)
+        for item in items:
+            full = item["price"]["unit_amount"] * item["quantity"]
             full_start = periods.boundary(anchor, interval, count, -1)
-            share = proration.remaining_share(item_amount, full_start, anchor, now)
+            share = proration.discounted_share(
+                full, offs.get(item["id"], []), full_start, anchor, now
+            )
             lifecycle.add_proration_item(
-                state, subscription, item, share, now, end, "Remaining time"
+                state, subscription, item, 0, now, end, "Remaining time", share=share
             )
         invoice = lifecycle.invoice_now(
             state, subscription, now, billing_reason="subscription_create", with_cycle=False
