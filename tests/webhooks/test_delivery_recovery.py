@@ -145,9 +145,11 @@ def test_a_hundred_timeouts_in_a_row_then_every_event_arrives_once(
     assert set(counts) == emitted
     assert set(counts.values()) == {1}
     log = api.get("/_sandbox/deliveries").json()
-    timeouts = [d for d in log["data"] if not d["succeeded"]]
-    assert len(timeouts) >= HANGS
-    assert all("Timeout" in d["error"] for d in timeouts)
+    failed = [d["error"] for d in log["data"] if not d["succeeded"]]
+    # The held deliveries time out; on a loaded machine a forwarded one may also
+    # outlast the 0.3 s timeout or meet a busy database (503), and is retried the same.
+    assert sum("Timeout" in error for error in failed) >= HANGS, failed
+    assert not [e for e in failed if "Timeout" not in e and "503" not in e], failed
     waiting.poll(lambda: api.get("/_sandbox/deliveries").json()["owed"] == 0, timeout=10)
 
     # Nothing is left poisoned: a new event is delivered at once, on its first attempt.
