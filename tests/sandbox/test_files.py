@@ -10,6 +10,7 @@ import socket
 import httpx
 import pytest
 import stripe
+from sandbox_shapes import assert_same_keys
 from sandbox_testkit import TEST_KEY
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -36,6 +37,7 @@ def test_upload_retrieve_list_and_contents(sandbox_url: str) -> None:
     assert (uploaded.object, uploaded.purpose, uploaded.type) == ("file", "dispute_evidence", "png")
     assert uploaded.size == len(PNG)
     assert uploaded.filename == "receipt.png"
+    assert_same_keys(uploaded, "file")  # Stripe's sample file object (reference fixtures)
     assert uploaded.links is not None
     assert uploaded.links.object == "list"
     assert client.v1.files.retrieve(uploaded.id).size == len(PNG)
