@@ -15,6 +15,8 @@ SDK_PARAMS = {
     ("POST", "/v1/customers"): "CustomerCreateParams",
     ("POST", "/v1/customers/{id}"): "CustomerUpdateParams",
     ("GET", "/v1/customers"): "CustomerListParams",
+    ("POST", "/v1/files"): "FileCreateParams",
+    ("GET", "/v1/files"): "FileListParams",
     ("GET", "/v1/customers/{customer}/payment_methods"): "CustomerPaymentMethodListParams",
     ("POST", "/v1/payment_intents"): "PaymentIntentCreateParams",
     ("POST", "/v1/payment_intents/{id}"): "PaymentIntentUpdateParams",

@@ -67,7 +67,9 @@ def running_stack(database_url: str, extra_env: dict[str, str] | None = None) ->
         settings = load_settings(env)
         engine = create_engine(database_url)
         sdk = stripe.StripeClient(
-            TEST_SECRET_KEY, base_addresses={"api": sandbox.url}, max_network_retries=0
+            TEST_SECRET_KEY,
+            base_addresses={"api": sandbox.url, "files": sandbox.url},
+            max_network_retries=0,
         )
         try:
             yield Stack(

@@ -27,6 +27,7 @@ from paydesk_sandbox.errors import (
     parameter_unknown,
 )
 from paydesk_sandbox.expand import expand
+from paydesk_sandbox.multipart import UploadedFile, files_fingerprint, is_multipart, read_multipart
 from paydesk_sandbox.params import Params, parse_form
 from paydesk_sandbox.routing import Ctx, RouteSpec
 from paydesk_sandbox.state import SandboxState
@@ -162,8 +163,12 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
             scope = request.scope
             url_path: str = scope["path"]
             raw = scope["query_string"].decode("latin-1")
+            files: dict[str, UploadedFile] = {}
             if reads_body:
-                body = (await request.body()).decode()
+                if is_multipart(request):
+                    body, files = await read_multipart(request)
+                else:
+                    body = (await request.body()).decode()
                 raw = f"{raw}&{body}" if raw else body
             if idem_key:
                 if len(idem_key) > 255:
@@ -173,7 +178,7 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                     )
                 replay_slot = f"{api_key}\x00{idem_key}"
                 fingerprint = hashlib.sha256(
-                    f"{spec.method} {url_path}\x00{raw}".encode()
+                    f"{spec.method} {url_path}\x00{raw}\x00{files_fingerprint(files)}".encode()
                 ).hexdigest()
                 saved = state.idempotency.get(replay_slot)
                 if saved is not None:
@@ -209,6 +214,7 @@ def make_endpoint(spec: RouteSpec, state: SandboxState) -> Endpoint:
                 request=request,
                 method=spec.method,
                 url_path=url_path,
+                files=files,
             )
             state.current_request = {"id": request_id, "idempotency_key": idem_key}
             try:

@@ -11,12 +11,13 @@ handler runs (``expand`` is always allowed; list routes also take ``limit``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from paydesk_sandbox.multipart import UploadedFile
 from paydesk_sandbox.params import Params
 from paydesk_sandbox.state import Expander, Listener, SandboxState
 
@@ -36,6 +37,7 @@ class Ctx:
     request: Request | None
     method: str
     url_path: str
+    files: dict[str, UploadedFile] = field(default_factory=dict)  # multipart file parts
 
     @property
     def base_url(self) -> str:

@@ -302,7 +302,12 @@ def _aware(value: datetime) -> datetime:
 
 
 def _fail(
-    session: Session, settings: Settings, email: str, source: str | None, reason: str
+    session: Session,
+    settings: Settings,
+    email: str,
+    source: str | None,
+    reason: str,
+    message: str = "Wrong email, password or code.",
 ) -> AuthenticationRequired:
     audit.record(
         session,
@@ -314,7 +319,7 @@ def _fail(
         after={"reason": reason},
         source_address=source,
     )
-    return AuthenticationRequired("Wrong email, password or code.", code="sign_in_failed")
+    return AuthenticationRequired(message, code="sign_in_failed")
 
 
 def check_password(
@@ -462,7 +467,13 @@ def change_password(
 
 
 def sign_in_failed(
-    session: Session, settings: Settings, user: AdminUser, *, reason: str, source: str | None
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    *,
+    reason: str,
+    source: str | None,
+    message: str = "Wrong email, password or code.",
 ) -> AuthenticationRequired:
     """Count and audit a failed second step; returns the error to raise.
 
@@ -476,7 +487,7 @@ def sign_in_failed(
         user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
         user.failed_logins = 0
         _end_pending_sessions(session, user.id)
-    return _fail(session, settings, user.email, source, reason)
+    return _fail(session, settings, user.email, source, reason, message)
 
 
 def locked(user: AdminUser, *, now: datetime | None = None) -> bool:
@@ -510,6 +521,19 @@ def check_second_factor(
         return "totp"
     if recovery_code and use_recovery_code(session, settings, user, recovery_code):
         return "recovery_code"
+    if code and not recovery_code and totp_reused(settings, user, code):
+        # The right code, but its 30 s step was used already (a double submit, or a
+        # second sign-in within the window): still a failure, with a message that
+        # says what to do. Whoever sends it already knows the password and the code.
+        raise sign_in_failed(
+            session,
+            settings,
+            user,
+            reason="code_reused",
+            source=source_address,
+            message="This code was already used. Wait for the next code from your "
+            "authenticator app and enter that one.",
+        )
     raise sign_in_failed(session, settings, user, reason="wrong_code", source=source_address)
 
 
@@ -581,6 +605,34 @@ def verify_totp(
         if secrets.compare_digest(totp.generate_otp(step), code):
             return _claim_step(user, step)
     return False
+
+
+def totp_reused(
+    settings: Settings, user: AdminUser, code: str, *, now: float | None = None
+) -> bool:
+    """Whether ``code`` is right for a step (±1) that was already used."""
+    seed = totp_seed(settings, user)
+    code = code.strip().replace(" ", "")
+    if seed is None or not (code.isdigit() and len(code) == 6):
+        return False
+    totp = pyotp.TOTP(seed)
+    current = totp.timecode(datetime.fromtimestamp(time.time() if now is None else now, UTC))
+    return any(
+        step <= user.totp_last_step and secrets.compare_digest(totp.generate_otp(step), code)
+        for step in (current - 1, current, current + 1)
+    )
+
+
+def has_recovery_codes(session: Session, user: AdminUser) -> bool:
+    """Whether ``user`` has an unused recovery code (the 2FA page offers them only then)."""
+    return (
+        session.scalars(
+            select(AdminRecoveryCode.id).where(
+                AdminRecoveryCode.user_id == user.id, AdminRecoveryCode.used_at.is_(None)
+            )
+        ).first()
+        is not None
+    )
 
 
 def _claim_step(user: AdminUser, step: int) -> bool:

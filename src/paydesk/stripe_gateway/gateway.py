@@ -12,6 +12,7 @@ one operation at Stripe. Results are plain dicts; errors are Paydesk errors.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -257,6 +258,19 @@ class StripeGateway:
         except stripe.StripeError as exc:
             _raise(exc)
 
+    def upload_evidence_file(self, content: bytes, filename: str, *, key: str) -> Json:
+        """Upload a dispute evidence file (Files API, purpose ``dispute_evidence``)."""
+        handle = io.BytesIO(content)
+        handle.name = filename  # the SDK sends it as the part's filename
+        try:
+            return _plain(
+                self._client.v1.files.create(
+                    {"file": handle, "purpose": "dispute_evidence"}, {"idempotency_key": key}
+                )
+            )
+        except stripe.StripeError as exc:
+            _raise(exc)
+
     def close_dispute(self, dispute_id: str, *, key: str) -> Json:
         """Accept a dispute: it is closed as lost."""
         try:
@@ -486,7 +500,12 @@ def build_gateway(settings: Settings, *, observers: list[Observer] | None = None
         debug=settings.stripe_debug,
         observers=list(observers or []),
     )
-    base_addresses: Any = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    # Uploads go to Stripe's "files" address (files.stripe.com); a sandbox serves both.
+    base_addresses: Any = (
+        {"api": settings.stripe_api_base, "files": settings.stripe_api_base}
+        if settings.stripe_api_base
+        else None
+    )
     client = stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
         base_addresses=base_addresses,

@@ -20,8 +20,11 @@ their own cap).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paydesk.auth import sessions as admin_sessions
 from paydesk.auth import tokens
 from paydesk.errors import AuthenticationRequired, PaydeskError
 from paydesk.logs import redact_text
@@ -43,14 +47,29 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/admin", 64 * KIB),
 )
 DEFAULT_BODY_LIMIT = 64 * KIB
+MIB = 1024 * KIB
+# Console forms that upload files (dispute evidence: Stripe takes 4.5 MB of files,
+# plus the text fields). Their larger cap is only granted to a signed-in console
+# session, checked from the cookie before a byte of the body is read.
+UPLOAD_ROUTES: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"/admin/disputes/[^/]{1,255}/evidence"), 6 * MIB),
+)
 # The whole body must arrive within this long: a client trickling 1 byte every few
 # seconds would otherwise hold a connection and a worker thread for minutes.
 BODY_READ_SECONDS = 10.0
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def upload_route(path: str) -> bool:
+    """Whether ``path`` is a console form that takes file uploads."""
+    return any(pattern.fullmatch(path) for pattern, _ in UPLOAD_ROUTES)
+
+
 def body_limit(path: str) -> int:
     """The largest body accepted on ``path``."""
+    for pattern, cap in UPLOAD_ROUTES:
+        if pattern.fullmatch(path):
+            return cap
     for prefix, limit in BODY_LIMITS:
         if path.startswith(prefix):
             return limit
@@ -220,6 +239,8 @@ class BodyGateMiddleware:
             )
 
     async def _credentials_problem(self, scope: Scope, path: str) -> PaydeskError | None:
+        if upload_route(path):
+            return await run_in_threadpool(self._console_session_problem, scope)
         if path.startswith("/api/admin/"):
             return await run_in_threadpool(self._admin_token_problem, scope)
         if path.startswith("/api/billing/"):
@@ -248,6 +269,25 @@ class BodyGateMiddleware:
         except SQLAlchemyError:
             return None  # the route meets the same outage and answers it (503)
         return None
+
+    def _console_session_problem(self, scope: Scope) -> PaydeskError | None:
+        cookies = SimpleCookie()
+        with contextlib.suppress(CookieError):
+            cookies.load(_header(scope, b"cookie") or "")
+        morsel = cookies.get(admin_sessions.COOKIE)
+        refused = AuthenticationRequired(
+            "Sign in to the console to upload files.", code="sign_in_required"
+        )
+        try:
+            with self.state.sessions() as session:
+                loaded = admin_sessions.load(
+                    session, self.state.settings, morsel.value if morsel else None
+                )
+                full = loaded is not None and loaded.row.stage == "full"
+                session.rollback()  # a look only; the route loads the session again
+        except SQLAlchemyError:
+            return None  # the route meets the same outage and answers it (503)
+        return None if full else refused
 
     def _app_token_problem(self, scope: Scope) -> PaydeskError | None:
         credential = self._bearer(

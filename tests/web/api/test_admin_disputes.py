@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
 
 from paydesk.db.models import Dispute, Payment
@@ -174,3 +176,29 @@ def test_dispute_actions_need_finance_and_refuse_bad_evidence(
     missing = api.post("/api/admin/disputes/dp_missing/close")
     assert missing.status_code == 404, missing.text
     assert stack.sdk.v1.disputes.retrieve(dispute).status == "needs_response"
+
+
+def test_file_evidence_by_uploaded_file_id(stack: Stack, api: httpx.Client) -> None:
+    """File fields take a Files API upload's id; anything else is refused."""
+    dispute = disputed_payment(stack, api, "df-1")
+    handle = io.BytesIO(b"%PDF-1.4\n% the receipt\n")
+    handle.name = "receipt.pdf"
+    receipt = stack.sdk.v1.files.create({"file": handle, "purpose": "dispute_evidence"})
+    for bad in ({"receipt": "not-a-file"}, {"receipt": "file_" + "x" * 300}):
+        response = api.post(f"/api/admin/disputes/{dispute}/evidence", json={"evidence": bad})
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["error"]["field"] == "receipt"
+    unknown = api.post(
+        f"/api/admin/disputes/{dispute}/evidence", json={"evidence": {"receipt": "file_missing"}}
+    )
+    assert 400 <= unknown.status_code < 500, unknown.text
+    won = api.post(
+        f"/api/admin/disputes/{dispute}/evidence",
+        json={
+            "evidence": {"receipt": receipt.id, "uncategorized_text": "winning_evidence"},
+            "submit": True,
+        },
+    )
+    assert won.status_code == 200, won.text
+    assert won.json()["status"] == "won"
+    assert stack.sdk.v1.disputes.retrieve(dispute).evidence.receipt == receipt.id

@@ -10,6 +10,7 @@ from typing import Any
 
 from paydesk_sandbox.errors import invalid_request
 from paydesk_sandbox.listing import created_filter, matching, paginate
+from paydesk_sandbox.resources.files import get_file
 from paydesk_sandbox.routing import Ctx, Router
 from paydesk_sandbox.state import SandboxState, changed_attributes, clone
 
@@ -45,6 +46,20 @@ EVIDENCE_FIELDS = (
     "shipping_tracking_number",
     "uncategorized_file",
     "uncategorized_text",
+)
+# The evidence fields that take the id of an uploaded file (purpose dispute_evidence).
+FILE_FIELDS = frozenset(
+    {
+        "cancellation_policy",
+        "customer_communication",
+        "customer_signature",
+        "duplicate_charge_documentation",
+        "receipt",
+        "refund_policy",
+        "service_documentation",
+        "shipping_documentation",
+        "uncategorized_file",
+    }
 )
 CLOSED = frozenset({"won", "lost", "warning_closed", "prevented"})
 _REASONS = {
@@ -159,6 +174,18 @@ def retrieve_dispute(ctx: Ctx) -> Json:
     return get_dispute(ctx.state, ctx.path["id"])
 
 
+def _check_file(state: SandboxState, file_id: str, key: str) -> None:
+    """A file evidence field names an uploaded ``dispute_evidence`` file."""
+    param = f"evidence[{key}]"
+    upload = get_file(state, file_id, param=param)
+    if upload["purpose"] != "dispute_evidence":
+        raise invalid_request(
+            f"The file {file_id} was uploaded with purpose '{upload['purpose']}'; "
+            "dispute evidence needs purpose 'dispute_evidence'.",
+            param=param,
+        )
+
+
 @router.post("/v1/disputes/{id}", params={"evidence", "metadata", "submit"})
 def update_dispute(ctx: Ctx) -> Json:
     """Add evidence/metadata; submitting test evidence settles the dispute."""
@@ -180,7 +207,10 @@ def update_dispute(ctx: Ctx) -> Json:
                     code="parameter_unknown",
                 )
             if key in EVIDENCE_FIELDS:
-                dispute["evidence"][key] = evidence.string(key)
+                value = evidence.string(key)
+                if key in FILE_FIELDS and value:
+                    _check_file(state, value, key)
+                dispute["evidence"][key] = value
         dispute["evidence_details"]["has_evidence"] = True
     dispute["metadata"] = p.metadata(dispute["metadata"])
     text = dispute["evidence"]["uncategorized_text"]

@@ -47,7 +47,6 @@ EMPTY_COLLECTIONS: tuple[tuple[str, str], ...] = (
     ("/v1/entitlements/features", "feature"),
     ("/v1/exchange_rates", "exchange rate"),
     ("/v1/file_links", "file link"),
-    ("/v1/files", "file"),
     ("/v1/financial_connections/accounts", "financial connections account"),
     ("/v1/forwarding/requests", "forwarding request"),
     ("/v1/identity/verification_reports", "verification report"),

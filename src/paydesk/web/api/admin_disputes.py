@@ -11,7 +11,7 @@ from pydantic import Field
 from paydesk import queries
 from paydesk.admin_actions import disputes as dispute_actions
 from paydesk.auth.roles import Permission
-from paydesk.billing.disputes import MAX_EVIDENCE_TEXT, TEXT_EVIDENCE
+from paydesk.billing.disputes import FILE_EVIDENCE, MAX_EVIDENCE_TEXT, TEXT_EVIDENCE
 from paydesk.db.models import Dispute
 from paydesk.errors import NotFound
 from paydesk.web.api.admin_auth import AuditFailures, ContextDep, require, require_action
@@ -68,11 +68,12 @@ def retrieve_dispute(dispute_id: str, session: SessionDep) -> DisputeOut:
 
 
 class EvidenceBody(Strict):
-    """Text evidence by Stripe field name; ``submit`` sends it to the bank (final)."""
+    """Evidence by Stripe field name (text, or an uploaded file's id for the file
+    fields); ``submit`` sends it to the bank (final)."""
 
     evidence: dict[
         Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=MAX_EVIDENCE_TEXT)]
-    ] = Field(max_length=len(TEXT_EVIDENCE))
+    ] = Field(max_length=len(TEXT_EVIDENCE) + len(FILE_EVIDENCE))
     submit: bool = False
 
 
@@ -94,10 +95,12 @@ def evidence(
 ) -> DisputeOut:
     """Save text evidence (``submit: false``, a draft) or submit it to the bank.
 
-    Fields (Stripe's names): ``product_description``, ``customer_name``,
-    ``customer_email_address``, ``billing_address``, ``customer_communication``,
-    ``service_date``, ``refund_policy_disclosure``, ``cancellation_rebuttal``,
-    ``uncategorized_text``. In test mode, ``uncategorized_text`` set to
+    Text fields (Stripe's names): ``product_description``, ``customer_name``,
+    ``customer_email_address``, ``billing_address``, ``service_date``,
+    ``refund_policy_disclosure``, ``cancellation_rebuttal``, ``uncategorized_text``.
+    File fields take the id of a file uploaded to Stripe's Files API with purpose
+    ``dispute_evidence`` (``file_…``): ``receipt``, ``customer_communication``,
+    ``uncategorized_file``. In test mode, ``uncategorized_text`` set to
     ``winning_evidence`` wins and ``losing_evidence`` loses.
     """
     row = dispute_actions.evidence(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,11 +20,36 @@ class Series:
     css: str
 
 
+def axis_ticks(peak: float, *, integer: bool) -> list[float]:
+    """Gridline values from 0 to a round top >= ``peak``, at most ~5 of them.
+
+    Steps are 1, 2 or 5 times a power of ten; with ``integer`` (counts) a step is a
+    whole number, so an axis never reads "207.5 payments".
+    """
+    peak = max(peak, 1 if integer else 0) or 1
+    raw = peak / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = max(1, math.ceil(step))
+    count = math.ceil(peak / step - 1e-9)
+    return [step * i for i in range(count + 1)]
+
+
 def bar_chart(
-    title: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    *,
+    integer: bool = False,
 ) -> Markup:
-    """Grouped bars, one group per label; each bar has a tooltip and the SVG a title."""
-    peak = max((v for s in series for v in s.values), default=0) or 1
+    """Grouped bars, one group per label; each bar has a tooltip and the SVG a title.
+
+    ``integer``: the values are counts, so the axis ticks are whole numbers.
+    """
+    ticks = axis_ticks(max((v for s in series for v in s.values), default=0), integer=integer)
+    peak = ticks[-1]
     plot_w = WIDTH - PAD_LEFT - 8
     plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
     group_w = plot_w / max(len(labels), 1)
@@ -32,12 +58,12 @@ def bar_chart(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
     ]
-    for fraction in (0, 0.5, 1):
-        y = PAD_TOP + plot_h * (1 - fraction)
+    for tick in ticks:
+        y = PAD_TOP + plot_h * (1 - tick / peak)
         parts.append(
             f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_short(peak * fraction))}{escape(unit)}</text>"
+            f"{escape(_short(tick))}{escape(unit)}</text>"
         )
     for index, label in enumerate(labels):
         x0 = PAD_LEFT + index * group_w + group_w * 0.1

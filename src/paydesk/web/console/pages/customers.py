@@ -119,6 +119,7 @@ def _detail(
         "events": events,
         "may_create_payment": may(request, payment_actions.CREATE),
         "may_create_subscription": may(request, subscription_actions.CREATE),
+        "may_change_tier": may(request, subscription_actions.CHANGE_TIER),
         "live_subscription": live_subscription(session, customer),
         "currencies": CURRENCIES,
         "tiers": TIERS,

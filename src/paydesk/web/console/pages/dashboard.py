@@ -36,12 +36,16 @@ def home(request: Request, session: SessionDep, principal: PrincipalDep) -> Resp
                 charts.Series("Succeeded", board.succeeded, "s2"),
                 charts.Series("Failed", board.failed, "s3"),
             ],
+            integer=True,
         ),
         charts.bar_chart(
             "Refunds (USD)", board.labels, [charts.Series("Refunded", board.refunded, "s4")]
         ),
         charts.bar_chart(
-            "Disputes opened", board.labels, [charts.Series("Disputes", board.disputes, "s3")]
+            "Disputes opened",
+            board.labels,
+            [charts.Series("Disputes", board.disputes, "s3")],
+            integer=True,
         ),
     ]
     return render(request, "dashboard.html", {"board": board, "charts": charts_html})

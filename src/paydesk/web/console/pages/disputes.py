@@ -1,7 +1,9 @@
-"""Console disputes: list, CSV export, one dispute with its deadline and timeline."""
+"""Console disputes: list, CSV export, one dispute with its deadline and timeline,
+evidence (text and files uploaded to Stripe) and accepting."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,13 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paydesk import queries
 from paydesk.admin_actions import disputes as dispute_actions
 from paydesk.billing.disputes import CLOSED
 from paydesk.db.models import Dispute, Payment
-from paydesk.errors import NotFound
+from paydesk.errors import InvalidInput, NotFound
 from paydesk.queries import page
 from paydesk.web.api.deps import SessionDep, get_gateway
 from paydesk.web.console.common import (
@@ -128,6 +131,7 @@ def dispute_detail(
             "events": queries.timeline(session, related),
             "open": row.status not in CLOSED,
             "fields": EVIDENCE_LABELS,
+            "file_fields": FILE_LABELS,
             "form_key": secrets.token_hex(16),
         },
     )
@@ -135,12 +139,44 @@ def dispute_detail(
 
 EVIDENCE_LABELS = {
     "product_description": "What was sold",
-    "customer_communication": "Communication with the customer",
     "service_date": "Date of service",
     "refund_policy_disclosure": "How the refund policy was shown",
     "cancellation_rebuttal": "Why the cancellation claim does not hold",
     "uncategorized_text": "Other evidence",
 }
+# File evidence (uploaded to Stripe's Files API; PDF, JPEG or PNG).
+FILE_LABELS = {
+    "receipt": "Receipt",
+    "customer_communication": "Communication with the customer",
+    "uncategorized_file": "Other file",
+}
+_FILE_ID = re.compile(r"file_[A-Za-z0-9]{1,200}")
+
+
+def uploaded_files(form: FormData) -> dict[str, tuple[str, bytes]]:
+    """The evidence files chosen in the form: field → (filename, bytes); empty inputs
+    are left out. The body is already capped (``web/limits.py``), so reading is bounded."""
+    files: dict[str, tuple[str, bytes]] = {}
+    for name in FILE_LABELS:
+        value = form.get(name)
+        if isinstance(value, UploadFile) and value.filename:
+            value.file.seek(0)
+            content = value.file.read()
+            if content:
+                files[name] = (value.filename, content)
+    return files
+
+
+def carried_file_ids(form: FormData) -> dict[str, str]:
+    """File ids carried by the confirmation step (files uploaded with the draft)."""
+    ids: dict[str, str] = {}
+    for name in FILE_LABELS:
+        value = form.get(name)
+        if isinstance(value, str) and value:
+            if not _FILE_ID.fullmatch(value):
+                raise InvalidInput(f"{name} takes the id of an uploaded file.", field=name)
+            ids[name] = value
+    return ids
 
 
 @router.post("/disputes/{dispute_id}/{action}")
@@ -176,22 +212,48 @@ def dispute_action(
         dispute_actions.close(ctx, gateway, dispute_id)
         return RedirectResponse(f"{url}?done=dispute_closed", status_code=303)
     evidence = {name: raw_field(form, name) for name in EVIDENCE_LABELS}
+    evidence.update(carried_file_ids(form))
+    files = uploaded_files(form)
     submit = form_field(form, "submit") == "submit"
+    key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
     if submit and form_field(form, "confirm") != "yes":
+        summary = [
+            f"Submit the evidence of {dispute_id} to the bank.",
+            "Submitted evidence is final: it can no longer be edited.",
+        ]
+        if files:
+            # A file cannot ride along a confirmation form: upload it now, with the
+            # text, as a draft, and carry the new file ids to the confirmation.
+            file_ids: dict[str, str] = {}
+            dispute_actions.evidence(
+                ctx,
+                gateway,
+                dispute_id,
+                evidence,
+                submit=False,
+                request_key=f"console-draft-{key}",
+                files=files,
+                file_ids=file_ids,
+            )
+            evidence.update(file_ids)
+            names = ", ".join(f"{FILE_LABELS[k]} ({files[k][0][:80]})" for k in files)
+            summary.insert(1, f"Files uploaded and saved with a draft: {names}.")
         return confirm(
             request,
             title="Confirm submitting evidence",
-            summary=[
-                f"Submit the evidence of {dispute_id} to the bank.",
-                "Submitted evidence is final: it can no longer be edited.",
-            ],
+            summary=summary,
             action=f"{url}/evidence",
-            fields={**evidence, "submit": "submit", "form_key": form_field(form, "form_key")},
+            fields={**evidence, "submit": "submit", "form_key": key},
             button="Submit evidence",
         )
-    key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
     dispute_actions.evidence(
-        ctx, gateway, dispute_id, evidence, submit=submit, request_key=f"console-{key}"
+        ctx,
+        gateway,
+        dispute_id,
+        evidence,
+        submit=submit,
+        request_key=f"console-{key}",
+        files=files,
     )
     done = "evidence_submitted" if submit else "evidence_saved"
     return RedirectResponse(f"{url}?done={done}", status_code=303)

@@ -84,8 +84,9 @@ def pending(request: Request, session: SessionDep, stage: str) -> admin_sessions
 
 @router.get("/2fa")
 def second_factor_page(request: Request, session: SessionDep) -> Response:
-    pending(request, session, "password")
-    return render(request, "two_factor.html")
+    loaded = pending(request, session, "password")
+    offer = accounts.has_recovery_codes(session, loaded.user)
+    return render(request, "two_factor.html", {"recovery_codes": offer})
 
 
 @router.post("/2fa")
@@ -105,7 +106,11 @@ def second_factor(request: Request, session: SessionDep, form: FormDep) -> Respo
     except PaydeskError as exc:
         # Commit the audited failure (and the lockout count) despite the refusal.
         session.commit()
-        return render(request, "two_factor.html", {"error": exc.message}, status=status_for(exc))
+        context = {
+            "error": exc.message,
+            "recovery_codes": accounts.has_recovery_codes(session, user),
+        }
+        return render(request, "two_factor.html", context, status=status_for(exc))
     accounts.signed_in(session, settings, user, method=method, source=source_of(request))
     raw = admin_sessions.promote(session, settings, loaded, stage="full")
     response = RedirectResponse(f"{PREFIX}", status_code=303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -159,7 +160,11 @@ def subscription_action(
                     "Upgrades are prorated and invoiced now; downgrades credit the rest.",
                 ],
                 action=url,
-                fields={"tier": tier, "form_key": form_field(form, "form_key")},
+                fields={
+                    "tier": tier,
+                    "form_key": form_field(form, "form_key"),
+                    "from": form_field(form, "from")[:16],
+                },
                 button="Change tier",
             )
         key = form_field(form, "form_key")[:64] or secrets.token_hex(16)
@@ -167,6 +172,12 @@ def subscription_action(
         subscription_actions.set_tier(
             ctx, get_gateway(request), subscription_id, tier=tier, request_key=f"console-{key}"
         )
+        if form_field(form, "from") == "customer" and row.customer_id:
+            # Changed from the customer's page: back there, with the flash.
+            return RedirectResponse(
+                f"{PREFIX}/customers/{quote(row.customer_id, safe='')}?done={done}",
+                status_code=303,
+            )
     elif action == "cancel":
         when = form_field(form, "when")
         if when not in ("now", "period_end"):
