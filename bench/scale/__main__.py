@@ -101,7 +101,7 @@ def main() -> None:
         engine.dispose()
         print(f"generated in {time.perf_counter() - started:.0f} s: {dict(sizes)}", flush=True)
 
-        from paydesk.auth import accounts, tokens
+        from paydesk.auth import accounts, tokens, two_factor
         from paydesk.settings import load_settings
 
         base_env = {
@@ -129,7 +129,7 @@ def main() -> None:
                 session, settings, email="reader@bench.test", role="admin", password=password,
                 actor="bench",
             )  # fmt: skip
-            accounts.start_enrolment(settings, reader)
+            two_factor.start_enrolment(settings, reader)
             reader.totp_enabled = True  # an admin's token needs two-factor enrolment
             _, token = tokens.create(
                 session, settings, reader, name="bench", role="viewer", days=1, actor="bench"

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from paydesk.auth import accounts, tokens
+from paydesk.auth import accounts, tokens, two_factor
 from paydesk.billing.customers import ensure_customer
 from paydesk.billing.payments import PaymentRequest, create_payment
 from paydesk.billing.refunds import RefundRequest, refund_payment
@@ -70,13 +70,15 @@ def create_first_admin(settings: Settings, engine: Engine) -> SeededAdmin | None
         user, password = accounts.create_admin(
             session, settings, email=DEMO_ADMIN, role="admin", actor="demo"
         )
-        seed = accounts.start_enrolment(settings, user)
+        seed = two_factor.start_enrolment(settings, user)
         user.totp_enabled = True
         _row, token = tokens.create(
             session, settings, user, name="demo curl", role="admin", days=30, actor="demo"
         )
         session.commit()
-        return SeededAdmin(user.email, password, token, accounts.provisioning_uri(seed, user.email))
+        return SeededAdmin(
+            user.email, password, token, two_factor.provisioning_uri(seed, user.email)
+        )
 
 
 def seed_business(

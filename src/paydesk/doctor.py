@@ -134,7 +134,7 @@ def check_stripe(settings: Settings, gateway: StripeGateway) -> Iterator[Check]:
 
 
 def _check_webhook_endpoint(settings: Settings, gateway: StripeGateway) -> Check:
-    from paydesk.cli.webhooks import subscribed_events
+    from paydesk.webhooks.events import subscribed_events
 
     hint = "run `paydesk webhooks setup https://<host>/api/webhooks/stripe`"
     endpoints = [e for e in gateway.list_webhook_endpoints() if WEBHOOK_PATH in e.get("url", "")]

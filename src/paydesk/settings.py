@@ -9,6 +9,9 @@ The key-mode guard lives here too: Stripe keys carry their mode in their prefix,
 and a mismatch between the keys, or between the keys and ``PAYDESK_ENV``, stops
 the process before it listens. Error messages name the variable and the rule,
 never the value.
+
+Over ~500 lines until it is split into one settings class per concern (issue #18,
+part 6); until then every variable is parsed here, in one place.
 """
 
 from __future__ import annotations

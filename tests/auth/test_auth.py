@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from paydesk.auth import accounts, audit, roles, tokens
+from paydesk.auth import accounts, audit, roles, tokens, two_factor
 from paydesk.auth import sessions as admin_sessions
 from paydesk.auth.roles import Permission
 from paydesk.db.models import AdminSession, AdminUser, AuditEntry
@@ -91,14 +91,14 @@ def test_totp_codes_are_single_use_and_recovery_codes_once(
         user = accounts.get_admin(session, admin.user_id)
         now = time.time()
         code = pyotp.TOTP(admin.seed).at(now)
-        assert accounts.verify_totp(settings, user, code, now=now)
-        assert not accounts.verify_totp(settings, user, code, now=now)  # replayed
-        assert not accounts.verify_totp(settings, user, "000000x", now=now)
-        codes = accounts.issue_recovery_codes(session, settings, user)
-        assert len(set(codes)) == accounts.RECOVERY_CODES
-        assert accounts.use_recovery_code(session, settings, user, codes[0].upper())
-        assert not accounts.use_recovery_code(session, settings, user, codes[0])
-        assert not accounts.use_recovery_code(session, settings, user, "dead-beef-0000")
+        assert two_factor.verify_totp(settings, user, code, now=now)
+        assert not two_factor.verify_totp(settings, user, code, now=now)  # replayed
+        assert not two_factor.verify_totp(settings, user, "000000x", now=now)
+        codes = two_factor.issue_recovery_codes(session, settings, user)
+        assert len(set(codes)) == two_factor.RECOVERY_CODES
+        assert two_factor.use_recovery_code(session, settings, user, codes[0].upper())
+        assert not two_factor.use_recovery_code(session, settings, user, codes[0])
+        assert not two_factor.use_recovery_code(session, settings, user, "dead-beef-0000")
 
 
 def test_sessions_idle_and_absolute_timeouts(
@@ -268,7 +268,7 @@ def test_no_secret_is_stored_in_the_clear(
     token = make_token(sessions, settings, admin)
     with sessions() as session:
         user = accounts.get_admin(session, admin.user_id)
-        codes = accounts.issue_recovery_codes(session, settings, user)
+        codes = two_factor.issue_recovery_codes(session, settings, user)
         raw_session = admin_sessions.start(
             session, settings, user, stage="full", source_address=None, user_agent=None
         )

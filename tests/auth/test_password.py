@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paydesk.auth import accounts
+from paydesk.auth import accounts, two_factor
 from paydesk.auth import sessions as admin_sessions
 from paydesk.db.models import AdminSession, AuditEntry
 from paydesk.errors import InvalidInput
@@ -127,10 +127,10 @@ def test_wrong_current_passwords_lock_the_account(
 def test_enrolment_seed_is_stable_per_session_and_differs_between_sessions(
     settings: Settings,
 ) -> None:
-    first = accounts.enrolment_seed(settings, "a" * 64)
-    assert first == accounts.enrolment_seed(settings, "a" * 64)
-    assert first != accounts.enrolment_seed(settings, "b" * 64)
+    first = two_factor.enrolment_seed(settings, "a" * 64)
+    assert first == two_factor.enrolment_seed(settings, "a" * 64)
+    assert first != two_factor.enrolment_seed(settings, "b" * 64)
     assert len(first) == 32
     pyotp.TOTP(first).now()  # a valid base32 TOTP seed
     other_key = settings.model_copy(update={"secret_key": type(settings.secret_key)("z" * 40)})
-    assert accounts.enrolment_seed(other_key, "a" * 64) != first
+    assert two_factor.enrolment_seed(other_key, "a" * 64) != first

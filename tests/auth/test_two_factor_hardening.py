@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from paydesk.auth import accounts
+from paydesk.auth import accounts, two_factor
 from paydesk.db.engine import create_engine, session_factory
 from paydesk.errors import AuthenticationRequired, Conflict
 from paydesk.settings import load_settings
@@ -48,7 +48,7 @@ def _same_code_in_parallel(url: str) -> None:
                 user = accounts.get_admin(session, admin.user_id)
                 assert user.totp_last_step == 0  # each has read the row before any claim
                 ready.wait(timeout=30)
-                accepted = accounts.verify_totp(settings, user, code)
+                accepted = two_factor.verify_totp(settings, user, code)
                 session.commit()
                 return accepted
 
@@ -68,9 +68,9 @@ def test_enrolment_is_refused_once_the_account_has_a_confirmed_seed(stack: Stack
     with stack.sessions() as session:
         user = accounts.get_admin(session, admin.user_id)
         with pytest.raises(Conflict) as refused:
-            accounts.start_enrolment(stack.settings, user)
+            two_factor.start_enrolment(stack.settings, user)
         assert refused.value.code == "two_factor_already_enrolled"
-        assert accounts.totp_seed(stack.settings, user) == admin.seed
+        assert two_factor.totp_seed(stack.settings, user) == admin.seed
 
 
 def _signed_in_to_enrol(base: str, email: str) -> tuple[httpx.Client, str]:
@@ -105,7 +105,7 @@ def test_a_stale_enrolment_session_cannot_replace_two_factor(stack: Stack, tmp_p
     with stack.sessions() as session:
         user = accounts.get_admin(session, admin.user_id)
         assert user.totp_enabled
-        assert accounts.totp_seed(stack.settings, user) == seed
+        assert two_factor.totp_seed(stack.settings, user) == seed
 
 
 def test_wrong_codes_never_revoke_the_accounts_tokens_or_sessions(stack: Stack) -> None:

@@ -10,7 +10,7 @@ import sys
 import pytest
 from sqlalchemy import Engine, select, text
 
-from paydesk.auth import accounts, tokens
+from paydesk.auth import accounts, tokens, two_factor
 from paydesk.db.engine import session_factory
 from paydesk.db.models import AdminUser
 from paydesk.settings import load_settings
@@ -53,7 +53,7 @@ def test_create_disable_reset_and_verify(migrated_url: str, engine: Engine) -> N
         user = accounts.check_password(
             session, settings, "ops@example.com", password.group(1), source_address=None
         )
-        accounts.start_enrolment(settings, user)
+        two_factor.start_enrolment(settings, user)
         user.totp_enabled = True
         _, token = tokens.create(session, settings, user, name="t", role="admin", actor="t")
         session.commit()

@@ -38,7 +38,7 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from paydesk.auth import accounts
+from paydesk.auth import accounts, two_factor
 from paydesk.db.models import StripeEvent
 from paydesk_sandbox.cards import CARDS
 from tests.reliability import conftest as reliability
@@ -179,7 +179,7 @@ def _flow(stack: ProcessStack, known: Secrets, recorder: Recorder, password: str
         )
         recorder.label = ""
         codes = re.findall(r"<code>([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})</code>", done.text)
-        assert len(codes) == accounts.RECOVERY_CODES
+        assert len(codes) == two_factor.RECOVERY_CODES
         for n, code in enumerate(codes):
             known.add(f"recovery code {n}", code, shown_in="recovery codes")
         known.add(

@@ -8,6 +8,7 @@ import pyotp
 from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk.auth import accounts, tokens
+from paydesk.auth.two_factor import start_enrolment
 from paydesk.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -44,7 +45,7 @@ def make_admin(
         )
         seed = None
         if two_factor:
-            seed = accounts.start_enrolment(settings, user)
+            seed = start_enrolment(settings, user)
             user.totp_enabled = True
         session.commit()
         return SeededAdmin(user.id, email, PASSWORD, seed)

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from paydesk.cli.webhooks import GUIDE_EVENTS
 from paydesk.db.models import StripeEvent
 from paydesk.settings import Settings, load_settings
 from paydesk.stripe_gateway import StripeGateway, build_gateway, pinned_api_version
 from paydesk.stripe_gateway.gateway import operation_key
 from paydesk.web import create_app
+from paydesk.webhooks.events import GUIDE_EVENTS
 from paydesk.webhooks.process import Worker, build_worker
 from paydesk_sandbox.config import SandboxConfig
 from paydesk_sandbox.server import RunningSandbox, running_sandbox

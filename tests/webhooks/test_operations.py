@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from paydesk.cli.webhooks import GUIDE_EVENTS, subscribed_events
 from paydesk.db.models import Payment, StripeEvent
 from paydesk.stripe_gateway import pinned_api_version
 from paydesk.stripe_gateway.triggers import run_trigger
+from paydesk.webhooks.events import GUIDE_EVENTS, subscribed_events
 from paydesk.webhooks.handlers import Deferred, Fetcher
 from paydesk.webhooks.operations import backfill, parse_since, since_params
 from tests.webhooks.conftest import Live, live_paydesk, poll

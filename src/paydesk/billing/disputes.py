@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from stripe.params import DisputeUpdateParams
 
 from paydesk.billing.mirror import apply_dispute
 from paydesk.db.models import Dispute
 from paydesk.errors import Conflict, InvalidInput
 from paydesk.stripe_gateway import StripeGateway
 from paydesk.stripe_gateway.gateway import operation_key
+from paydesk.stripe_gateway.params import DisputeUpdateParams
 
 # The text evidence fields an operator fills in (Stripe's names).
 TEXT_EVIDENCE = (

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from stripe.params import PaymentIntentCreateParams
 
 from paydesk.billing.mirror import apply_payment_intent
 from paydesk.db.models import Customer, Payment
@@ -16,6 +15,7 @@ from paydesk.errors import Conflict, InvalidInput, NotFound, PaymentFailed
 from paydesk.money import validate_charge_amount
 from paydesk.stripe_gateway import StripeGateway
 from paydesk.stripe_gateway.gateway import operation_key
+from paydesk.stripe_gateway.params import PaymentIntentCreateParams
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from stripe.params import RefundCreateParams
 
 from paydesk.billing.mirror import apply_refund
 from paydesk.billing.payments import get_payment, refresh_payment
@@ -17,6 +16,7 @@ from paydesk.errors import Conflict, InvalidInput, NotFound
 from paydesk.money import Money
 from paydesk.stripe_gateway import StripeGateway
 from paydesk.stripe_gateway.gateway import operation_key
+from paydesk.stripe_gateway.params import RefundCreateParams
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 MAX_NOTE_LENGTH = 2000

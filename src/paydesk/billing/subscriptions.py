@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from stripe.params import SubscriptionCreateParams, SubscriptionUpdateParams
 
 from paydesk.billing import promotions
 from paydesk.billing.mirror import apply_customer, apply_invoice, apply_subscription
@@ -26,6 +25,7 @@ from paydesk.errors import Conflict, InvalidInput, NotFound
 from paydesk.settings import Settings
 from paydesk.stripe_gateway import StripeGateway
 from paydesk.stripe_gateway.gateway import operation_key
+from paydesk.stripe_gateway.params import SubscriptionCreateParams, SubscriptionUpdateParams
 
 # Statuses in which a subscription still counts as the customer's one subscription.
 LIVE_STATUSES = ("active", "trialing", "past_due", "incomplete", "unpaid", "paused")

@@ -6,31 +6,6 @@ from typing import Any
 
 import typer
 
-# The guide's seven events.
-GUIDE_EVENTS = (
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "charge.refunded",
-    "charge.dispute.created",
-    # A renewal that needs the customer: they get a pay link by email (PAYDESK_SMTP_URL).
-    "invoice.payment_action_required",
-    "invoice.payment_failed",
-)
-
-
-def subscribed_events() -> list[str]:
-    """The guide's events plus every type the mirror and the metrics apply (refunds,
-    invoices incl. payment_action_required, customers, disputes, …), sorted."""
-    from paydesk.stripe_gateway.gateway import webhook_event_types
-    from paydesk.webhooks.handlers import handler_for
-
-    handled = {name for name in webhook_event_types() if handler_for(name) is not None}
-    return sorted(handled | set(GUIDE_EVENTS))
-
-
 webhooks_app = typer.Typer(help="Webhook endpoints registered with Stripe.")
 
 
@@ -49,6 +24,7 @@ def setup_command(
     from paydesk.cli.common import settings_or_exit
     from paydesk.stripe_gateway import build_gateway, pinned_api_version
     from paydesk.stripe_gateway.gateway import operation_key
+    from paydesk.webhooks.events import subscribed_events
 
     if not url.startswith(("https://", "http://")):
         typer.echo("paydesk: URL must start with https:// (http:// only for local tests)", err=True)

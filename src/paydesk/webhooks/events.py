@@ -1,4 +1,5 @@
-"""A received event, parsed just enough to store and route it."""
+"""Webhook events: a received one, parsed just enough to store and route it, and the
+types Paydesk subscribes to (``paydesk webhooks setup``, doctor)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,29 @@ def event_from_dict(data: Any, payload: str | None = None) -> ParsedEvent:
         object_id=str(object_id)[:255] if object_id is not None else None,
         payload=payload if payload is not None else orjson.dumps(data).decode(),
     )
+
+
+# The guide's seven events.
+GUIDE_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "charge.refunded",
+    "charge.dispute.created",
+    # A renewal that needs the customer: they get a pay link by email (PAYDESK_SMTP_URL).
+    "invoice.payment_action_required",
+    "invoice.payment_failed",
+)
+
+
+def subscribed_events() -> list[str]:
+    """The guide's events plus every type the mirror and the metrics apply (refunds,
+    invoices incl. payment_action_required, customers, disputes, …), sorted."""
+    # Imported here: the receive path imports this module and needs neither.
+    from paydesk.stripe_gateway.gateway import webhook_event_types
+    from paydesk.webhooks.handlers import handler_for
+
+    handled = {name for name in webhook_event_types() if handler_for(name) is not None}
+    return sorted(handled | set(GUIDE_EVENTS))

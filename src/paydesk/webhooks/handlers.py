@@ -225,65 +225,70 @@ def _rank(object_type: str, status: Any) -> int:
 
 ApplyFn = Callable[[Context, Json, int], tuple[StripeMirrorMixin, bool]]
 
-_MODELS: dict[str, type[StripeMirrorMixin]] = {
-    "customer": Customer,
-    "product": Product,
-    "price": Price,
-    "payment_intent": Payment,
-    "refund": Refund,
-    "dispute": Dispute,
-    "subscription": Subscription,
-    "invoice": Invoice,
+
+def _apply_customer(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_customer(ctx.session, obj, t)
+
+
+def _apply_product(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_product(ctx.session, obj, t)
+
+
+def _apply_price(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_price(ctx.session, obj, t, tier=ctx.tier_of(str(obj["id"])))
+
+
+def _apply_payment_intent(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    new = _cached_or_loaded(ctx, Payment, str(obj["id"])) is None
+    row, written = mirror.apply_payment_intent(ctx.session, obj, t)
+    # A dispute mirrored before its payment flags the payment when it appears.
+    if new and _has_dispute(ctx.session, row.stripe_id):
+        _mark_disputed(ctx.session, row.stripe_id)
+    return row, written
+
+
+def _apply_refund(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_refund(ctx.session, obj, t)
+
+
+def _apply_dispute(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    row, written = mirror.apply_dispute(ctx.session, obj, t)
+    intent_id = mirror.ref(obj.get("payment_intent"))
+    disputed = ctx.session.info.get(DISPUTED_CACHE)
+    if disputed is not None and intent_id is not None:
+        disputed.add(intent_id)
+    _mark_disputed(ctx.session, intent_id)
+    return row, written
+
+
+def _apply_subscription(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_subscription(ctx.session, obj, t, ctx.tier_of)
+
+
+def _apply_invoice(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
+    return mirror.apply_invoice(ctx.session, obj, t)
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    """A mirrored Stripe object type: its table and how an object of it is written."""
+
+    model: type[StripeMirrorMixin]
+    apply: ApplyFn
+
+
+# The one registry of mirrored object types, by Stripe's ``object`` name: the
+# handlers apply through it and the worker preloads a batch's rows with it.
+OBJECT_TYPES: dict[str, ObjectType] = {
+    "customer": ObjectType(Customer, _apply_customer),
+    "product": ObjectType(Product, _apply_product),
+    "price": ObjectType(Price, _apply_price),
+    "payment_intent": ObjectType(Payment, _apply_payment_intent),
+    "refund": ObjectType(Refund, _apply_refund),
+    "dispute": ObjectType(Dispute, _apply_dispute),
+    "subscription": ObjectType(Subscription, _apply_subscription),
+    "invoice": ObjectType(Invoice, _apply_invoice),
 }
-
-
-def _apply_fn(object_type: str) -> ApplyFn:
-    def customer(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_customer(ctx.session, obj, t)
-
-    def product(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_product(ctx.session, obj, t)
-
-    def price(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_price(ctx.session, obj, t, tier=ctx.tier_of(str(obj["id"])))
-
-    def payment_intent(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        new = _cached_or_loaded(ctx, Payment, str(obj["id"])) is None
-        row, written = mirror.apply_payment_intent(ctx.session, obj, t)
-        # A dispute mirrored before its payment flags the payment when it appears.
-        if new and _has_dispute(ctx.session, row.stripe_id):
-            _mark_disputed(ctx.session, row.stripe_id)
-        return row, written
-
-    def refund(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_refund(ctx.session, obj, t)
-
-    def dispute(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        row, written = mirror.apply_dispute(ctx.session, obj, t)
-        intent_id = mirror.ref(obj.get("payment_intent"))
-        disputed = ctx.session.info.get(DISPUTED_CACHE)
-        if disputed is not None and intent_id is not None:
-            disputed.add(intent_id)
-        _mark_disputed(ctx.session, intent_id)
-        return row, written
-
-    def subscription(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_subscription(ctx.session, obj, t, ctx.tier_of)
-
-    def invoice(ctx: Context, obj: Json, t: int) -> tuple[StripeMirrorMixin, bool]:
-        return mirror.apply_invoice(ctx.session, obj, t)
-
-    functions: dict[str, ApplyFn] = {
-        "customer": customer,
-        "product": product,
-        "price": price,
-        "payment_intent": payment_intent,
-        "refund": refund,
-        "dispute": dispute,
-        "subscription": subscription,
-        "invoice": invoice,
-    }
-    return functions[object_type]
 
 
 DISPUTED_CACHE = "paydesk.disputed_payments"
@@ -350,8 +355,7 @@ def apply_stateful(ctx: Context, object_type: str, obj: Json, created: int) -> s
     Returns the outcome: ``applied``, ``refetched``, ``stale`` (older than the
     mirror and nothing to re-fetch with) or ``gone`` (Stripe no longer has it).
     """
-    apply = _apply_fn(object_type)
-    model = _MODELS[object_type]
+    apply, model = OBJECT_TYPES[object_type].apply, OBJECT_TYPES[object_type].model
     object_id = str(obj["id"])
     row = _cached_or_loaded(ctx, model, object_id)
     if row is None or row.source_time < created:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from paydesk.auth import accounts, audit, roles
+from paydesk.auth import accounts, audit, roles, two_factor
 from paydesk.auth import sessions as admin_sessions
 from paydesk.errors import PaydeskError
 from paydesk.web.api.deps import SessionDep
@@ -85,7 +85,7 @@ def pending(request: Request, session: SessionDep, stage: str) -> admin_sessions
 @router.get("/2fa")
 def second_factor_page(request: Request, session: SessionDep) -> Response:
     loaded = pending(request, session, "password")
-    offer = accounts.has_recovery_codes(session, loaded.user)
+    offer = two_factor.has_recovery_codes(session, loaded.user)
     return render(request, "two_factor.html", {"recovery_codes": offer})
 
 
@@ -108,7 +108,7 @@ def second_factor(request: Request, session: SessionDep, form: FormDep) -> Respo
         session.commit()
         context = {
             "error": exc.message,
-            "recovery_codes": accounts.has_recovery_codes(session, user),
+            "recovery_codes": two_factor.has_recovery_codes(session, user),
         }
         return render(request, "two_factor.html", context, status=status_for(exc))
     accounts.signed_in(session, settings, user, method=method, source=source_of(request))
@@ -124,14 +124,14 @@ def enrol_page(request: Request, session: SessionDep) -> Response:
     loaded = pending(request, session, "enrol")
     # The same seed on every load of this session (a reload must not invalidate what
     # was just scanned); another sign-in gets another one.
-    seed = accounts.start_enrolment(
-        settings, loaded.user, seed=accounts.enrolment_seed(settings, loaded.row.digest)
+    seed = two_factor.start_enrolment(
+        settings, loaded.user, seed=two_factor.enrolment_seed(settings, loaded.row.digest)
     )
-    uri = accounts.provisioning_uri(seed, loaded.user.email)
+    uri = two_factor.provisioning_uri(seed, loaded.user.email)
     return render(
         request,
         "enrol.html",
-        {"seed": seed, "qr": accounts.qr_svg(uri), "email": loaded.user.email},
+        {"seed": seed, "qr": two_factor.qr_svg(uri), "email": loaded.user.email},
     )
 
 
@@ -141,23 +141,23 @@ def enrol(request: Request, session: SessionDep, form: FormDep) -> Response:
     loaded = pending(request, session, "enrol")
     user = loaded.user
     # Check the code against this session's seed, whichever session stored one last.
-    seed = accounts.start_enrolment(
-        settings, user, seed=accounts.enrolment_seed(settings, loaded.row.digest)
+    seed = two_factor.start_enrolment(
+        settings, user, seed=two_factor.enrolment_seed(settings, loaded.row.digest)
     )
-    if not accounts.enable_two_factor(settings, user, form_field(form, "code")):
-        uri = accounts.provisioning_uri(seed, user.email)
+    if not two_factor.enable_two_factor(settings, user, form_field(form, "code")):
+        uri = two_factor.provisioning_uri(seed, user.email)
         return render(
             request,
             "enrol.html",
             {
                 "seed": seed,
-                "qr": accounts.qr_svg(uri),
+                "qr": two_factor.qr_svg(uri),
                 "email": user.email,
                 "error": "That code did not match; check your device's clock and retry.",
             },
             status=422,
         )
-    codes = accounts.issue_recovery_codes(session, settings, user)
+    codes = two_factor.issue_recovery_codes(session, settings, user)
     audit.record(
         session,
         settings,

@@ -1,0 +1,1 @@
+"""The portal's pages, one module-level ``router`` per page group."""
