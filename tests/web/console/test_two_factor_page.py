@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from paydesk.auth import accounts
+from paydesk.auth import accounts, two_factor
 from paydesk.db.models import AdminRecoveryCode
 from tests.support.admins import SeededAdmin, make_admin
 from tests.support.stack import Stack
@@ -53,7 +53,7 @@ def test_recovery_codes_offered_hashed_and_single_use(stack: Stack, base_url: st
     admin = make_admin(stack.sessions, stack.settings, "admin")
     with stack.sessions() as session:
         user = accounts.get_admin(session, admin.user_id)
-        codes = accounts.issue_recovery_codes(session, stack.settings, user)
+        codes = two_factor.issue_recovery_codes(session, stack.settings, user)
         session.commit()
         digests = session.scalars(
             select(AdminRecoveryCode.code_digest).where(AdminRecoveryCode.user_id == user.id)
