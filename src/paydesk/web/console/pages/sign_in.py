@@ -32,6 +32,14 @@ _PASSWORD_RULES = {
 }
 
 
+def _refused(request: Request, template: str, exc: PaydeskError) -> Response:
+    response = render(request, template, {"error": exc.message}, status=status_for(exc))
+    wait = exc.details.get("retry_after_seconds")
+    if isinstance(wait, int):
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @router.get("/login")
 def login_page(request: Request) -> Response:
     return render(request, "login.html")
@@ -49,9 +57,9 @@ def login(request: Request, session: SessionDep, form: FormDep) -> Response:
             source_address=source_of(request),
         )
     except PaydeskError as exc:
-        # Commit the audited failure (and the lockout count) despite the refusal.
+        # Commit the audited failure (it counts towards the back-off) despite the refusal.
         session.commit()
-        return render(request, "login.html", {"error": exc.message}, status=status_for(exc))
+        return _refused(request, "login.html", exc)
     if user.totp_enabled:
         stage = "password"
     elif roles.require_two_factor(user.role):
@@ -103,9 +111,9 @@ def second_factor(request: Request, session: SessionDep, form: FormDep) -> Respo
             source_address=source_of(request),
         )
     except PaydeskError as exc:
-        # Commit the audited failure (and the lockout count) despite the refusal.
+        # Commit the audited failure (it counts towards the back-off) despite the refusal.
         session.commit()
-        return render(request, "two_factor.html", {"error": exc.message}, status=status_for(exc))
+        return _refused(request, "two_factor.html", exc)
     accounts.signed_in(session, settings, user, method=method, source=source_of(request))
     raw = admin_sessions.promote(session, settings, loaded, stage="full")
     response = RedirectResponse(f"{PREFIX}", status_code=303)
