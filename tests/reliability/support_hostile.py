@@ -107,7 +107,10 @@ class HostileServer:
         return self.count(StripeEvent)
 
     def rejections(self) -> int:
-        return self.count(WebhookRejection)
+        """Refused deliveries (rows are counters per reason, address and hour)."""
+        with Session(self.engine) as session:
+            total = session.scalar(select(func.sum(WebhookRejection.count)))
+            return int(total or 0)
 
 
 @contextmanager
