@@ -197,6 +197,12 @@ def test_csrf_tokens(settings: Settings) -> None:
     assert not admin_sessions.csrf_ok(settings, admin_sessions.new_csrf_cookie(), token)
     assert not admin_sessions.csrf_ok(settings, None, token)
     assert not admin_sessions.csrf_ok(settings, cookie, None)
+    # Bound to the session: another session's token, or the unbound one, is refused.
+    mine = admin_sessions.csrf_token(settings, cookie, "session-a")
+    assert admin_sessions.csrf_ok(settings, cookie, mine, "session-a")
+    assert not admin_sessions.csrf_ok(settings, cookie, mine, "session-b")
+    assert not admin_sessions.csrf_ok(settings, cookie, mine)
+    assert not admin_sessions.csrf_ok(settings, cookie, token, "session-a")
 
 
 def test_live_mode_refunds_and_cancellations_need_finance() -> None:

@@ -14,12 +14,14 @@ from paydesk.web.console.common import (
     FormDep,
     PrincipalDep,
     Redirect,
+    SignInFormDep,
     form_field,
     raw_field,
     render,
     set_session_cookie,
     settings_of,
     source_of,
+    will_set_session_cookie,
 )
 from paydesk.web.errors import status_for
 
@@ -46,7 +48,7 @@ def login_page(request: Request) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, session: SessionDep, form: FormDep) -> Response:
+def login(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     try:
         user = accounts.check_password(
@@ -97,7 +99,7 @@ def second_factor_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/2fa")
-def second_factor(request: Request, session: SessionDep, form: FormDep) -> Response:
+def second_factor(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     loaded = pending(request, session, "password")
     user = loaded.user
@@ -139,7 +141,7 @@ def enrol_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/enrol")
-def enrol(request: Request, session: SessionDep, form: FormDep) -> Response:
+def enrol(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     loaded = pending(request, session, "enrol")
     user = loaded.user
@@ -171,6 +173,8 @@ def enrol(request: Request, session: SessionDep, form: FormDep) -> Response:
     )
     accounts.signed_in(session, settings, user, method="totp_enrolment", source=source_of(request))
     raw = admin_sessions.promote(session, settings, loaded, stage="full")
+    # The page's forms (sign-out) belong to the session this response starts.
+    will_set_session_cookie(request, raw)
     response = render(request, "recovery_codes.html", {"codes": codes})
     set_session_cookie(request, response, raw)
     return response
