@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 import pytest
@@ -61,13 +61,14 @@ def test_lockout_after_repeated_failures(
         for _ in range(settings.admin_max_failed_logins):
             with pytest.raises(AuthenticationRequired):
                 sign_in(session, settings, admin.email, "not the password", "10.0.0.2")
-        # Locked: even the right password is refused until the lockout ends.
-        with pytest.raises(AuthenticationRequired):
-            sign_in(session, settings, admin.email, PASSWORD, "10.0.0.3")
-        user = accounts.get_admin(session, admin.user_id)
-        user.locked_until = utcnow() - timedelta(seconds=1)
-        session.commit()
-        assert sign_in(session, settings, admin.email, PASSWORD, "10.0.0.3").id == admin.user_id
+        # That address waits: even the right password is refused until the wait ends.
+        with pytest.raises(RateLimited):
+            sign_in(session, settings, admin.email, PASSWORD, "10.0.0.2")
+        later = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
+        user = accounts.check_password(
+            session, settings, admin.email, PASSWORD, source_address="10.0.0.2", now=later
+        )
+        assert user.id == admin.user_id
 
 
 def test_throttling_per_source_address(sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -196,6 +197,12 @@ def test_csrf_tokens(settings: Settings) -> None:
     assert not admin_sessions.csrf_ok(settings, admin_sessions.new_csrf_cookie(), token)
     assert not admin_sessions.csrf_ok(settings, None, token)
     assert not admin_sessions.csrf_ok(settings, cookie, None)
+    # Bound to the session: another session's token, or the unbound one, is refused.
+    mine = admin_sessions.csrf_token(settings, cookie, "session-a")
+    assert admin_sessions.csrf_ok(settings, cookie, mine, "session-a")
+    assert not admin_sessions.csrf_ok(settings, cookie, mine, "session-b")
+    assert not admin_sessions.csrf_ok(settings, cookie, mine)
+    assert not admin_sessions.csrf_ok(settings, cookie, token, "session-a")
 
 
 def test_live_mode_refunds_and_cancellations_need_finance() -> None:
@@ -302,11 +309,16 @@ def test_audit_csv_neutralises_formulas(
 
 
 def _second_factor(
-    session: Session, settings: Settings, user: AdminUser, code: str, ip: str = "10.0.0.7"
+    session: Session,
+    settings: Settings,
+    user: AdminUser,
+    code: str,
+    ip: str = "10.0.0.7",
+    now: datetime | None = None,
 ) -> str:
     try:
         return accounts.check_second_factor(
-            session, settings, user, code=code, recovery_code="", source_address=ip
+            session, settings, user, code=code, recovery_code="", source_address=ip, now=now
         )
     finally:
         session.commit()
@@ -322,36 +334,33 @@ def test_a_correct_code_after_a_lockout_does_not_get_in(
         for _ in range(settings.admin_max_failed_logins):
             with pytest.raises(AuthenticationRequired):
                 _second_factor(session, settings, user, "000000")
-        assert accounts.locked(user)
-        with pytest.raises(AuthenticationRequired):
+        with pytest.raises(RateLimited):
             _second_factor(session, settings, user, admin.code())
-        # Once the lockout has passed, the right code works again.
-        user.locked_until = utcnow() - timedelta(seconds=1)
-        session.commit()
-        assert _second_factor(session, settings, user, admin.code()) == "totp"
+        # Once the wait has passed, the right code works again.
+        later = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
+        assert _second_factor(session, settings, user, admin.code(), now=later) == "totp"
 
 
-def test_wrong_passwords_cannot_reset_the_code_counter_of_a_pending_sign_in(
+def test_wrong_passwords_and_codes_share_the_count_of_an_address(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    # Guess codes through a pending session, then lock with a wrong password (which
-    # resets the counter): the pending session must end, and a code must not get in.
+    # Guess codes through a pending session, then fail a password from the same
+    # address: the pending session must end, and a right code must not get in.
     admin = make_admin(sessions, settings, "admin")
     with sessions() as session:
         user = accounts.get_admin(session, admin.user_id)
         raw = admin_sessions.start(
-            session, settings, user, stage="password", source_address=None, user_agent=None
+            session, settings, user, stage="password", source_address="10.0.0.8", user_agent=None
         )
         session.commit()
         for _ in range(settings.admin_max_failed_logins - 1):
             with pytest.raises(AuthenticationRequired):
-                _second_factor(session, settings, user, "000000")
+                _second_factor(session, settings, user, "000000", ip="10.0.0.8")
         with pytest.raises(AuthenticationRequired):
             sign_in(session, settings, admin.email, "not the password", "10.0.0.8")
-        assert accounts.locked(user)
         assert admin_sessions.load(session, settings, raw) is None
-        with pytest.raises(AuthenticationRequired):
-            _second_factor(session, settings, user, admin.code())
+        with pytest.raises(RateLimited):
+            _second_factor(session, settings, user, admin.code(), ip="10.0.0.8")
 
 
 def test_second_factor_is_throttled_per_source_address(

@@ -108,40 +108,6 @@ def test_a_stale_enrolment_session_cannot_replace_two_factor(stack: Stack, tmp_p
         assert two_factor.totp_seed(stack.settings, user) == seed
 
 
-def test_wrong_codes_never_revoke_the_accounts_tokens_or_sessions(stack: Stack) -> None:
-    from paydesk.auth import sessions as admin_sessions
-    from paydesk.auth import tokens
-    from tests.support.admins import make_token
-
-    admin = make_admin(stack.sessions, stack.settings, "admin")
-    token = make_token(stack.sessions, stack.settings, admin)
-    with stack.sessions() as session:
-        user = accounts.get_admin(session, admin.user_id)
-        signed_in = admin_sessions.start(
-            session, stack.settings, user, stage="full", source_address=None, user_agent=None
-        )
-        pending = admin_sessions.start(
-            session, stack.settings, user, stage="password", source_address=None, user_agent=None
-        )
-        session.commit()
-        for _ in range(stack.settings.admin_max_failed_logins):
-            with pytest.raises(AuthenticationRequired):
-                accounts.check_second_factor(
-                    session,
-                    stack.settings,
-                    user,
-                    code="000000" if admin.code() != "000000" else "111111",
-                    recovery_code="",
-                    source_address="198.51.100.7",
-                )
-            session.commit()
-        assert accounts.locked(user)
-        # The guesser's half-finished sign-in ends; the owner's session and token stay.
-        assert admin_sessions.load(session, stack.settings, pending) is None
-        assert admin_sessions.load(session, stack.settings, signed_in) is not None
-        assert tokens.authenticate(session, stack.settings, token).user_id == admin.user_id
-
-
 def test_sign_in_failures_and_key_age_are_exported_for_their_alerts(stack: Stack) -> None:
     from datetime import date, timedelta
 

@@ -1,4 +1,4 @@
-"""`paydesk admin create|disable|reset-2fa` and `paydesk audit verify`, run as an operator."""
+"""`paydesk admin create|disable|reset-2fa|unlock` and `paydesk audit verify`, as an operator."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import sys
 import pytest
 from sqlalchemy import Engine, select, text
 
-from paydesk.auth import accounts, tokens, two_factor
+from paydesk.auth import accounts, lockout, tokens, two_factor
 from paydesk.db.engine import session_factory
 from paydesk.db.models import AdminUser
+from paydesk.db.models.base import utcnow
+from paydesk.errors import AuthenticationRequired, RateLimited
 from paydesk.settings import load_settings
+from tests.support.admins import PASSWORD, make_admin
 
 pytestmark = pytest.mark.postgres
 SECRET = "cli-test-secret-key-" + "x" * 20
@@ -91,3 +94,31 @@ def test_create_disable_reset_and_verify(migrated_url: str, engine: Engine) -> N
     # Secrets never reach the output beyond the one-time password.
     for output in (reset, disabled, verified, tampered):
         assert password.group(1) not in output.stdout + output.stderr
+
+
+def test_unlock_ends_the_back_off_of_every_address(migrated_url: str, engine: Engine) -> None:
+    settings = load_settings({"PAYDESK_DATABASE_URL": migrated_url, "PAYDESK_SECRET_KEY": SECRET})
+    sessions = session_factory(engine)
+    admin = make_admin(sessions, settings, "viewer", email="stuck@example.com", two_factor=False)
+    with sessions() as session:
+        for n in range(settings.admin_max_failed_logins):
+            with pytest.raises(AuthenticationRequired):
+                accounts.check_password(
+                    session, settings, admin.email, f"wrong {n}", source_address="192.0.2.9"
+                )
+            session.commit()
+        with pytest.raises(RateLimited):
+            accounts.check_password(
+                session, settings, admin.email, PASSWORD, source_address="192.0.2.9"
+            )
+        session.commit()
+    unlocked = paydesk(migrated_url, "admin", "unlock", "--email", "STUCK@example.com")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "back-off ended for stuck@example.com" in unlocked.stdout
+    assert paydesk(migrated_url, "admin", "unlock", "--email", "nobody@x.test").returncode == 1
+    with sessions() as session:
+        user = accounts.check_password(
+            session, settings, admin.email, PASSWORD, source_address="192.0.2.9"
+        )
+        assert user.id == admin.user_id
+        assert lockout.failures(session, admin.email, "192.0.2.9", now=utcnow())[0] == 0

@@ -137,6 +137,10 @@ def sign_in(base_url: str, admin: SeededAdmin, *, second_factor: bool = True) ->
         response = console.post("/admin/2fa", {"code": admin.code()})
         assert response.status_code == 303, response.text[:300]
         assert console.signed_in()
+    # Signed in, forms carry a token bound to the session: the sign-in page's no longer.
+    page = console.client.get("/admin/")
+    if page.status_code == 200:
+        console.csrf = csrf_of(page.text)
     return console
 
 

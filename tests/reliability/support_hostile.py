@@ -107,7 +107,10 @@ class HostileServer:
         return self.count(StripeEvent)
 
     def rejections(self) -> int:
-        return self.count(WebhookRejection)
+        """Refused deliveries (rows are counters per reason, address and hour)."""
+        with Session(self.engine) as session:
+            total = session.scalar(select(func.sum(WebhookRejection.count)))
+            return int(total or 0)
 
 
 @contextmanager
@@ -155,8 +158,10 @@ def console_client(server: HostileServer, role: str = "admin") -> tuple[httpx.Cl
     assert response.status_code == 303, response.text
     response = client.post("/admin/2fa", data={"csrf_token": token, "code": admin.code()})
     assert response.status_code == 303, response.text
-    assert client.get("/admin/").status_code == 200
-    return client, token
+    dashboard = client.get("/admin/")
+    assert dashboard.status_code == 200
+    # Signed in, forms carry a token bound to the session.
+    return client, csrf_of(dashboard.text)
 
 
 def console_routes(app: Any) -> list[tuple[str, str, list[str], list[str]]]:

@@ -186,15 +186,17 @@ def _flow(stack: ProcessStack, known: Secrets, recorder: Recorder, password: str
             "session id (enrolled)",
             console.cookies.get(SESSION_COOKIE, domain="127.0.0.1", path="/admin") or "",
         )
+        # Signed in, forms carry a token bound to the session.
+        signed_csrf = csrf_of(console.get("/admin/").text)
         recorder.label = "token created"
         created = console.post(
-            "/admin/tokens", data={"csrf_token": csrf, "name": "e2e", "role": "admin"}
+            "/admin/tokens", data={"csrf_token": signed_csrf, "name": "e2e", "role": "admin"}
         )
         recorder.label = ""
         token = re.search(r'<code id="new-token">(pdk_[^<]+)</code>', created.text)
         assert token
         known.add("api token", token.group(1), shown_in="token created")
-        assert console.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
+        assert console.post("/admin/logout", data={"csrf_token": signed_csrf}).status_code == 303
         # Sign in again with the password and the next TOTP code.
         assert console.post("/admin/login", data=right).status_code == 303
         next_code = pyotp.TOTP(seed).at(time.time() + 30)
@@ -223,7 +225,8 @@ def _flow(stack: ProcessStack, known: Secrets, recorder: Recorder, password: str
             "/admin/disputes",
         ):
             assert console.get(path).status_code == 200, path
-        assert console.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
+        signed_csrf = csrf_of(console.get("/admin/").text)
+        assert console.post("/admin/logout", data={"csrf_token": signed_csrf}).status_code == 303
 
 
 def _money(stack: ProcessStack, known: Secrets, recorder: Recorder, token: str) -> list[str]:

@@ -33,7 +33,9 @@ def _counts(url: str) -> tuple[int, dict[str, int]]:
             stored = session.scalar(select(func.count()).select_from(StripeEvent)) or 0
             rejected = dict(
                 session.execute(
-                    select(WebhookRejection.reason, func.count()).group_by(WebhookRejection.reason)
+                    select(WebhookRejection.reason, func.sum(WebhookRejection.count)).group_by(
+                        WebhookRejection.reason
+                    )
                 ).all()
             )
     finally:

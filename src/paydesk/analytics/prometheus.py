@@ -381,9 +381,11 @@ def webhook_families(session: Session, now: float, period: float = 0.0) -> list[
         "paydesk_webhook_rejections", "Webhook deliveries refused, by reason.", ["reason"]
     )
     for reason, count in session.execute(
-        select(WebhookRejection.reason, func.count()).group_by(WebhookRejection.reason)
+        select(
+            WebhookRejection.reason, func.coalesce(func.sum(WebhookRejection.count), 0)
+        ).group_by(WebhookRejection.reason)
     ):
-        rejections.add_metric([reason], count)
+        rejections.add_metric([reason], int(count))
     return [received, processed, ignored, failed, backlog, retrying, oldest_age, lag, rejections]
 
 

@@ -1,9 +1,10 @@
 """Admin accounts: passwords (argon2id), TOTP, recovery codes, sign-in with lockout.
 
-Sign-in is two steps: ``check_password`` (throttled per source address, locking
-the account after repeated failures) and ``check_second_factor`` (a TOTP code, each
-time step accepted once, or an unused recovery code). Every attempt is audited.
-The second factor itself (enrolment, codes, recovery codes) is
+Sign-in is two steps: ``check_password`` and ``check_second_factor`` (a TOTP code,
+each time step accepted once, or an unused recovery code). Both are throttled per
+source address (spraying across accounts) and back off per account *and* address
+(``lockout``: an attacker elsewhere cannot lock the owner out). Every attempt is
+audited. The second factor itself (enrolment, codes, recovery codes) is
 ``paydesk.auth.two_factor``.
 """
 
@@ -21,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from paydesk.auth import audit, roles
+from paydesk.auth import audit, lockout, roles
 from paydesk.auth.two_factor import totp_reused, use_recovery_code, verify_totp
 from paydesk.db.models import AdminApiToken, AdminRecoveryCode, AdminSession, AdminUser, AuditEntry
 from paydesk.db.models.base import utcnow
@@ -174,16 +175,21 @@ def revoke_credentials(session: Session, user_id: int) -> None:
     )
 
 
-def _end_pending_sessions(session: Session, user_id: int) -> None:
-    session.execute(
-        update(AdminSession)
-        .where(
-            AdminSession.user_id == user_id,
-            AdminSession.revoked_at.is_(None),
-            AdminSession.stage != "full",
-        )
-        .values(revoked_at=utcnow())
+def _end_pending_sessions(
+    session: Session, user_id: int, *, from_address: str | bool | None = True
+) -> None:
+    """End ``user_id``'s half-finished sign-ins: all (``True``), or those started
+    from one address (``None`` for an unknown one)."""
+    statement = update(AdminSession).where(
+        AdminSession.user_id == user_id,
+        AdminSession.revoked_at.is_(None),
+        AdminSession.stage != "full",
     )
+    if from_address is None:
+        statement = statement.where(AdminSession.source_address.is_(None))
+    elif isinstance(from_address, str):
+        statement = statement.where(AdminSession.source_address == from_address)
+    session.execute(statement.values(revoked_at=utcnow()))
 
 
 def disable_admin(
@@ -315,6 +321,26 @@ def _fail(
     return AuthenticationRequired(message, code="sign_in_failed")
 
 
+def _refuse_while_backing_off(
+    session: Session, settings: Settings, email: str, source: str | None, now: datetime
+) -> None:
+    """``RateLimited`` (audited, not counted) while (``email``, ``source``) waits.
+
+    Checked before the account is looked up and before any hash, for unknown emails
+    too: the refusal says nothing about whether the account exists, and costs no
+    argon2 memory.
+    """
+    wait = lockout.backing_off(session, settings, email, source, now=now)
+    if wait:
+        _fail(session, settings, email, source, lockout.BACKING_OFF)
+        raise RateLimited(
+            f"Too many failed sign-ins for this account from this address; "
+            f"retry in {wait} seconds.",
+            code="sign_in_backing_off",
+            details={"retry_after_seconds": wait},
+        )
+
+
 def check_password(
     session: Session,
     settings: Settings,
@@ -322,31 +348,30 @@ def check_password(
     password: str,
     *,
     source_address: str | None,
+    now: datetime | None = None,
 ) -> AdminUser:
     """First sign-in step. Raises ``AuthenticationRequired`` (audited) or ``RateLimited``.
 
-    The caller must commit even when this raises, so failures count.
+    The caller must commit even when this raises, so failures count. ``now`` is for
+    tests of the back-off (the audit rows keep the real time).
     """
+    now = now or utcnow()
     if _recent_failures_from(session, source_address) >= ADDRESS_FAILURE_LIMIT:
         raise RateLimited("Too many failed sign-ins from this address; wait a few minutes.")
     email = _normal_email(email)[:320]
+    _refuse_while_backing_off(session, settings, email, source_address, now)
     user = find_admin(session, email)
-    now = utcnow()
     if user is None:
         _verify(_DUMMY_HASH, password)
         raise _fail(session, settings, email, source_address, "unknown_email")
     if locked(user, now=now):
+        # Account-wide: only ``change_password`` sets it (a signed-in session guessing).
         _verify(_DUMMY_HASH, password)
         raise _fail(session, settings, email, source_address, "locked")
     if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= settings.admin_max_failed_logins:
-            user.locked_until = now + timedelta(minutes=settings.admin_lockout_minutes)
-            user.failed_logins = 0
-            # Half-finished sign-ins end too: otherwise wrong passwords would reset the
-            # counter while a pending session kept guessing codes.
-            _end_pending_sessions(session, user.id)
-        raise _fail(session, settings, email, source_address, "wrong_password")
+        raise sign_in_failed(
+            session, settings, user, reason="wrong_password", source=source_address, now=now
+        )
     if user.disabled_at is not None:
         raise _fail(session, settings, email, source_address, "disabled")
     if _HASHER.check_needs_rehash(user.password_hash):
@@ -467,20 +492,21 @@ def sign_in_failed(
     reason: str,
     source: str | None,
     message: str = "Wrong email, password or code.",
+    now: datetime | None = None,
 ) -> AuthenticationRequired:
-    """Count and audit a failed second step; returns the error to raise.
+    """Audit a failed step (which counts towards the back-off); returns the error.
 
-    At the limit the account locks and its half-finished sign-ins end; its signed-in
-    sessions and API tokens stay. Whoever sends wrong codes already failed to prove
-    the second factor, so they must not be able to sign the real owner out or break
-    their automation (5 wrong codes used to revoke every token of the account).
+    Once (account, address) reaches the limit, the half-finished sign-ins started
+    from that address end (so a pending session cannot keep guessing codes after
+    the wait). Nothing else does: the owner's sessions and API tokens stay, and the
+    owner signs in from their own address. Whoever sends wrong codes failed to prove
+    the second factor, so they must not sign the owner out or break their automation
+    (5 wrong codes used to revoke every token of the account).
     """
-    user.failed_logins += 1
-    if user.failed_logins >= settings.admin_max_failed_logins:
-        user.locked_until = utcnow() + timedelta(minutes=settings.admin_lockout_minutes)
-        user.failed_logins = 0
-        _end_pending_sessions(session, user.id)
-    return _fail(session, settings, user.email, source, reason, message)
+    error = _fail(session, settings, user.email, source, reason, message)
+    if lockout.reached_limit(session, settings, user.email, source, now=now or utcnow()):
+        _end_pending_sessions(session, user.id, from_address=source)
+    return error
 
 
 def locked(user: AdminUser, *, now: datetime | None = None) -> bool:
@@ -496,18 +522,21 @@ def check_second_factor(
     code: str,
     recovery_code: str,
     source_address: str | None,
+    now: datetime | None = None,
 ) -> str:
     """Second sign-in step; returns the method used (``totp`` or ``recovery_code``).
 
-    Refused (audited, counted towards the lockout) unless the code is right *and*
-    the account is not locked *and* the address is not throttled: a correct code
-    after a lockout does not get in, whichever step caused the lockout. Raises
+    Refused (audited, counted towards the back-off) unless the code is right *and*
+    (account, address) is not backing off *and* the address is not throttled: a
+    correct code during the wait does not get in, whichever step caused it. Raises
     ``AuthenticationRequired`` or ``RateLimited``; the caller must commit either way.
     """
+    now = now or utcnow()
     if _recent_failures_from(session, source_address) >= ADDRESS_FAILURE_LIMIT:
         raise RateLimited("Too many failed sign-ins from this address; wait a few minutes.")
-    if locked(user):
-        # The lockout outlives the attempt: this half-finished sign-in ends here.
+    _refuse_while_backing_off(session, settings, user.email, source_address, now)
+    if locked(user, now=now):
+        # The account-wide lockout outlives the attempt: this sign-in ends here.
         _end_pending_sessions(session, user.id)
         raise _fail(session, settings, user.email, source_address, "locked")
     if code and verify_totp(settings, user, code):
@@ -524,7 +553,10 @@ def check_second_factor(
             user,
             reason="code_reused",
             source=source_address,
+            now=now,
             message="This code was already used. Wait for the next code from your "
             "authenticator app and enter that one.",
         )
-    raise sign_in_failed(session, settings, user, reason="wrong_code", source=source_address)
+    raise sign_in_failed(
+        session, settings, user, reason="wrong_code", source=source_address, now=now
+    )

@@ -129,19 +129,30 @@ def new_csrf_cookie() -> str:
     return random_token(24)
 
 
-def csrf_token(settings: Settings, cookie_value: str) -> str:
-    """The form token that matches the browser's CSRF cookie (double submit, signed).
+def csrf_token(settings: Settings, cookie_value: str, session_value: str | None = None) -> str:
+    """The form token that matches the browser's CSRF cookie (double submit, signed)
+    and, once signed in, its session (``session_value``, the session cookie).
+
+    Bound to the session, a token taken from another session (the attacker's own,
+    with their CSRF cookie planted in the victim's browser) is refused. The sign-in
+    steps' forms are bound to no session (``None``): they come before one exists.
 
     Empty without ``PAYDESK_SECRET_KEY``: every page, the error page that reports
     the missing key included, still renders, and no form can then pass ``csrf_ok``.
     """
     if settings.secret_key is None:
         return ""
-    return keyed_digest(settings, "csrf", cookie_value)
+    return keyed_digest(settings, "csrf", f"{cookie_value}|{session_value or ''}")
 
 
-def csrf_ok(settings: Settings, cookie_value: str | None, submitted: str | None) -> bool:
-    """Whether a submitted form token matches the CSRF cookie."""
+def csrf_ok(
+    settings: Settings,
+    cookie_value: str | None,
+    submitted: str | None,
+    session_value: str | None = None,
+) -> bool:
+    """Whether a submitted form token matches the CSRF cookie and the session."""
     if not cookie_value or not submitted or settings.secret_key is None:
         return False
-    return hmac.compare_digest(csrf_token(settings, cookie_value), submitted)
+    expected = csrf_token(settings, cookie_value, session_value)
+    return hmac.compare_digest(expected, submitted)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from paydesk.billing.mirror import apply_customer
 from paydesk.db.models import Customer
-from paydesk.errors import NotFound
+from paydesk.errors import Conflict, NotFound
 from paydesk.stripe_gateway import StripeGateway
 from paydesk.stripe_gateway.gateway import operation_key
 
@@ -20,13 +20,35 @@ def customer_for_user(session: Session, user_id: str) -> Customer | None:
     return session.scalars(select(Customer).where(Customer.user_id == user_id)).one_or_none()
 
 
-def get_customer(session: Session, stripe_customer_id: str) -> Customer:
-    """A mirrored customer by Stripe id, or ``NotFound``."""
+# The guide's troubleshooting entry for "Customer not found", as the explanation.
+CUSTOMER_NOT_FOUND_HINT = (
+    "Verify the customer id, check whether the customer was deleted, and make sure "
+    "Paydesk uses the right Stripe account and mode (test vs live)."
+)
+
+
+def get_customer(
+    session: Session, stripe_customer_id: str, *, include_deleted: bool = False
+) -> Customer:
+    """A mirrored customer by Stripe id: ``NotFound`` (404) when unknown, ``Conflict``
+    (409, ``customer_deleted``) when deleted in Stripe unless ``include_deleted``
+    (showing it: its history stays readable; acting on it is refused, as Stripe would
+    answer "No such customer")."""
     row = session.scalars(
         select(Customer).where(Customer.stripe_id == stripe_customer_id)
     ).one_or_none()
-    if row is None or row.deleted:
-        raise NotFound(f"No such customer: '{stripe_customer_id}'.", code="customer_not_found")
+    if row is None:
+        raise NotFound(
+            f"Customer not found: no customer '{stripe_customer_id[:255]}'. "
+            + CUSTOMER_NOT_FOUND_HINT,
+            code="customer_not_found",
+        )
+    if row.deleted and not include_deleted:
+        raise Conflict(
+            f"Customer not found in Stripe: '{row.stripe_id}' was deleted there, so "
+            "nothing can be created for it. " + CUSTOMER_NOT_FOUND_HINT,
+            code="customer_deleted",
+        )
     return row
 
 

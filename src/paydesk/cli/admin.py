@@ -1,4 +1,4 @@
-"""``paydesk admin`` (create, disable, reset-2fa) and ``paydesk audit verify``.
+"""``paydesk admin`` (create, disable, reset-2fa, unlock) and ``paydesk audit verify``.
 
 For the first admin and break-glass: these act directly on the database and are
 audited with the actor ``cli:<os user>``.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # ``paydesk --help`` should not pay for SQLAlchemy and pydant
 
     from paydesk.settings import Settings
 
-admin_app = typer.Typer(help="Admin accounts of the console: create, disable, reset-2fa.")
+admin_app = typer.Typer(help="Admin accounts of the console: create, disable, reset-2fa, unlock.")
 audit_app = typer.Typer(help="The audit log.")
 
 
@@ -109,6 +109,19 @@ def reset_2fa_command(email: str = typer.Option(..., help="The admin's email."))
         assert isinstance(user, AdminUser)
         accounts.reset_two_factor(session, settings, user, actor=_actor())
         typer.echo(f"Two-factor reset for {user.email}; sessions and tokens revoked.")
+
+
+@admin_app.command("unlock")
+def unlock_command(email: str = typer.Option(..., help="The admin's email.")) -> None:
+    """End an admin's sign-in back-off from every address (and any account lock)."""
+    from paydesk.auth import lockout
+    from paydesk.db.models import AdminUser
+
+    with _session() as (session, settings):
+        user = _find(session, email)
+        assert isinstance(user, AdminUser)
+        lockout.unlock(session, settings, user, actor=_actor())
+        typer.echo(f"Sign-in back-off ended for {user.email}; sessions and tokens unchanged.")
 
 
 @audit_app.command("verify")

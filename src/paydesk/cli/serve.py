@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from paydesk.web import create_app
+        from paydesk.web.http_protocol import HeaderDeadlineProtocol
 
         settings = settings_or_exit()
         check_serving_or_exit(settings)
@@ -84,6 +85,8 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             log_config=None,
             server_header=False,
+            # uvicorn has no header read timeout; this protocol adds one (408, closed).
+            http=HeaderDeadlineProtocol,
             **proxy_options(settings),
             # RequestContextMiddleware writes the access log (with request ids).
             access_log=False,

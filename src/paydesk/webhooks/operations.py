@@ -1,10 +1,11 @@
-"""Operating the inbox: list, show, replay, backfill, and the numbers alerts watch."""
+"""Operating the inbox: list, show, replay, backfill, refused deliveries, and the
+numbers alerts watch."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from paydesk.db.models import StripeEvent, WebhookRejection
 from paydesk.db.models.base import utcnow
 from paydesk.errors import NotFound
 from paydesk.webhooks.events import NotAnEvent, event_from_dict
-from paydesk.webhooks.store import insert_events
+from paydesk.webhooks.store import insert_events, rejection_total
 
 BACKFILL_BATCH = 100
 
@@ -133,6 +134,71 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 
 
 @dataclass(frozen=True)
+class RejectionCount:
+    """Refused deliveries of one reason from one source address within one hour."""
+
+    hour: datetime
+    reason: str
+    source_address: str | None
+    count: int
+    last_at: datetime
+    largest_body_bytes: int
+
+
+MAX_REJECTION_HOURS = 168
+MAX_REJECTION_ROWS = 500
+
+
+def rejection_counts(
+    session: Session, *, hours: int = 24, limit: int = MAX_REJECTION_ROWS
+) -> list[RejectionCount]:
+    """Refused deliveries of the last ``hours`` hours (the current one included) per
+    hour, reason and real source address; newest hour first, then most frequent.
+
+    Suspicious activity the guide asks to watch (``PaydeskWebhookSignatureFailures``
+    links here). Rows written before aggregation (no ``hour``) count in the hour of
+    their delivery.
+    """
+    now = utcnow()
+    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    latest = func.coalesce(WebhookRejection.last_received_at, WebhookRejection.received_at)
+    rows = session.execute(
+        select(
+            WebhookRejection.hour,
+            WebhookRejection.reason,
+            WebhookRejection.source_address,
+            rejection_total(),
+            func.min(WebhookRejection.received_at),
+            func.max(latest),
+            func.max(WebhookRejection.body_bytes),
+        )
+        .where(latest >= since)
+        .group_by(WebhookRejection.hour, WebhookRejection.reason, WebhookRejection.source_address)
+    ).all()
+    merged: dict[tuple[datetime, str, str | None], list[Any]] = {}
+    for hour, reason, address, count, first, last, largest in rows:
+        start = _utc(hour or first).replace(minute=0, second=0, microsecond=0)
+        key = (start, str(reason), address)
+        if key in merged:
+            entry = merged[key]
+            entry[0] += int(count)
+            entry[1] = max(entry[1], _utc(last))
+            entry[2] = max(entry[2], int(largest or 0))
+        else:
+            merged[key] = [int(count), _utc(last), int(largest or 0)]
+    counts = [
+        RejectionCount(hour, reason, address, count, last, largest)
+        for (hour, reason, address), (count, last, largest) in merged.items()
+    ]
+    counts.sort(key=lambda c: (c.hour, c.count), reverse=True)
+    return counts[:limit]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
 class InboxStats:
     """What the webhook alerts watch."""
 
@@ -161,8 +227,11 @@ def inbox_stats(session: Session, *, api_version: str | None) -> InboxStats:
     rejections = {
         str(reason): int(count)
         for reason, count in session.execute(
-            select(WebhookRejection.reason, func.count())
-            .where(WebhookRejection.received_at >= now - timedelta(hours=1))
+            select(WebhookRejection.reason, rejection_total())
+            .where(
+                func.coalesce(WebhookRejection.last_received_at, WebhookRejection.received_at)
+                >= now - timedelta(hours=1)
+            )
             .group_by(WebhookRejection.reason)
         )
     }

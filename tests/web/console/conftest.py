@@ -41,8 +41,10 @@ def sign_in(base_url: str, admin: SeededAdmin) -> tuple[httpx.Client, str]:
     if admin.seed is not None:
         response = client.post("/admin/2fa", data={"csrf_token": token, "code": admin.code()})
         assert response.status_code == 303, response.text
-    assert client.get("/admin/").status_code == 200
-    return client, token
+    dashboard = client.get("/admin/")
+    assert dashboard.status_code == 200
+    # Signed in, forms carry a token bound to the session: the sign-in page's no longer.
+    return client, csrf_of(dashboard.text)
 
 
 @pytest.fixture

@@ -53,7 +53,9 @@ def test_secrets_stay_out_of_logs_and_pages(
         session_id = client.cookies.get("paydesk_admin_session", path="/admin")
         assert session_id
         created = client.post(
-            "/admin/tokens", data={"csrf_token": token, "name": "n", "role": "viewer"}
+            "/admin/tokens",
+            # Signed in, forms carry a token bound to the session.
+            data={"csrf_token": csrf_of(client.get("/admin/").text), "name": "n", "role": "viewer"},
         ).text
         api_token = re.search(r'<code id="new-token">(pdk_[^<]+)</code>', created)
         assert api_token

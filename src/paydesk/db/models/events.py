@@ -60,9 +60,17 @@ class StripeEvent(Base):
 
 
 class WebhookRejection(Base):
-    """A delivery refused before storage: when, why and from where (no payload)."""
+    """Deliveries refused before storage: why, from where, when, how many (no payload).
+
+    One row per (reason, source address, hour) since migration 0008: ``count``
+    deliveries, the first at ``received_at`` and the latest at ``last_received_at``,
+    ``body_bytes`` the largest body. A flood of refusals adds to a counter instead of
+    a row each, so it cannot fill the disk (``webhooks.store.insert_rejection``).
+    Rows written before 0008 have no ``hour`` and count 1.
+    """
 
     __tablename__ = "webhook_rejections"
+    __table_args__ = (Index("ix_webhook_rejections_hour_reason", "hour", "reason"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(
@@ -72,3 +80,6 @@ class WebhookRejection(Base):
     source_address: Mapped[str | None] = mapped_column(String(64))
     body_bytes: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str | None] = mapped_column(String(255))
+    hour: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,5 @@
-"""Admin API: webhook events (list, replay), the audit log, API tokens and admins."""
+"""Admin API: webhook events (list, replay, refused deliveries), the audit log, API
+tokens and admins."""
 
 from __future__ import annotations
 
@@ -139,6 +140,49 @@ def replay_event(event_id: str, ctx: ContextDep) -> EventOut:
         last_error=row.last_error,
         created=row.created,
     )
+
+
+class RejectionOut(BaseModel):
+    """Refused webhook deliveries of one reason from one source address in one hour."""
+
+    hour: datetime = Field(description="Start of the hour (UTC)")
+    reason: str = Field(description="signature_invalid, signature_expired, not_an_event, …")
+    source_address: str | None = Field(
+        description="The real client (behind PAYDESK_TRUSTED_PROXIES); "
+        "'(other addresses)' past 200 addresses per reason and hour"
+    )
+    count: int
+    last_at: datetime = Field(description="The latest refusal counted")
+    largest_body_bytes: int
+
+
+@router.get(
+    "/webhooks/rejections",
+    summary="Refused webhook deliveries per hour",
+    dependencies=[require(Permission.SETTINGS_READ)],
+    responses=error_responses(401, 403, 422),
+)
+def list_rejections(
+    session: SessionDep,
+    hours: Annotated[
+        int,
+        Query(ge=1, le=operations.MAX_REJECTION_HOURS, description="How many hours back"),
+    ] = 24,
+) -> list[RejectionOut]:
+    """Deliveries refused before storage (bad signature, not an event, too large, other
+    mode), per hour, reason and source address: newest hour first, then the most
+    frequent; at most 500 rows. Never the payload."""
+    return [
+        RejectionOut(
+            hour=c.hour,
+            reason=c.reason,
+            source_address=c.source_address,
+            count=c.count,
+            last_at=c.last_at,
+            largest_body_bytes=c.largest_body_bytes,
+        )
+        for c in operations.rejection_counts(session, hours=hours)
+    ]
 
 
 @router.get(

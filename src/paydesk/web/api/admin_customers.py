@@ -74,8 +74,9 @@ def list_customers(
     responses={404: {"description": "No such customer"}},
 )
 def retrieve_customer(customer_id: str, session: SessionDep) -> CustomerOut:
-    """A customer by Stripe id."""
-    return CustomerOut.model_validate(get_customer(session, customer_id))
+    """A customer by Stripe id; one deleted in Stripe is shown with ``deleted: true``
+    (creating a payment or subscription for it answers 409 ``customer_deleted``)."""
+    return CustomerOut.model_validate(get_customer(session, customer_id, include_deleted=True))
 
 
 @router.post(

@@ -135,13 +135,14 @@ def render(
     settings = settings_of(request)
     principal = principal or getattr(request.state, "principal", None)
     csrf_cookie = csrf_cookie_of(request)
+    binding = None if template in SIGN_IN_TEMPLATES else session_cookie_of(request)
     live = settings.key_mode == "live"
     body = _env.get_template(template).render(
         request=request,
         prefix=PREFIX,
         principal=principal,
         mode="LIVE" if live else "TEST",
-        csrf=admin_sessions.csrf_token(settings, csrf_cookie),
+        csrf=admin_sessions.csrf_token(settings, csrf_cookie, binding),
         can=lambda permission: (
             principal is not None and roles.can(principal.role, Permission(permission), live=live)
         ),
@@ -160,7 +161,25 @@ def render(
     return response
 
 
+# The sign-in steps' pages: their forms are posted before a session exists (or
+# while it is half-finished), so their tokens are bound to none (``SignInFormDep``).
+SIGN_IN_TEMPLATES = frozenset({"login.html", "two_factor.html", "enrol.html"})
+
+
+def session_cookie_of(request: Request) -> str | None:
+    """The console session this request belongs to: the cookie it carries, or the one
+    being set on its response (a page rendered right after sign-in)."""
+    fresh: str | None = getattr(request.state, "new_session_cookie", None)
+    return fresh or request.cookies.get(admin_sessions.COOKIE)
+
+
+def will_set_session_cookie(request: Request, raw: str) -> None:
+    """Note that this response sets session ``raw`` (forms rendered now bind to it)."""
+    request.state.new_session_cookie = raw
+
+
 def set_session_cookie(request: Request, response: Response, raw: str) -> None:
+    will_set_session_cookie(request, raw)
     response.set_cookie(
         admin_sessions.COOKIE,
         raw,
@@ -186,14 +205,14 @@ def signed_in(request: Request, session: SessionDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(signed_in)]
 
 
-async def csrf_form(request: Request) -> FormData:
-    """The posted form, after checking its CSRF token against the cookie."""
+async def _checked_form(request: Request, session_value: str | None) -> FormData:
     form = await request.form()
     token = form.get("csrf_token")
     if not admin_sessions.csrf_ok(
         settings_of(request),
         request.cookies.get(admin_sessions.CSRF_COOKIE),
         token if isinstance(token, str) else None,
+        session_value,
     ):
         raise PermissionDenied(
             "The form expired or did not come from this console; reload the page and retry.",
@@ -202,6 +221,18 @@ async def csrf_form(request: Request) -> FormData:
     return form
 
 
+async def csrf_form(request: Request) -> FormData:
+    """The posted form, after checking its CSRF token against the cookie and the
+    session: a token of another session is refused."""
+    return await _checked_form(request, request.cookies.get(admin_sessions.COOKIE))
+
+
+async def sign_in_form(request: Request) -> FormData:
+    """The posted form of a sign-in step: its token is bound to the CSRF cookie only."""
+    return await _checked_form(request, None)
+
+
+SignInFormDep = Annotated[FormData, Depends(sign_in_form)]
 FormDep = Annotated[FormData, Depends(csrf_form)]
 
 

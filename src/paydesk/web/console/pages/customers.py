@@ -117,9 +117,11 @@ def _detail(
             "disputes": more_disputes is not None,
         },
         "events": events,
-        "may_create_payment": may(request, payment_actions.CREATE),
-        "may_create_subscription": may(request, subscription_actions.CREATE),
-        "may_change_tier": may(request, subscription_actions.CHANGE_TIER),
+        # Nothing can be created for a customer deleted in Stripe.
+        "may_create_payment": not customer.deleted and may(request, payment_actions.CREATE),
+        "may_create_subscription": not customer.deleted
+        and may(request, subscription_actions.CREATE),
+        "may_change_tier": not customer.deleted and may(request, subscription_actions.CHANGE_TIER),
         "live_subscription": live_subscription(session, customer),
         "currencies": CURRENCIES,
         "tiers": TIERS,
@@ -135,7 +137,7 @@ def _detail(
 def customer_detail(
     customer_id: str, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> Response:
-    return _detail(request, session, get_customer(session, customer_id))
+    return _detail(request, session, get_customer(session, customer_id, include_deleted=True))
 
 
 def _form_error(form: str, exc: PaydeskError) -> dict[str, str | None]:

@@ -14,12 +14,14 @@ from paydesk.web.console.common import (
     FormDep,
     PrincipalDep,
     Redirect,
+    SignInFormDep,
     form_field,
     raw_field,
     render,
     set_session_cookie,
     settings_of,
     source_of,
+    will_set_session_cookie,
 )
 from paydesk.web.errors import status_for
 
@@ -32,13 +34,21 @@ _PASSWORD_RULES = {
 }
 
 
+def _refused(request: Request, template: str, exc: PaydeskError, **context: object) -> Response:
+    response = render(request, template, {"error": exc.message, **context}, status=status_for(exc))
+    wait = exc.details.get("retry_after_seconds")
+    if isinstance(wait, int):
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @router.get("/login")
 def login_page(request: Request) -> Response:
     return render(request, "login.html")
 
 
 @router.post("/login")
-def login(request: Request, session: SessionDep, form: FormDep) -> Response:
+def login(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     try:
         user = accounts.check_password(
@@ -49,9 +59,9 @@ def login(request: Request, session: SessionDep, form: FormDep) -> Response:
             source_address=source_of(request),
         )
     except PaydeskError as exc:
-        # Commit the audited failure (and the lockout count) despite the refusal.
+        # Commit the audited failure (it counts towards the back-off) despite the refusal.
         session.commit()
-        return render(request, "login.html", {"error": exc.message}, status=status_for(exc))
+        return _refused(request, "login.html", exc)
     if user.totp_enabled:
         stage = "password"
     elif roles.require_two_factor(user.role):
@@ -90,7 +100,7 @@ def second_factor_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/2fa")
-def second_factor(request: Request, session: SessionDep, form: FormDep) -> Response:
+def second_factor(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     loaded = pending(request, session, "password")
     user = loaded.user
@@ -104,13 +114,14 @@ def second_factor(request: Request, session: SessionDep, form: FormDep) -> Respo
             source_address=source_of(request),
         )
     except PaydeskError as exc:
-        # Commit the audited failure (and the lockout count) despite the refusal.
+        # Commit the audited failure (it counts towards the back-off) despite the refusal.
         session.commit()
-        context = {
-            "error": exc.message,
-            "recovery_codes": two_factor.has_recovery_codes(session, user),
-        }
-        return render(request, "two_factor.html", context, status=status_for(exc))
+        return _refused(
+            request,
+            "two_factor.html",
+            exc,
+            recovery_codes=two_factor.has_recovery_codes(session, user),
+        )
     accounts.signed_in(session, settings, user, method=method, source=source_of(request))
     raw = admin_sessions.promote(session, settings, loaded, stage="full")
     response = RedirectResponse(f"{PREFIX}", status_code=303)
@@ -136,7 +147,7 @@ def enrol_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/enrol")
-def enrol(request: Request, session: SessionDep, form: FormDep) -> Response:
+def enrol(request: Request, session: SessionDep, form: SignInFormDep) -> Response:
     settings = settings_of(request)
     loaded = pending(request, session, "enrol")
     user = loaded.user
@@ -168,6 +179,8 @@ def enrol(request: Request, session: SessionDep, form: FormDep) -> Response:
     )
     accounts.signed_in(session, settings, user, method="totp_enrolment", source=source_of(request))
     raw = admin_sessions.promote(session, settings, loaded, stage="full")
+    # The page's forms (sign-out) belong to the session this response starts.
+    will_set_session_cookie(request, raw)
     response = render(request, "recovery_codes.html", {"codes": codes})
     set_session_cookie(request, response, raw)
     return response

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from paydesk.auth.roles import Permission
 from paydesk.web.api.deps import SessionDep
 from paydesk.web.console.common import KEY_ROTATION_DAYS, PrincipalDep, need, render, settings_of
+from paydesk.webhooks.operations import rejection_counts
 
 router = APIRouter()
 
@@ -50,6 +51,7 @@ def alerts(request: Request, principal: PrincipalDep) -> Response:
 def settings_page(request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
     need(request, principal, Permission.SETTINGS_READ)
     settings = settings_of(request)
+    rejections = rejection_counts(session, hours=24, limit=100)
     # The doctor's database check opens its own connection: release ours first
     # (SQLite transactions hold the write lock).
     session.commit()
@@ -68,5 +70,6 @@ def settings_page(request: Request, session: SessionDep, principal: PrincipalDep
             "checks": checks,
             "key_age": key_age,
             "rotation_days": KEY_ROTATION_DAYS,
+            "rejections": rejections,
         },
     )
