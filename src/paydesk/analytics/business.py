@@ -14,7 +14,6 @@ are documented, denominator by denominator, in ``docs/METRICS.md``.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -461,18 +460,10 @@ def mrr_level(session: Session, moment: int, currency: str) -> tuple[Fraction, i
     return before + started - ended, n_before + n_started - n_ended
 
 
-def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovements:
-    """Movements over ``[start, end)`` without the levels (filled in by the caller).
-
-    Only customers with a segment starting or ending in ``(start, end]`` can have
-    a different MRR at ``end`` than at ``start``; the others move nothing. A
-    customer's segments do not overlap, so at most one gives their MRR at an
-    instant: each touched customer is classified in SQL by comparing two exact
-    fractions (cross-multiplied), and the amounts come back summed per category and
-    denominator: a handful of rows, whatever the number of customers.
-    """
+def touched_between(currency: str, start: int, end: int) -> Any:
+    """The customers with a segment starting or ending in ``(start, end]`` (a CTE)."""
     seg = MrrSegment
-    touched = union(
+    return union(
         select(seg.customer_id).where(
             seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
         ),
@@ -480,6 +471,26 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
             seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
         ),
     ).cte("touched")
+
+
+def moved_by_category(
+    session: Session, start: int, end: int, currency: str, touched: Any = None
+) -> dict[str, tuple[Fraction, int]]:
+    """Movements over ``[start, end)``: category → (exact amount, customers).
+
+    Only customers with a segment starting or ending in ``(start, end]`` can have
+    a different MRR at ``end`` than at ``start``; the others move nothing. A
+    customer's segments do not overlap, so at most one gives their MRR at an
+    instant: each touched customer is classified in SQL by comparing two exact
+    fractions (cross-multiplied), and the amounts come back summed per category and
+    denominator: a handful of rows, whatever the number of customers. ``touched``
+    (a CTE of ``customer_id``) limits them to some customers; by default every
+    customer touched in the window. A customer touched whose MRR is the same at
+    both ends counts as a contraction of 0 (as in ``paydesk.analytics.months``).
+    """
+    seg = MrrSegment
+    if touched is None:
+        touched = touched_between(currency, start, end)
 
     # Each touched customer's segments covering start or end: one index probe each.
     cover = (
@@ -539,8 +550,7 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
         "den"
     )
     inner = select(category, denominator, numerator.label("num")).subquery()
-    totals: dict[str, Fraction] = defaultdict(Fraction)
-    churned = 0
+    totals: dict[str, tuple[Fraction, int]] = {}
     for name, den, num, count in session.execute(
         select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
             inner.c.category, inner.c.den
@@ -548,24 +558,37 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
     ):
         if name == "none":
             continue
-        totals[name] += Fraction(int(num), int(den))
-        if name == "churn":
-            churned += int(count)
+        amount, customers = totals.get(name, (Fraction(0), 0))
+        totals[name] = (amount + Fraction(int(num), int(den)), customers + int(count))
+    return totals
+
+
+def movements_of(start: int, end: int, totals: dict[str, tuple[Fraction, int]]) -> MrrMovements:
+    """Movements (levels left at zero) from category → (amount, customers) totals."""
     zero = Fraction(0)
+
+    def amount(name: str) -> Fraction:
+        return totals.get(name, (zero, 0))[0]
+
     return MrrMovements(
         start=start,
         end=end,
         mrr_start=zero,
         mrr_end=zero,
-        new=totals["new"],
-        reactivation=totals["reactivation"],
-        expansion=totals["expansion"],
-        contraction=totals["contraction"],
-        churn=totals["churn"],
+        new=amount("new"),
+        reactivation=amount("reactivation"),
+        expansion=amount("expansion"),
+        contraction=amount("contraction"),
+        churn=amount("churn"),
         customers_start=0,
         customers_end=0,
-        churned_customers=churned,
+        churned_customers=totals.get("churn", (zero, 0))[1],
     )
+
+
+def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovements:
+    """Movements over ``[start, end)`` without the levels (filled in by the caller)."""
+    return movements_of(start, end, moved_by_category(session, start, end, currency))
 
 
 def _movements(
@@ -574,11 +597,13 @@ def _movements(
     end: int,
     currency: str,
     levels: dict[int, tuple[Fraction, int]],
+    moved: MrrMovements | None = None,
 ) -> MrrMovements:
     for moment in (start, end):
         if moment not in levels:
             levels[moment] = mrr_level(session, moment, currency)
-    moved = _moved(session, start, end, currency)
+    if moved is None:
+        moved = _moved(session, start, end, currency)
     (mrr_start, customers_start), (mrr_end, customers_end) = levels[start], levels[end]
     return MrrMovements(
         start=start,
@@ -619,8 +644,17 @@ def overview(session: Session, start: int, end: int, currency: str) -> Overview:
 
 
 def mrr_series(session: Session, now: datetime, months: int, currency: str) -> list[MrrMovements]:
-    """MRR movements month by month for the last ``months`` months (this one so far)."""
+    """MRR movements month by month for the last ``months`` months (this one so far).
+
+    The movements of each month come from its ``mrr_months`` rows; those of the
+    month so far too, corrected for the few customers with a segment starting or
+    ending after ``now`` in it (``paydesk.analytics.months``).
+    """
+    from paydesk.analytics import months as stored
+
     _sync(session)
+    currency = currency.lower()
     levels: dict[int, tuple[Fraction, int]] = {}
     bounds = month_starts(now, months)
-    return [_movements(session, a, b, currency.lower(), levels) for a, b in pairwise(bounds)]
+    moved = stored.month_movements(session, currency, bounds)
+    return [_movements(session, a, b, currency, levels, moved[a]) for a, b in pairwise(bounds)]
