@@ -21,7 +21,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, union
+from sqlalchemy import BigInteger, and_, case, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import Dispute, Payment, Refund, Subscription
@@ -417,123 +417,137 @@ def _fractions(rows: Any) -> tuple[Fraction, int]:
 
 
 def mrr_level(session: Session, moment: int, currency: str) -> tuple[Fraction, int]:
-    """MRR at ``moment`` and the number of customers paying then (docs/METRICS.md).
+    """MRR at ``moment`` and the number of customers paying then (docs/METRICS.md)."""
+    return mrr_levels(session, [moment], currency)[moment]
+
+
+def mrr_levels(
+    session: Session, moments: list[int], currency: str
+) -> dict[int, tuple[Fraction, int]]:
+    """``mrr_level`` of each of ``moments``, in two queries whatever their number.
 
     The segments with ``valid_from <= moment < valid_to``: those started minus those
     ended by then, from ``mrr_daily`` for the days before ``moment``'s and from the
     segments themselves (by index) on its day.
     """
-    today = day_of(moment)
-    before, n_before = _fractions(
-        session.execute(
-            select(
-                MrrDaily.amount_den,
-                func.sum(MrrDaily.started_num - MrrDaily.ended_num),
-                func.sum(MrrDaily.started - MrrDaily.ended),
-            )
-            .where(MrrDaily.currency == currency, MrrDaily.day < today)
-            .group_by(MrrDaily.amount_den)
+    moments = sorted(set(moments))
+    if not moments:
+        return {}
+    days: dict[int, list[tuple[int, int, int]]] = {}
+    for day, den, num, n in session.execute(
+        select(
+            MrrDaily.day,
+            MrrDaily.amount_den,
+            func.sum(MrrDaily.started_num - MrrDaily.ended_num),
+            func.sum(MrrDaily.started - MrrDaily.ended),
         )
-    )
-    started, n_started = _fractions(
-        session.execute(
-            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
-            .where(
-                MrrSegment.currency == currency,
-                MrrSegment.valid_from >= today,
-                MrrSegment.valid_from <= moment,
+        .where(MrrDaily.currency == currency, MrrDaily.day < day_of(moments[-1]))
+        .group_by(MrrDaily.day, MrrDaily.amount_den)
+    ):
+        days.setdefault(int(day), []).append((int(den), int(num or 0), int(n or 0)))
+    parts = []
+    for i, moment in enumerate(moments):
+        today = day_of(moment)
+        for sign, column in ((1, MrrSegment.valid_from), (-1, MrrSegment.valid_to)):
+            parts.append(
+                select(
+                    literal(i).label("i"),
+                    literal(sign).label("sign"),
+                    MrrSegment.amount_den,
+                    func.sum(MrrSegment.amount_num).label("num"),
+                    func.count().label("n"),
+                )
+                .where(MrrSegment.currency == currency, column >= today, column <= moment)
+                .group_by(MrrSegment.amount_den)
             )
-            .group_by(MrrSegment.amount_den)
-        )
-    )
-    ended, n_ended = _fractions(
-        session.execute(
-            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
-            .where(
-                MrrSegment.currency == currency,
-                MrrSegment.valid_to >= today,
-                MrrSegment.valid_to <= moment,
-            )
-            .group_by(MrrSegment.amount_den)
-        )
-    )
-    return before + started - ended, n_before + n_started - n_ended
-
-
-def touched_between(currency: str, start: int, end: int) -> Any:
-    """The customers with a segment starting or ending in ``(start, end]`` (a CTE)."""
-    seg = MrrSegment
-    return union(
-        select(seg.customer_id).where(
-            seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
-        ),
-        select(seg.customer_id).where(
-            seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
-        ),
-    ).cte("touched")
+    same_day: dict[int, list[tuple[int, int, int]]] = {}
+    for i, sign, den, num, n in session.execute(union_all(*parts)):
+        same_day.setdefault(int(i), []).append((int(den), sign * int(num), sign * int(n)))
+    # Running integer sums per denominator over the days, in order, moment by moment.
+    levels: dict[int, tuple[Fraction, int]] = {}
+    running: dict[int, list[int]] = {}
+    ordered = sorted(days.items())
+    position = 0
+    for i, moment in enumerate(moments):
+        today = day_of(moment)
+        while position < len(ordered) and ordered[position][0] < today:
+            for den, num, n in ordered[position][1]:
+                entry = running.setdefault(den, [0, 0])
+                entry[0] += num
+                entry[1] += n
+            position += 1
+        amount, count = _fractions((den, num, n) for den, (num, n) in running.items())
+        extra, extra_count = _fractions(same_day.get(i, []))
+        levels[moment] = (amount + extra, count + extra_count)
+    return levels
 
 
 def moved_by_category(
-    session: Session, start: int, end: int, currency: str, touched: Any = None
+    session: Session, start: int, end: int, currency: str, only: Any = None
 ) -> dict[str, tuple[Fraction, int]]:
     """Movements over ``[start, end)``: category → (exact amount, customers).
 
     Only customers with a segment starting or ending in ``(start, end]`` can have
     a different MRR at ``end`` than at ``start``; the others move nothing. A
-    customer's segments do not overlap, so at most one gives their MRR at an
-    instant: each touched customer is classified in SQL by comparing two exact
-    fractions (cross-multiplied), and the amounts come back summed per category and
-    denominator: a handful of rows, whatever the number of customers. ``touched``
-    (a CTE of ``customer_id``) limits them to some customers; by default every
-    customer touched in the window. A customer touched whose MRR is the same at
+    customer's segments do not overlap, so for such a customer the segment giving
+    its MRR at ``start`` (if any) ends in ``(start, end]``, and the one giving it at
+    ``end`` starts in ``(start, end]`` (a segment covering both would overlap the
+    one that touched the window). Both come from two index range scans of the
+    window, whatever the table's size; each customer is then classified in SQL by
+    comparing two exact fractions (cross-multiplied), and the amounts come back
+    summed per category and denominator. ``only`` (a CTE of ``customer_id``)
+    limits them to some customers. A customer touched whose MRR is the same at
     both ends counts as a contraction of 0 (as in ``paydesk.analytics.months``).
     """
     seg = MrrSegment
-    if touched is None:
-        touched = touched_between(currency, start, end)
-
-    # Each touched customer's segments covering start or end: one index probe each.
-    cover = (
-        select(seg.customer_id, seg.valid_from, seg.valid_to, seg.amount_num, seg.amount_den)
-        .where(
-            seg.currency == currency,
-            seg.customer_id.in_(select(touched.c.customer_id)),
-            seg.valid_from <= end,
-            seg.valid_to.is_(None) | (seg.valid_to > start),
-        )
-        .cte("cover")
-    )
-    c = cover.c
-
-    def covers(moment: int) -> Any:
-        return and_(c.valid_from <= moment, c.valid_to.is_(None) | (c.valid_to > moment))
-
+    none = null().cast(BigInteger)
+    ending = select(
+        seg.customer_id,
+        case((seg.valid_from <= start, seg.amount_num), else_=none).label("wn"),
+        case((seg.valid_from <= start, seg.amount_den), else_=none).label("wd"),
+        none.label("xn"),
+        none.label("xd"),
+    ).where(seg.currency == currency, seg.valid_to > start, seg.valid_to <= end)
+    after = seg.valid_to.is_(None) | (seg.valid_to > end)
+    starting = select(
+        seg.customer_id,
+        none.label("wn"),
+        none.label("wd"),
+        case((after, seg.amount_num), else_=none).label("xn"),
+        case((after, seg.amount_den), else_=none).label("xd"),
+    ).where(seg.currency == currency, seg.valid_from > start, seg.valid_from <= end)
+    if only is not None:
+        ending = ending.where(seg.customer_id.in_(select(only.c.customer_id)))
+        starting = starting.where(seg.customer_id.in_(select(only.c.customer_id)))
+    edges = union_all(ending, starting).subquery("edges")
+    c = edges.c
     moved = (
         select(
             c.customer_id,
-            func.max(case((covers(start), c.amount_num))).label("wn"),
-            func.max(case((covers(start), c.amount_den))).label("wd"),
-            func.max(case((covers(end), c.amount_num))).label("xn"),
-            func.max(case((covers(end), c.amount_den))).label("xd"),
+            func.max(c.wn).label("wn"),
+            func.max(c.wd).label("wd"),
+            func.max(c.xn).label("xn"),
+            func.max(c.xd).label("xd"),
         )
         .group_by(c.customer_id)
         .cte("moved")
     )
     m = moved.c
-    # Whether they paid before: one primary-key lookup per customer arriving (a join
-    # would let the planner hash the whole table).
-    paid_before = (
-        select(func.count())
+    # A customer arriving at end (no MRR at start, some at end) first paid no later than
+    # end; it is new if that was in the window, else a reactivation: one index range
+    # scan of the window's first payers (a probe per customer would cost more).
+    first = (
+        select(MrrCustomer.customer_id)
         .where(
             MrrCustomer.currency == currency,
-            MrrCustomer.customer_id == m.customer_id,
-            MrrCustomer.paid_from <= start,
+            MrrCustomer.paid_from > start,
+            MrrCustomer.paid_from <= end,
         )
-        .scalar_subquery()
+        .cte("first_paid")
     )
     grows = m.xn * m.wd > m.wn * m.xd
     category = case(
-        (and_(m.wn.is_(None), m.xn.is_not(None), paid_before > 0), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None), first.c.customer_id.is_(None)), "reactivation"),
         (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
         (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
         (and_(m.wn.is_not(None), grows), "expansion"),
@@ -549,7 +563,11 @@ def moved_by_category(
     denominator = case((m.wn.is_(None), m.xd), (m.xn.is_(None), m.wd), else_=m.wd * m.xd).label(
         "den"
     )
-    inner = select(category, denominator, numerator.label("num")).subquery()
+    inner = (
+        select(category, denominator, numerator.label("num"))
+        .select_from(moved.outerjoin(first, first.c.customer_id == m.customer_id))
+        .subquery()
+    )
     totals: dict[str, tuple[Fraction, int]] = {}
     for name, den, num, count in session.execute(
         select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
@@ -599,9 +617,8 @@ def _movements(
     levels: dict[int, tuple[Fraction, int]],
     moved: MrrMovements | None = None,
 ) -> MrrMovements:
-    for moment in (start, end):
-        if moment not in levels:
-            levels[moment] = mrr_level(session, moment, currency)
+    missing = [moment for moment in (start, end) if moment not in levels]
+    levels.update(mrr_levels(session, missing, currency))
     if moved is None:
         moved = _moved(session, start, end, currency)
     (mrr_start, customers_start), (mrr_end, customers_end) = levels[start], levels[end]
@@ -654,7 +671,7 @@ def mrr_series(session: Session, now: datetime, months: int, currency: str) -> l
 
     _sync(session)
     currency = currency.lower()
-    levels: dict[int, tuple[Fraction, int]] = {}
     bounds = month_starts(now, months)
+    levels = mrr_levels(session, bounds, currency)
     moved = stored.month_movements(session, currency, bounds)
     return [_movements(session, a, b, currency, levels, moved[a]) for a, b in pairwise(bounds)]

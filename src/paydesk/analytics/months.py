@@ -28,7 +28,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,6 @@ from paydesk.analytics.business import (
     MrrMovements,
     moved_by_category,
     movements_of,
-    touched_between,
     unix,
 )
 from paydesk.db.models.analytics import MrrMonth, MrrSegment
@@ -197,6 +196,19 @@ def _combine(
         have, n = result.get(category, (Fraction(0), 0))
         result[category] = (have + sign * amount, n + sign * count)
     return result
+
+
+def touched_between(currency: str, start: int, end: int) -> Any:
+    """The customers with a segment starting or ending in ``(start, end]`` (a CTE)."""
+    seg = MrrSegment
+    return union(
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
+        ),
+        select(seg.customer_id).where(
+            seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
+        ),
+    ).cte("touched")
 
 
 def month_movements(session: Session, currency: str, bounds: list[int]) -> dict[int, MrrMovements]:

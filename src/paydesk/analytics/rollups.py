@@ -14,6 +14,9 @@ mirror rows it covers. On PostgreSQL, two transactions touching one key are
 serialised by an advisory lock taken (in a fixed order) before the recompute,
 so the second one recomputes after the first has committed.
 
+A customer's recompute also adds the difference its new segments make to each
+month's movements (``paydesk.analytics.months``, table ``mrr_months``).
+
 ``rebuild`` recomputes everything, in batches (``paydesk analytics rebuild``).
 """
 

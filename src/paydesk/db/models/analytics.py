@@ -68,6 +68,8 @@ class MrrCustomer(Base):
     """When a customer first had a positive amount (``paid_from``): reactivation vs new."""
 
     __tablename__ = "mrr_customers"
+    # The first payers of a window: new (vs reactivated) MRR.
+    __table_args__ = (Index("ix_mrr_customers_currency_paid_from", "currency", "paid_from"),)
 
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(255), primary_key=True)

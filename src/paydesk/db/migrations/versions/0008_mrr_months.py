@@ -1,4 +1,4 @@
-"""mrr_months: each calendar month's MRR movements per currency, kept as rows
+"""mrr_months: each calendar month's MRR movements per currency, kept as rows; refunds by status
 
 Revision ID: 0008
 Revises: 0007
@@ -9,7 +9,9 @@ contraction, churn, reactivation) from these rows instead of classifying every
 customer whose MRR changed in it (``paydesk.analytics.months``). The migration
 fills them from the existing ``mrr_segments`` in SQL, one month at a time (about
 a second per month at a million subscriptions); ``paydesk analytics rebuild``
-recomputes them with the other rollups.
+recomputes them with the other rollups. Refunds get the index their status
+filter needs (the console's query-plan test found it walking the table);
+``mrr_customers`` one on ``paid_from`` (a window's first payers: new vs reactivated).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def upgrade() -> None:
             "currency", "month", "category", "amount_den", name=op.f("pk_mrr_months")
         ),
     )
+    op.create_index("ix_refunds_status_stripe_created", "refunds", ["status", "stripe_created"])
+    op.create_index(
+        "ix_mrr_customers_currency_paid_from", "mrr_customers", ["currency", "paid_from"]
+    )
     from sqlalchemy.orm import Session
 
     from paydesk.analytics.months import fill
@@ -46,4 +52,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mrr_customers_currency_paid_from", table_name="mrr_customers")
+    op.drop_index("ix_refunds_status_stripe_created", table_name="refunds")
     op.drop_table("mrr_months")
