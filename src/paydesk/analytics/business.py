@@ -508,6 +508,7 @@ def moved_by_category(
         case((seg.valid_from <= start, seg.amount_den), else_=none).label("wd"),
         none.label("xn"),
         none.label("xd"),
+        none.label("fresh"),
     ).where(seg.currency == currency, seg.valid_to > start, seg.valid_to <= end)
     after = seg.valid_to.is_(None) | (seg.valid_to > end)
     starting = select(
@@ -516,11 +517,28 @@ def moved_by_category(
         none.label("wd"),
         case((after, seg.amount_num), else_=none).label("xn"),
         case((after, seg.amount_den), else_=none).label("xd"),
+        none.label("fresh"),
     ).where(seg.currency == currency, seg.valid_from > start, seg.valid_from <= end)
+    # A customer arriving at end (no MRR at start, some at end) first paid no later than
+    # end; it is new if that was in the window, else a reactivation: a third index range
+    # scan, of the window's first payers, grouped with the others (a join would have
+    # the planner probe mrr_customers once per customer).
+    first = select(
+        MrrCustomer.customer_id,
+        none.label("wn"),
+        none.label("wd"),
+        none.label("xn"),
+        none.label("xd"),
+        literal(1, BigInteger).label("fresh"),
+    ).where(
+        MrrCustomer.currency == currency,
+        MrrCustomer.paid_from > start,
+        MrrCustomer.paid_from <= end,
+    )
     if only is not None:
         ending = ending.where(seg.customer_id.in_(select(only.c.customer_id)))
         starting = starting.where(seg.customer_id.in_(select(only.c.customer_id)))
-    edges = union_all(ending, starting).subquery("edges")
+    edges = union_all(ending, starting, first).subquery("edges")
     c = edges.c
     moved = (
         select(
@@ -529,26 +547,15 @@ def moved_by_category(
             func.max(c.wd).label("wd"),
             func.max(c.xn).label("xn"),
             func.max(c.xd).label("xd"),
+            func.max(c.fresh).label("fresh"),
         )
         .group_by(c.customer_id)
         .cte("moved")
     )
     m = moved.c
-    # A customer arriving at end (no MRR at start, some at end) first paid no later than
-    # end; it is new if that was in the window, else a reactivation: one index range
-    # scan of the window's first payers (a probe per customer would cost more).
-    first = (
-        select(MrrCustomer.customer_id)
-        .where(
-            MrrCustomer.currency == currency,
-            MrrCustomer.paid_from > start,
-            MrrCustomer.paid_from <= end,
-        )
-        .cte("first_paid")
-    )
     grows = m.xn * m.wd > m.wn * m.xd
     category = case(
-        (and_(m.wn.is_(None), m.xn.is_not(None), first.c.customer_id.is_(None)), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None), m.fresh.is_(None)), "reactivation"),
         (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
         (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
         (and_(m.wn.is_not(None), grows), "expansion"),
@@ -564,11 +571,7 @@ def moved_by_category(
     denominator = case((m.wn.is_(None), m.xd), (m.xn.is_(None), m.wd), else_=m.wd * m.xd).label(
         "den"
     )
-    inner = (
-        select(category, denominator, numerator.label("num"))
-        .select_from(moved.outerjoin(first, first.c.customer_id == m.customer_id))
-        .subquery()
-    )
+    inner = select(category, denominator, numerator.label("num")).subquery()
     totals: dict[str, tuple[Fraction, int]] = {}
     for name, den, num, count in session.execute(
         select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
