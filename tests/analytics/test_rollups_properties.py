@@ -14,13 +14,14 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
+from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from paydesk.analytics import business, reference
+from paydesk.analytics import business, months, reference
 from paydesk.analytics.rollups import rebuild
 from paydesk.db.engine import session_factory
 from paydesk.db.models import (
@@ -28,6 +29,7 @@ from paydesk.db.models import (
     Dispute,
     MrrCustomer,
     MrrDaily,
+    MrrMonth,
     MrrSegment,
     Payment,
     Refund,
@@ -38,7 +40,8 @@ from paydesk.db.models import (
 from tests.analytics.history import BASE, SPAN, History, S, currencies, histories, insert
 
 STEP = 6 * 3600  # one unit of the generated offsets: 4 a day, so days have several rows
-TABLES = (DailyRollup, MrrCustomer, MrrDaily, MrrSegment, SubscriptionDaily, Payment, Refund)
+TABLES = (DailyRollup, MrrCustomer, MrrDaily, MrrMonth, MrrSegment, SubscriptionDaily, Payment)
+TABLES += (Refund,)
 TABLES += (Dispute, StripeEvent, Subscription)
 
 PROPERTY = settings(
@@ -141,7 +144,20 @@ def _rows(session: Session) -> dict[str, list[tuple[object, ...]]]:
             for row in session.execute(select(*MrrDaily.__table__.columns))
             if nonzero(row, 3)
         ),
+        "mrr_months": _months(session),
     }
+
+
+def _months(session: Session) -> list[tuple[object, ...]]:
+    """Each (currency, month, category)'s exact amount and customers, whatever the parts."""
+    sums: dict[tuple[str, int, str], list[object]] = {}
+    for currency, month, category, den, num, customers in session.execute(
+        select(*MrrMonth.__table__.columns)
+    ):
+        entry = sums.setdefault((currency, month, category), [Fraction(0), 0])
+        entry[0] = Fraction(entry[0]) + Fraction(num, den)  # type: ignore[arg-type]
+        entry[1] = int(entry[1]) + customers  # type: ignore[call-overload]
+    return sorted((*key, *value) for key, value in sums.items() if any(value))
 
 
 def _counts(session: Session) -> dict[str, list[tuple[object, ...]]]:
@@ -234,14 +250,20 @@ def test_rollup_figures_equal_the_definitions(
             a = BASE + window[0] * STEP + window[2]
             b = BASE + window[1] * STEP + window[3]
             assert business.overview(session, a, b, cur) == reference.overview(session, a, b, cur)
-            now = datetime.fromtimestamp(BASE + 4 * 86_400, UTC)
-            assert business.mrr_series(session, now, 2, cur) == reference.mrr_series(
-                session, now, 2, cur
-            )
+            # The month so far (corrected for what starts or ends after now), then
+            # January closed: read from its mrr_months rows alone.
+            for days, count in ((1.5, 1), (4, 2), (40, 3)):
+                now = datetime.fromtimestamp(BASE + days * 86_400, UTC)
+                assert business.mrr_series(session, now, count, cur) == reference.mrr_series(
+                    session, now, count, cur
+                )
             assert _counts(session) == _counts_from_rollups(session)
             maintained = _rows(session)
             session.commit()
             rebuild(factory, batch=3)
             assert _rows(session) == maintained
+            months.fill(session)  # from the segments in SQL, as the migration does
+            assert _rows(session) == maintained
+            session.commit()
         finally:
             _clear(session)

@@ -14,7 +14,6 @@ are documented, denominator by denominator, in ``docs/METRICS.md``.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -22,7 +21,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, union
+from sqlalchemy import BigInteger, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from paydesk.db.models import Dispute, Payment, Refund, Subscription
@@ -266,6 +265,14 @@ def split(start: int, end: int) -> tuple[tuple[int, int] | None, list[tuple[int,
     return (first, last), edges
 
 
+def _within(column: Any, ranges: list[tuple[Any, Any]]) -> Any:
+    """``column`` in one of the half-open ``ranges`` (disjoint: a window's partial days).
+
+    One query for both partial days of a window (an index scan per range), not one each.
+    """
+    return or_(*(and_(column >= a, column < b) for a, b in ranges))
+
+
 def _daily(
     session: Session, days: tuple[int, int] | None, currency: str, *columns: Any
 ) -> list[int]:
@@ -300,7 +307,7 @@ def payment_metrics(session: Session, start: int, end: int, currency: str) -> Pa
         DailyRollup.payments_failed,
         DailyRollup.payments_volume,
     )
-    for a, b in edges:
+    if edges:
         ok, bad, amount = session.execute(
             select(
                 func.count().filter(Payment.status == "succeeded"),
@@ -310,11 +317,7 @@ def payment_metrics(session: Session, start: int, end: int, currency: str) -> Pa
                 func.coalesce(
                     func.sum(Payment.amount_received).filter(Payment.status == "succeeded"), 0
                 ),
-            ).where(
-                Payment.currency == currency,
-                Payment.stripe_created >= a,
-                Payment.stripe_created < b,
-            )
+            ).where(Payment.currency == currency, _within(Payment.stripe_created, edges))
         ).one()
         succeeded, failed, volume = succeeded + int(ok), failed + int(bad), volume + int(amount)
     return PaymentMetrics(succeeded=succeeded, failed=failed, volume=volume)
@@ -330,13 +333,12 @@ def refund_metrics(
     count, amount = _daily(
         session, days, currency, DailyRollup.refunds_succeeded, DailyRollup.refunds_amount
     )
-    for a, b in edges:
+    if edges:
         n, total = session.execute(
             select(func.count(), func.coalesce(func.sum(Refund.amount), 0)).where(
                 Refund.currency == currency,
                 Refund.status == "succeeded",
-                Refund.stripe_created >= a,
-                Refund.stripe_created < b,
+                _within(Refund.stripe_created, edges),
             )
         ).one()
         count, amount = count + int(n), amount + int(total)
@@ -358,22 +360,21 @@ def dispute_metrics(
         DailyRollup.disputes_resolved,
         DailyRollup.disputes_resolution_seconds,
     )
-    for a, b in edges:
+    if edges:
         opened += int(
             session.scalar(
                 select(func.count()).where(
-                    Dispute.currency == currency,
-                    Dispute.stripe_created >= a,
-                    Dispute.stripe_created < b,
+                    Dispute.currency == currency, _within(Dispute.stripe_created, edges)
                 )
             )
             or 0
         )
+        closed_edges = [
+            (datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in edges
+        ]
         for created, closed_at in session.execute(
             select(Dispute.stripe_created, Dispute.closed_at).where(
-                Dispute.currency == currency,
-                Dispute.closed_at >= datetime.fromtimestamp(a, UTC),
-                Dispute.closed_at < datetime.fromtimestamp(b, UTC),
+                Dispute.currency == currency, _within(Dispute.closed_at, closed_edges)
             )
         ):
             if closed_at is not None:
@@ -393,14 +394,13 @@ def new_subscriptions(session: Session, start: int, end: int, currency: str) -> 
     currency = currency.lower()
     days, edges = split(start, end)
     (count,) = _daily(session, days, currency, DailyRollup.subscriptions_new)
-    for a, b in edges:
+    if edges:
         count += int(
             session.scalar(
                 select(func.count()).where(
                     Subscription.currency == currency,
                     Subscription.status.not_in(NEVER_STARTED_STATUSES),
-                    Subscription.stripe_created >= a,
-                    Subscription.stripe_created < b,
+                    _within(Subscription.stripe_created, edges),
                 )
             )
             or 0
@@ -418,111 +418,144 @@ def _fractions(rows: Any) -> tuple[Fraction, int]:
 
 
 def mrr_level(session: Session, moment: int, currency: str) -> tuple[Fraction, int]:
-    """MRR at ``moment`` and the number of customers paying then (docs/METRICS.md).
+    """MRR at ``moment`` and the number of customers paying then (docs/METRICS.md)."""
+    return mrr_levels(session, [moment], currency)[moment]
+
+
+def mrr_levels(
+    session: Session, moments: list[int], currency: str
+) -> dict[int, tuple[Fraction, int]]:
+    """``mrr_level`` of each of ``moments``, in two queries whatever their number.
 
     The segments with ``valid_from <= moment < valid_to``: those started minus those
     ended by then, from ``mrr_daily`` for the days before ``moment``'s and from the
     segments themselves (by index) on its day.
     """
-    today = day_of(moment)
-    before, n_before = _fractions(
-        session.execute(
-            select(
-                MrrDaily.amount_den,
-                func.sum(MrrDaily.started_num - MrrDaily.ended_num),
-                func.sum(MrrDaily.started - MrrDaily.ended),
-            )
-            .where(MrrDaily.currency == currency, MrrDaily.day < today)
-            .group_by(MrrDaily.amount_den)
+    moments = sorted(set(moments))
+    if not moments:
+        return {}
+    days: dict[int, list[tuple[int, int, int]]] = {}
+    for day, den, num, n in session.execute(
+        select(
+            MrrDaily.day,
+            MrrDaily.amount_den,
+            func.sum(MrrDaily.started_num - MrrDaily.ended_num),
+            func.sum(MrrDaily.started - MrrDaily.ended),
         )
-    )
-    started, n_started = _fractions(
-        session.execute(
-            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
-            .where(
-                MrrSegment.currency == currency,
-                MrrSegment.valid_from >= today,
-                MrrSegment.valid_from <= moment,
+        .where(MrrDaily.currency == currency, MrrDaily.day < day_of(moments[-1]))
+        .group_by(MrrDaily.day, MrrDaily.amount_den)
+    ):
+        days.setdefault(int(day), []).append((int(den), int(num or 0), int(n or 0)))
+    parts = []
+    for i, moment in enumerate(moments):
+        today = day_of(moment)
+        for sign, column in ((1, MrrSegment.valid_from), (-1, MrrSegment.valid_to)):
+            parts.append(
+                select(
+                    literal(i).label("i"),
+                    literal(sign).label("sign"),
+                    MrrSegment.amount_den,
+                    func.sum(MrrSegment.amount_num).label("num"),
+                    func.count().label("n"),
+                )
+                .where(MrrSegment.currency == currency, column >= today, column <= moment)
+                .group_by(MrrSegment.amount_den)
             )
-            .group_by(MrrSegment.amount_den)
-        )
-    )
-    ended, n_ended = _fractions(
-        session.execute(
-            select(MrrSegment.amount_den, func.sum(MrrSegment.amount_num), func.count())
-            .where(
-                MrrSegment.currency == currency,
-                MrrSegment.valid_to >= today,
-                MrrSegment.valid_to <= moment,
-            )
-            .group_by(MrrSegment.amount_den)
-        )
-    )
-    return before + started - ended, n_before + n_started - n_ended
+    same_day: dict[int, list[tuple[int, int, int]]] = {}
+    for i, sign, den, num, n in session.execute(union_all(*parts)):
+        same_day.setdefault(int(i), []).append((int(den), sign * int(num), sign * int(n)))
+    # Running integer sums per denominator over the days, in order, moment by moment.
+    levels: dict[int, tuple[Fraction, int]] = {}
+    running: dict[int, list[int]] = {}
+    ordered = sorted(days.items())
+    position = 0
+    for i, moment in enumerate(moments):
+        today = day_of(moment)
+        while position < len(ordered) and ordered[position][0] < today:
+            for den, num, n in ordered[position][1]:
+                entry = running.setdefault(den, [0, 0])
+                entry[0] += num
+                entry[1] += n
+            position += 1
+        amount, count = _fractions((den, num, n) for den, (num, n) in running.items())
+        extra, extra_count = _fractions(same_day.get(i, []))
+        levels[moment] = (amount + extra, count + extra_count)
+    return levels
 
 
-def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovements:
-    """Movements over ``[start, end)`` without the levels (filled in by the caller).
+def moved_by_category(
+    session: Session, start: int, end: int, currency: str, only: Any = None
+) -> dict[str, tuple[Fraction, int]]:
+    """Movements over ``[start, end)``: category → (exact amount, customers).
 
     Only customers with a segment starting or ending in ``(start, end]`` can have
     a different MRR at ``end`` than at ``start``; the others move nothing. A
-    customer's segments do not overlap, so at most one gives their MRR at an
-    instant: each touched customer is classified in SQL by comparing two exact
-    fractions (cross-multiplied), and the amounts come back summed per category and
-    denominator: a handful of rows, whatever the number of customers.
+    customer's segments do not overlap, so for such a customer the segment giving
+    its MRR at ``start`` (if any) ends in ``(start, end]``, and the one giving it at
+    ``end`` starts in ``(start, end]`` (a segment covering both would overlap the
+    one that touched the window). Both come from two index range scans of the
+    window, whatever the table's size; each customer is then classified in SQL by
+    comparing two exact fractions (cross-multiplied), and the amounts come back
+    summed per category and denominator. ``only`` (a CTE of ``customer_id``)
+    limits them to some customers. A customer touched whose MRR is the same at
+    both ends counts as a contraction of 0 (as in ``paydesk.analytics.months``).
     """
     seg = MrrSegment
-    touched = union(
-        select(seg.customer_id).where(
-            seg.currency == currency, seg.valid_from > start, seg.valid_from <= end
-        ),
-        select(seg.customer_id).where(
-            seg.currency == currency, seg.valid_to > start, seg.valid_to <= end
-        ),
-    ).cte("touched")
-
-    # Each touched customer's segments covering start or end: one index probe each.
-    cover = (
-        select(seg.customer_id, seg.valid_from, seg.valid_to, seg.amount_num, seg.amount_den)
-        .where(
-            seg.currency == currency,
-            seg.customer_id.in_(select(touched.c.customer_id)),
-            seg.valid_from <= end,
-            seg.valid_to.is_(None) | (seg.valid_to > start),
-        )
-        .cte("cover")
+    none = null().cast(BigInteger)
+    ending = select(
+        seg.customer_id,
+        case((seg.valid_from <= start, seg.amount_num), else_=none).label("wn"),
+        case((seg.valid_from <= start, seg.amount_den), else_=none).label("wd"),
+        none.label("xn"),
+        none.label("xd"),
+        none.label("fresh"),
+    ).where(seg.currency == currency, seg.valid_to > start, seg.valid_to <= end)
+    after = seg.valid_to.is_(None) | (seg.valid_to > end)
+    starting = select(
+        seg.customer_id,
+        none.label("wn"),
+        none.label("wd"),
+        case((after, seg.amount_num), else_=none).label("xn"),
+        case((after, seg.amount_den), else_=none).label("xd"),
+        none.label("fresh"),
+    ).where(seg.currency == currency, seg.valid_from > start, seg.valid_from <= end)
+    # A customer arriving at end (no MRR at start, some at end) first paid no later than
+    # end; it is new if that was in the window, else a reactivation: a third index range
+    # scan, of the window's first payers, grouped with the others (a join would have
+    # the planner probe mrr_customers once per customer).
+    first = select(
+        MrrCustomer.customer_id,
+        none.label("wn"),
+        none.label("wd"),
+        none.label("xn"),
+        none.label("xd"),
+        literal(1, BigInteger).label("fresh"),
+    ).where(
+        MrrCustomer.currency == currency,
+        MrrCustomer.paid_from > start,
+        MrrCustomer.paid_from <= end,
     )
-    c = cover.c
-
-    def covers(moment: int) -> Any:
-        return and_(c.valid_from <= moment, c.valid_to.is_(None) | (c.valid_to > moment))
-
+    if only is not None:
+        ending = ending.where(seg.customer_id.in_(select(only.c.customer_id)))
+        starting = starting.where(seg.customer_id.in_(select(only.c.customer_id)))
+    edges = union_all(ending, starting, first).subquery("edges")
+    c = edges.c
     moved = (
         select(
             c.customer_id,
-            func.max(case((covers(start), c.amount_num))).label("wn"),
-            func.max(case((covers(start), c.amount_den))).label("wd"),
-            func.max(case((covers(end), c.amount_num))).label("xn"),
-            func.max(case((covers(end), c.amount_den))).label("xd"),
+            func.max(c.wn).label("wn"),
+            func.max(c.wd).label("wd"),
+            func.max(c.xn).label("xn"),
+            func.max(c.xd).label("xd"),
+            func.max(c.fresh).label("fresh"),
         )
         .group_by(c.customer_id)
         .cte("moved")
     )
     m = moved.c
-    # Whether they paid before: one primary-key lookup per customer arriving (a join
-    # would let the planner hash the whole table).
-    paid_before = (
-        select(func.count())
-        .where(
-            MrrCustomer.currency == currency,
-            MrrCustomer.customer_id == m.customer_id,
-            MrrCustomer.paid_from <= start,
-        )
-        .scalar_subquery()
-    )
     grows = m.xn * m.wd > m.wn * m.xd
     category = case(
-        (and_(m.wn.is_(None), m.xn.is_not(None), paid_before > 0), "reactivation"),
+        (and_(m.wn.is_(None), m.xn.is_not(None), m.fresh.is_(None)), "reactivation"),
         (and_(m.wn.is_(None), m.xn.is_not(None)), "new"),
         (and_(m.wn.is_not(None), m.xn.is_(None)), "churn"),
         (and_(m.wn.is_not(None), grows), "expansion"),
@@ -539,8 +572,7 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
         "den"
     )
     inner = select(category, denominator, numerator.label("num")).subquery()
-    totals: dict[str, Fraction] = defaultdict(Fraction)
-    churned = 0
+    totals: dict[str, tuple[Fraction, int]] = {}
     for name, den, num, count in session.execute(
         select(inner.c.category, inner.c.den, func.sum(inner.c.num), func.count()).group_by(
             inner.c.category, inner.c.den
@@ -548,24 +580,37 @@ def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovement
     ):
         if name == "none":
             continue
-        totals[name] += Fraction(int(num), int(den))
-        if name == "churn":
-            churned += int(count)
+        amount, customers = totals.get(name, (Fraction(0), 0))
+        totals[name] = (amount + Fraction(int(num), int(den)), customers + int(count))
+    return totals
+
+
+def movements_of(start: int, end: int, totals: dict[str, tuple[Fraction, int]]) -> MrrMovements:
+    """Movements (levels left at zero) from category → (amount, customers) totals."""
     zero = Fraction(0)
+
+    def amount(name: str) -> Fraction:
+        return totals.get(name, (zero, 0))[0]
+
     return MrrMovements(
         start=start,
         end=end,
         mrr_start=zero,
         mrr_end=zero,
-        new=totals["new"],
-        reactivation=totals["reactivation"],
-        expansion=totals["expansion"],
-        contraction=totals["contraction"],
-        churn=totals["churn"],
+        new=amount("new"),
+        reactivation=amount("reactivation"),
+        expansion=amount("expansion"),
+        contraction=amount("contraction"),
+        churn=amount("churn"),
         customers_start=0,
         customers_end=0,
-        churned_customers=churned,
+        churned_customers=totals.get("churn", (zero, 0))[1],
     )
+
+
+def _moved(session: Session, start: int, end: int, currency: str) -> MrrMovements:
+    """Movements over ``[start, end)`` without the levels (filled in by the caller)."""
+    return movements_of(start, end, moved_by_category(session, start, end, currency))
 
 
 def _movements(
@@ -574,11 +619,12 @@ def _movements(
     end: int,
     currency: str,
     levels: dict[int, tuple[Fraction, int]],
+    moved: MrrMovements | None = None,
 ) -> MrrMovements:
-    for moment in (start, end):
-        if moment not in levels:
-            levels[moment] = mrr_level(session, moment, currency)
-    moved = _moved(session, start, end, currency)
+    missing = [moment for moment in (start, end) if moment not in levels]
+    levels.update(mrr_levels(session, missing, currency))
+    if moved is None:
+        moved = _moved(session, start, end, currency)
     (mrr_start, customers_start), (mrr_end, customers_end) = levels[start], levels[end]
     return MrrMovements(
         start=start,
@@ -619,8 +665,17 @@ def overview(session: Session, start: int, end: int, currency: str) -> Overview:
 
 
 def mrr_series(session: Session, now: datetime, months: int, currency: str) -> list[MrrMovements]:
-    """MRR movements month by month for the last ``months`` months (this one so far)."""
+    """MRR movements month by month for the last ``months`` months (this one so far).
+
+    The movements of each month come from its ``mrr_months`` rows; those of the
+    month so far too, corrected for the few customers with a segment starting or
+    ending after ``now`` in it (``paydesk.analytics.months``).
+    """
+    from paydesk.analytics import months as stored
+
     _sync(session)
-    levels: dict[int, tuple[Fraction, int]] = {}
+    currency = currency.lower()
     bounds = month_starts(now, months)
-    return [_movements(session, a, b, currency.lower(), levels) for a, b in pairwise(bounds)]
+    levels = mrr_levels(session, bounds, currency)
+    moved = stored.month_movements(session, currency, bounds)
+    return [_movements(session, a, b, currency, levels, moved[a]) for a, b in pairwise(bounds)]

@@ -14,6 +14,9 @@ mirror rows it covers. On PostgreSQL, two transactions touching one key are
 serialised by an advisory lock taken (in a fixed order) before the recompute,
 so the second one recomputes after the first has committed.
 
+A customer's recompute also adds the difference its new segments make to each
+month's movements (``paydesk.analytics.months``, table ``mrr_months``).
+
 ``rebuild`` recomputes everything, in batches (``paydesk analytics rebuild``).
 """
 
@@ -30,6 +33,7 @@ from sqlalchemy import Table, delete, event, func, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from paydesk.analytics import months
 from paydesk.analytics.business import (
     DAY,
     NEVER_STARTED_STATUSES,
@@ -45,6 +49,7 @@ from paydesk.db.models.analytics import (
     DailyRollup,
     MrrCustomer,
     MrrDaily,
+    MrrMonth,
     MrrSegment,
     SubscriptionDaily,
 )
@@ -378,23 +383,33 @@ def refresh_customers(session: Session, keys: Iterable[tuple[str, str]]) -> set[
     if not keys:
         return days
     spans = customer_spans(session, keys)
+    month_deltas = months.new_deltas()
     for currency, customer in keys:
         where = (MrrSegment.currency == currency) & (MrrSegment.customer_id == customer)
-        for start, end in session.execute(
-            select(MrrSegment.valid_from, MrrSegment.valid_to).where(where)
+        old: list[Segment] = []
+        for start, end, num, den in session.execute(
+            select(
+                MrrSegment.valid_from,
+                MrrSegment.valid_to,
+                MrrSegment.amount_num,
+                MrrSegment.amount_den,
+            ).where(where)
         ):
+            old.append((int(start), None if end is None else int(end), Fraction(num, den)))
             days.add((currency, day_of(start)))
             if end is not None:
                 days.add((currency, day_of(end)))
+        customer_where = (MrrCustomer.currency == currency) & (MrrCustomer.customer_id == customer)
+        old_paid_from = session.scalar(select(MrrCustomer.paid_from).where(customer_where))
+        months.customer_months(currency, old, old_paid_from, month_deltas, -1)
         session.execute(delete(MrrSegment).where(where))
-        session.execute(
-            delete(MrrCustomer).where(
-                MrrCustomer.currency == currency, MrrCustomer.customer_id == customer
-            )
-        )
+        session.execute(delete(MrrCustomer).where(customer_where))
         found = spans.get((currency, customer), [])
+        new = customer_segments(found)
+        first = paid_from(found)
+        months.customer_months(currency, new, first, month_deltas, 1)
         rows: list[dict[str, Any]] = []
-        for start, end, amount in customer_segments(found):
+        for start, end, amount in new:
             days.add((currency, day_of(start)))
             if end is not None:
                 days.add((currency, day_of(end)))
@@ -410,12 +425,12 @@ def refresh_customers(session: Session, keys: Iterable[tuple[str, str]]) -> set[
             )
         if rows:
             session.execute(insert(MrrSegment), rows)
-        first = paid_from(found)
         if first is not None:
             session.execute(
                 insert(MrrCustomer),
                 {"currency": currency, "customer_id": customer, "paid_from": first},
             )
+    months.apply(session, month_deltas)
     return days
 
 
@@ -575,6 +590,7 @@ def rebuild(
             session.execute(delete(MrrSegment))
             session.execute(delete(MrrCustomer))
             session.execute(delete(MrrDaily))
+            session.execute(delete(MrrMonth))  # refilled by the customers' recomputes
             session.execute(delete(DailyRollup))
             session.commit()
     total = len(keys) + len(tiers) + len(customers)

@@ -12,6 +12,7 @@ from paydesk.db.models.analytics import (
     MetricsSnapshot,
     MrrCustomer,
     MrrDaily,
+    MrrMonth,
     MrrSegment,
     SubscriptionDaily,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "MetricsSnapshot",
     "MrrCustomer",
     "MrrDaily",
+    "MrrMonth",
     "MrrSegment",
     "Payment",
     "PortalSession",

@@ -3,7 +3,10 @@
 Every row here is derived from the mirror and the webhook inbox, and is
 recomputed (never incremented) for the keys a transaction touched, in that
 transaction (``paydesk.analytics.rollups``); ``paydesk analytics rebuild``
-recomputes them all. Days are Unix seconds of a UTC midnight.
+recomputes them all. Days are Unix seconds of a UTC midnight. The one exception
+is ``mrr_months``: a month sums every customer's movement, so a customer's
+recompute adds the exact difference between its new and its old movements
+(see ``MrrMonth``).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class MrrCustomer(Base):
     """When a customer first had a positive amount (``paid_from``): reactivation vs new."""
 
     __tablename__ = "mrr_customers"
+    # The first payers of a window: new (vs reactivated) MRR.
+    __table_args__ = (Index("ix_mrr_customers_currency_paid_from", "currency", "paid_from"),)
 
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -87,6 +92,30 @@ class MrrDaily(Base):
     ended: Mapped[int] = mapped_column(BigInteger, default=0)
     started_num: Mapped[int] = mapped_column(BigInteger, default=0)
     ended_num: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MrrMonth(Base):
+    """MRR movements of one calendar month (UTC), per currency, category and denominator.
+
+    The month ``[month, next month)`` moves each customer's MRR from its value at
+    ``month`` to its value at the next month's start (docs/METRICS.md); a row sums the
+    customers of one ``category`` (``new``, ``reactivation``, ``expansion``,
+    ``contraction``, ``churn``) whose amount has denominator ``amount_den``:
+    ``amount_num / amount_den`` minor units a month, ``customers`` of them. The
+    month's figure is the sum over denominators. A customer's recompute adds its
+    new movements and subtracts its old ones (read from its old segments in the
+    same transaction, under the customer's lock), so a replay adds zero; rows may
+    therefore hold zero or, per denominator, negative parts of a positive sum.
+    """
+
+    __tablename__ = "mrr_months"
+
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    month: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount_den: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    amount_num: Mapped[int] = mapped_column(BigInteger, default=0)
+    customers: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class SubscriptionDaily(Base):

@@ -48,7 +48,11 @@ class Refund(StripeMirrorMixin, Base):
     """A refund, with who asked for it and why (``note`` stays in Paydesk)."""
 
     __tablename__ = "refunds"
-    __table_args__ = (Index("ix_refunds_currency_stripe_created", "currency", "stripe_created"),)
+    __table_args__ = (
+        Index("ix_refunds_currency_stripe_created", "currency", "stripe_created"),
+        # The console's and Admin API's status filter, newest first.
+        Index("ix_refunds_status_stripe_created", "status", "stripe_created"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)

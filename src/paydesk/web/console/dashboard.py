@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from paydesk.analytics import business
@@ -57,7 +57,6 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
     """Compute the dashboard from the mirror as of ``now``."""
     now = now or datetime.now(UTC)
     starts = _month_starts(now, MONTHS)
-    ends = [*starts[1:], datetime.max.replace(tzinfo=UTC)]
     board = Dashboard(labels=[start.strftime("%b") for start in starts])
 
     for movement in mrr_series(session, now, MONTHS, "usd"):
@@ -76,24 +75,32 @@ def build(session: Session, *, now: datetime | None = None) -> Dashboard:
         or 0
     )
 
-    # Whole calendar months are whole UTC days: sums of the daily rollups (all currencies).
-    for start, end in zip(starts, ends, strict=True):
-        lo = int(start.timestamp())
-        in_month = DailyRollup.day >= lo
-        if end.year < 9999:
-            in_month &= DailyRollup.day < int(end.timestamp())
-        ok, bad, refunded, opened = session.execute(
+    # Whole calendar months are whole UTC days: sums of the daily rollups (all
+    # currencies), every month in one grouped query (the last one runs on to now).
+    lows = [int(start.timestamp()) for start in starts]
+    month = case(
+        *((DailyRollup.day >= lo, i) for i, lo in reversed(list(enumerate(lows)))), else_=-1
+    ).label("month")
+    sums = {
+        int(i): (int(ok), int(bad), int(refunded), int(opened))
+        for i, ok, bad, refunded, opened in session.execute(
             select(
+                month,
                 func.coalesce(func.sum(DailyRollup.payments_succeeded), 0),
                 func.coalesce(func.sum(DailyRollup.payments_failed), 0),
                 func.coalesce(func.sum(DailyRollup.refunds_amount), 0),
                 func.coalesce(func.sum(DailyRollup.disputes_opened), 0),
-            ).where(in_month)
-        ).one()
-        board.succeeded.append(int(ok))
-        board.failed.append(int(bad))
-        board.refunded.append(round(int(refunded) / 100, 2))
-        board.disputes.append(int(opened))
+            )
+            .where(DailyRollup.day >= lows[0])
+            .group_by(month)
+        )
+    }
+    for i in range(len(starts)):
+        ok, bad, refunded, opened = sums.get(i, (0, 0, 0, 0))
+        board.succeeded.append(ok)
+        board.failed.append(bad)
+        board.refunded.append(round(refunded / 100, 2))
+        board.disputes.append(opened)
 
     # The last 30 days, as docs/METRICS.md defines the figures, over every currency.
     end_30 = int(now.timestamp()) + 1
