@@ -62,11 +62,11 @@ class StripeEvent(Base):
 class WebhookRejection(Base):
     """Deliveries refused before storage: why, from where, when, how many (no payload).
 
-    One row per (reason, source address, hour) since migration 0008: ``count``
+    One row per (reason, source address, hour) since migration 0009: ``count``
     deliveries, the first at ``received_at`` and the latest at ``last_received_at``,
     ``body_bytes`` the largest body. A flood of refusals adds to a counter instead of
     a row each, so it cannot fill the disk (``webhooks.store.insert_rejection``).
-    Rows written before 0008 have no ``hour`` and count 1.
+    Rows written before 0009 have no ``hour`` and count 1.
     """
 
     __tablename__ = "webhook_rejections"
