@@ -7,7 +7,7 @@ Create Date: 2026-12-02 06:00:00.000000
 The business metrics read these tables instead of whole mirror tables
 (docs/METRICS.md, "How they are computed"). Every transaction that writes the
 mirror keeps them in step; an existing database needs them filled once: this
-migration does it for small databases (up to ``BACKFILL_LIMIT`` mirror rows) and
+migration does it for small databases (up to 20,000 mirror rows) and
 otherwise says to run ``paydesk analytics rebuild``.
 """
 
@@ -21,7 +21,6 @@ down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-BACKFILL_LIMIT = 20_000
 LIST_INDEXES = (
     ("payments", ["status", "stripe_created"]),
     ("payments", ["customer_id", "stripe_created"]),
@@ -116,24 +115,10 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    connection = op.get_bind()
-    rows = sum(
-        int(connection.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)  # noqa: S608
-        for table in ("payments", "refunds", "disputes", "subscriptions")
-    )
-    if rows == 0:
-        return
-    if rows > BACKFILL_LIMIT:
-        print(
-            f"analytics rollups: {rows} mirror rows; run `paydesk analytics rebuild` now "
-            "(metrics read empty rollups until then)"
-        )
-        return
-    from sqlalchemy.orm import sessionmaker
+    from paydesk.analytics.rollups import backfill_small_database
 
-    from paydesk.analytics.rollups import rebuild
-
-    rebuild(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
+    # "deferred" when a later migration adds a table the rebuild writes: it fills then.
+    backfill_small_database(op.get_bind())
 
 
 def downgrade() -> None:

@@ -45,7 +45,13 @@ def upgrade() -> None:
     from sqlalchemy.orm import Session
 
     from paydesk.analytics.months import fill
+    from paydesk.analytics.rollups import backfill_small_database
 
+    connection = op.get_bind()
+    if not connection.scalar(sa.text("SELECT count(*) FROM mrr_segments")):
+        # 0006 left the fill to this migration (its rebuild writes mrr_months too).
+        backfill_small_database(connection)
+        return
     with Session(bind=op.get_bind(), join_transaction_mode="create_savepoint") as session:
         fill(session)
         session.commit()  # releases the savepoint into the migration's transaction
