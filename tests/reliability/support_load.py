@@ -120,6 +120,7 @@ def process_stack(
     paydesk_secret: str,
     log_level: str = "INFO",
     worker_args: tuple[str, ...] = ("--idle", "0.2"),
+    enabled_events: list[str] | None = None,
 ) -> Iterator[ProcessStack]:
     """Start sandbox, migrate, register the webhook endpoint, start serve and worker."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,10 @@ def process_stack(
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         endpoint = gateway.create_webhook_endpoint(
-            {"url": f"{base_url}/api/webhooks/stripe", "enabled_events": ["*"]},
+            {
+                "url": f"{base_url}/api/webhooks/stripe",
+                "enabled_events": enabled_events or ["*"],  # type: ignore[typeddict-item]
+            },
             key=uuid.uuid4().hex,
         )
         endpoint_secret = str(endpoint["secret"])
