@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from paydesk import queries
-from paydesk.db.models import StripeEvent, WebhookRejection
+from paydesk.db.models import StripeEvent, StripeEventAttempt, WebhookRejection
 from paydesk.db.models.base import utcnow
 from paydesk.errors import NotFound
 from paydesk.webhooks.events import NotAnEvent, event_from_dict
@@ -42,6 +42,17 @@ def get_event(session: Session, event_id: str) -> StripeEvent:
     if row is None:
         raise NotFound(f"No stored event {event_id}.", field="event_id")
     return row
+
+
+def failed_attempts(session: Session, event: StripeEvent) -> list[StripeEventAttempt]:
+    """The event's kept failed attempts (at most ``MAX_ATTEMPTS_KEPT``), oldest first."""
+    return list(
+        session.scalars(
+            select(StripeEventAttempt)
+            .where(StripeEventAttempt.stripe_event_id == event.id)
+            .order_by(StripeEventAttempt.id)
+        )
+    )
 
 
 def replay(session: Session, event_id: str) -> StripeEvent:

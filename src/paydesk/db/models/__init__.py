@@ -19,7 +19,7 @@ from paydesk.db.models.analytics import (
 from paydesk.db.models.base import Base
 from paydesk.db.models.catalog import Price, Product
 from paydesk.db.models.customers import Customer
-from paydesk.db.models.events import StripeEvent, WebhookRejection
+from paydesk.db.models.events import StripeEvent, StripeEventAttempt, WebhookRejection
 from paydesk.db.models.payments import Dispute, Payment, Refund
 from paydesk.db.models.portal import EmailOutbox, PortalSession
 from paydesk.db.models.subscriptions import Invoice, Subscription
@@ -47,6 +47,7 @@ __all__ = [
     "Product",
     "Refund",
     "StripeEvent",
+    "StripeEventAttempt",
     "Subscription",
     "SubscriptionDaily",
     "WebhookRejection",

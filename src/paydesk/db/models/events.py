@@ -4,14 +4,25 @@
 payload kept verbatim) and worked off by ``paydesk worker``, which records the
 outcome on the same row. ``webhook_rejections`` records deliveries that failed
 verification — never their payload — so suspicious traffic can be counted and
-alerted on.
+alerted on. ``stripe_event_attempts`` keeps the failed processing attempts of an
+event (its history; the success is the event row itself).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from paydesk.db.models.base import Base, utcnow
@@ -57,6 +68,38 @@ class StripeEvent(Base):
     processing_ms: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str | None] = mapped_column(String(255))
     lease_token: Mapped[str | None] = mapped_column(String(32))
+
+
+# Failed attempts kept per event (newest), and the characters of an error kept:
+# a poison event retried for ever keeps a bounded history.
+MAX_ATTEMPTS_KEPT = 20
+MAX_ATTEMPT_ERROR = 1000
+
+
+class StripeEventAttempt(Base):
+    """One failed processing attempt of a stored event (``webhooks.process.lease``).
+
+    Written by the worker in the transaction that records the failure on the event
+    row; only the newest ``MAX_ATTEMPTS_KEPT`` of an event are kept. ``attempt`` is
+    the event's attempt count at that time (a replay starts counting again);
+    ``outcome`` is ``failed`` (to be retried) or ``parked`` (the attempt limit was
+    reached). ``error_message`` is the exception text, redacted and cut.
+    """
+
+    __tablename__ = "stripe_event_attempts"
+    __table_args__ = (Index("ix_stripe_event_attempts_event_id", "stripe_event_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    stripe_event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("stripe_events.id", ondelete="CASCADE"),
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    error_type: Mapped[str] = mapped_column(String(128))
+    error_message: Mapped[str] = mapped_column(String(MAX_ATTEMPT_ERROR))
+    outcome: Mapped[str] = mapped_column(String(16))
 
 
 class WebhookRejection(Base):

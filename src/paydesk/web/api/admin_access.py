@@ -44,6 +44,30 @@ class EventOut(BaseModel):
     created: int
 
 
+class AttemptOut(BaseModel):
+    """A failed processing attempt of an event (the error redacted and cut)."""
+
+    attempt: int = Field(description="The event's attempt count then (a replay restarts it)")
+    at: datetime
+    worker: str | None
+    error_type: str
+    error_message: str
+    outcome: str = Field(description="failed (retried later) or parked (attempt limit)")
+
+
+class EventDetailOut(EventOut):
+    """A stored webhook event with its outcome and its failed attempts."""
+
+    outcome: str | None
+    received_at: datetime
+    first_attempt_at: datetime | None
+    processed_at: datetime | None
+    failed_attempts: list[AttemptOut] = Field(
+        description="The newest failed attempts (at most 20), oldest first; "
+        "a success is the event's own status and outcome"
+    )
+
+
 class AuditOut(BaseModel):
     """One audit log entry."""
 
@@ -122,6 +146,40 @@ def list_events(
         )
         for row in operations.list_events(session, status=status, limit=limit)
     ]
+
+
+@router.get(
+    "/events/{event_id}",
+    summary="One stored event and its failed attempts",
+    responses=error_responses(404, 422),
+)
+def retrieve_event(event_id: str, session: SessionDep) -> EventDetailOut:
+    """A stored Stripe event by id: status, outcome and the history of its failed
+    processing attempts (never the payload)."""
+    row = operations.get_event(session, event_id)
+    return EventDetailOut(
+        id=row.event_id,
+        type=row.type,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created=row.created,
+        outcome=row.outcome,
+        received_at=row.received_at,
+        first_attempt_at=row.first_attempt_at,
+        processed_at=row.processed_at,
+        failed_attempts=[
+            AttemptOut(
+                attempt=a.attempt,
+                at=a.at,
+                worker=a.worker,
+                error_type=a.error_type,
+                error_message=a.error_message,
+                outcome=a.outcome,
+            )
+            for a in operations.failed_attempts(session, row)
+        ],
+    )
 
 
 @router.post(

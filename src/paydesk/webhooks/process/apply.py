@@ -27,7 +27,8 @@ from paydesk.analytics.business import SUBSCRIPTION_EVENTS
 from paydesk.billing import mirror
 from paydesk.db.models import Payment
 from paydesk.db.models.base import utcnow
-from paydesk.logs import get_logger
+from paydesk.db.models.events import MAX_ATTEMPT_ERROR
+from paydesk.logs import get_logger, redact_text
 from paydesk.webhooks.handlers import (
     DISPUTED_CACHE,
     OBJECT_TYPES,
@@ -40,7 +41,14 @@ from paydesk.webhooks.handlers import (
     handler_for,
     prefetch_disputed,
 )
-from paydesk.webhooks.process.lease import EventRow, Lease, load_leased, lock_busy, record
+from paydesk.webhooks.process.lease import (
+    EventRow,
+    Failure,
+    Lease,
+    load_leased,
+    lock_busy,
+    record,
+)
 
 log = get_logger(__name__)
 
@@ -123,6 +131,7 @@ class Rules:
     backoff: Callable[[int], float]
     after_apply: AfterApply | None
     postgres: bool
+    worker: str | None = None  # the worker's name, kept with each failed attempt
 
 
 class _RetrySafely(Exception):
@@ -292,7 +301,7 @@ def _apply_one(
                     rules.after_apply(session, row.type, payload)
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
             _count_attempt(row, now)
-            _record_failure(row, exc, rules, tally)
+            _record_failure(row, exc, rules, tally, now)
             return
     _count_attempt(row, now)
     row.status = "processed"
@@ -311,10 +320,15 @@ def _count_attempt(row: EventRow, now: datetime) -> None:
     row.attempts += 1
 
 
-def _record_failure(row: EventRow, exc: Exception, rules: Rules, tally: Tally) -> None:
+def _record_failure(
+    row: EventRow, exc: Exception, rules: Rules, tally: Tally, now: datetime
+) -> None:
     # Retrying events stay ``pending`` (with their error) until the limit parks them
     # as ``failed``; ``paydesk events replay --failed`` brings parked ones back.
-    message = f"{type(exc).__name__}: {exc}"[:2000]
+    # Exception text may quote input: redacted like the logs before it is stored,
+    # and cut after that (so a cut cannot leave a card number too short to match).
+    text = str(exc)[:10_000]
+    message = redact_text(f"{type(exc).__name__}: {text}")[:2000]
     row.last_error = message
     row.outcome = None
     if isinstance(exc, RefetchRateLimited):
@@ -335,3 +349,11 @@ def _record_failure(row: EventRow, exc: Exception, rules: Rules, tally: Tally) -
         level = log.info if isinstance(exc, Deferred) else log.warning
         level("webhook_event_failed", event_id=row.event_id, type=row.type, error=message)
     tally.failed += 1
+    row.failure = Failure(
+        attempt=row.attempts,
+        at=now,
+        worker=rules.worker[:255] if rules.worker else None,
+        error_type=type(exc).__name__[:128],
+        error_message=redact_text(text)[:MAX_ATTEMPT_ERROR],
+        outcome="parked" if row.status == "failed" else "failed",
+    )

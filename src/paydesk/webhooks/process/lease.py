@@ -13,7 +13,9 @@ batch runs, however long it runs. Rows another worker claimed before that (the
 lease had expired) are not loaded. The outcome is written only where the token is
 still the worker's own (``attempts`` incremented in SQL: ``record``); if a row no
 longer matches, ``LeaseLost`` is raised and the caller rolls the batch back
-instead of writing over the new owner. On PostgreSQL a transaction-scoped
+instead of writing over the new owner. A failed attempt also adds a row to
+``stripe_event_attempts`` in that transaction (the newest ``MAX_ATTEMPTS_KEPT``
+per event are kept). On PostgreSQL a transaction-scoped
 advisory lock per touched Stripe object (``lock_busy``) keeps two workers from
 writing one object at once.
 
@@ -35,13 +37,14 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, and_, bindparam, func, select, text, update
+from sqlalchemy import Engine, Table, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from paydesk.billing import mirror
-from paydesk.db.models import StripeEvent
+from paydesk.db.models import StripeEvent, StripeEventAttempt
 from paydesk.db.models.base import utcnow
+from paydesk.db.models.events import MAX_ATTEMPTS_KEPT
 from paydesk.logs import get_logger
 
 log = get_logger(__name__)
@@ -75,6 +78,18 @@ class LeaseLost(Exception):
         self.lost = lost
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A failed attempt, as kept in ``stripe_event_attempts`` (message redacted, cut)."""
+
+    attempt: int
+    at: datetime
+    worker: str | None
+    error_type: str
+    error_message: str
+    outcome: str  # "failed" (retried later) or "parked"
+
+
 @dataclass
 class EventRow:
     """The columns of a claimed event the worker reads and writes (not an ORM object).
@@ -99,6 +114,7 @@ class EventRow:
     processed_at: datetime | None = None
     processing_ms: float | None = None
     changed: bool = False
+    failure: Failure | None = None
 
     def values(self, token: str) -> dict[str, Any]:
         """Parameters of ``_RECORD`` for this row (``attempts`` is counted in SQL)."""
@@ -152,6 +168,35 @@ _RECORD = (
         processing_ms=bindparam("b_processing_ms"),
         lease_token=None,
     )
+)
+
+
+_ATTEMPTS = cast(Table, StripeEventAttempt.__table__)
+
+_ADD_ATTEMPT = insert(_ATTEMPTS).values(
+    stripe_event_id=bindparam("a_event"),
+    attempt=bindparam("a_attempt"),
+    at=bindparam("a_at"),
+    worker=bindparam("a_worker"),
+    error_type=bindparam("a_error_type"),
+    error_message=bindparam("a_error_message"),
+    outcome=bindparam("a_outcome"),
+)
+
+# Everything older than the event's newest MAX_ATTEMPTS_KEPT attempts (by id: a
+# replay restarts the attempt count). Nothing when it has no more than that.
+_newer = _ATTEMPTS.alias("newer")
+_PRUNE_ATTEMPTS = delete(_ATTEMPTS).where(
+    _ATTEMPTS.c.stripe_event_id == bindparam("a_event"),
+    _ATTEMPTS.c.id
+    <= (
+        select(_newer.c.id)
+        .where(_newer.c.stripe_event_id == bindparam("a_event"))
+        .order_by(_newer.c.id.desc())
+        .limit(1)
+        .offset(MAX_ATTEMPTS_KEPT)
+        .scalar_subquery()
+    ),
 )
 
 
@@ -305,6 +350,31 @@ def record(session: Session, lease: Lease, events: dict[int, EventRow]) -> None:
         written = session.connection().execute(_RECORD, changed).rowcount
         if written != len(changed):
             raise LeaseLost(len(changed) - written)
+    _add_failures(session, [(row.id, row.failure) for row in events.values() if row.failure])
+
+
+def _add_failures(session: Session, failures: list[tuple[int, Failure]]) -> None:
+    # In the batch's transaction, after its rows were found still ours: the history
+    # and the event's status are committed (or rolled back) together.
+    if not failures:
+        return
+    connection = session.connection()
+    connection.execute(
+        _ADD_ATTEMPT,
+        [
+            {
+                "a_event": pk,
+                "a_attempt": f.attempt,
+                "a_at": f.at,
+                "a_worker": f.worker,
+                "a_error_type": f.error_type,
+                "a_error_message": f.error_message,
+                "a_outcome": f.outcome,
+            }
+            for pk, f in failures
+        ],
+    )
+    connection.execute(_PRUNE_ATTEMPTS, [{"a_event": pk} for pk, _ in failures])
 
 
 def _lock_keys(event: dict[str, Any]) -> list[str]:

@@ -138,6 +138,7 @@ class Worker:
             backoff=self._backoff,
             after_apply=self._after_apply,
             postgres=self._postgres,
+            worker=self.name,
         )
 
     def _prefetch(self, session: Session, payloads: dict[int, dict[str, Any]]) -> None:

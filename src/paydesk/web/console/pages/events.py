@@ -1,4 +1,5 @@
-"""Console webhook events: list (newest first, with older pages), CSV export, replay."""
+"""Console webhook events: list (newest first, with older pages), CSV export, detail
+(payload and failed attempts), replay."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from paydesk import queries
 from paydesk.admin_actions import operations as operations_actions
+from paydesk.db.models.events import MAX_ATTEMPTS_KEPT
 from paydesk.web.api.deps import SessionDep
 from paydesk.web.console.common import (
     PREFIX,
@@ -118,7 +120,16 @@ def event_detail(
     event_id: str, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> Response:
     row = operations.get_event(session, event_id)
-    return render(request, "event.html", {"e": row, "payload": pretty_payload(row.payload)})
+    return render(
+        request,
+        "event.html",
+        {
+            "e": row,
+            "payload": pretty_payload(row.payload),
+            "failed_attempts": operations.failed_attempts(session, row),
+            "kept": MAX_ATTEMPTS_KEPT,
+        },
+    )
 
 
 @router.post("/events/{event_id}/replay")
