@@ -178,6 +178,10 @@ def test_cli_replay_failed_requeues_parked_events(quiet: Live) -> None:
     (row,) = quiet.stored()
     assert (row.status, row.attempts) == ("failed", 1)
     assert quiet.worker.drain() == 0
+    shown = orjson.loads(paydesk("events", "show", row.event_id, env=cli_env(quiet)).stdout)
+    (attempt,) = shown["failed_attempts"]
+    assert (attempt["attempt"], attempt["outcome"]) == (1, "parked")
+    assert "pi_never" in attempt["error_message"]
     result = paydesk("events", "replay", "--failed", env=cli_env(quiet))
     assert result.returncode == 0, result.stderr
     assert "1 failed event(s) queued again" in result.stdout

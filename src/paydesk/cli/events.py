@@ -57,12 +57,12 @@ def list_command(
 
 @events_app.command("show")
 def show_command(event_id: str = typer.Argument(..., help="The Stripe event id, evt_…")) -> None:
-    """Show one stored event: its processing record and payload."""
+    """Show one stored event: its processing record, failed attempts and payload."""
     import orjson
 
     from paydesk.db.engine import create_engine, session_factory
     from paydesk.errors import NotFound
-    from paydesk.webhooks.operations import get_event
+    from paydesk.webhooks.operations import failed_attempts, get_event
 
     settings = settings_or_exit()
     engine = create_engine(settings.database_url.get_secret_value())
@@ -87,6 +87,17 @@ def show_command(event_id: str = typer.Argument(..., help="The Stripe event id, 
                 "processing_ms": row.processing_ms,
                 "outcome": row.outcome,
                 "last_error": row.last_error,
+                "failed_attempts": [
+                    {
+                        "attempt": a.attempt,
+                        "at": a.at.isoformat(),
+                        "worker": a.worker,
+                        "error_type": a.error_type,
+                        "error_message": a.error_message,
+                        "outcome": a.outcome,
+                    }
+                    for a in failed_attempts(session, row)
+                ],
                 "payload": orjson.loads(row.payload),
             }
         typer.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
