@@ -471,6 +471,8 @@ def test_session_fixation_logout_and_expiry(server: AccessServer, figures: dict[
     assert full_id
     assert full_id not in (planted, pending_id), "no new id when sign-in completed"
     assert console.signed_in()
+    # Signed in, forms carry a token bound to the session (the sign-in page's is not).
+    console.csrf = csrf_of(console.client.get("/admin/").text)
 
     def works(session_id: str) -> bool:
         with httpx.Client(base_url=server.base_url, timeout=60) as other:

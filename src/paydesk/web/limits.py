@@ -180,6 +180,18 @@ class BodyGateMiddleware:
             )
             return
         refusal = await self._credentials_problem(scope, path)
+        if isinstance(refusal, AuthenticationRequired) and upload_route(path):
+            # A console form: a signed-out browser goes to the sign-in page, as from
+            # every console route; the body is still never read.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/admin/login"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         if refusal is not None:
             status = status_for(refusal)
             headers = [(b"www-authenticate", b"Bearer")] if status == 401 else None
